@@ -1,0 +1,36 @@
+/* admin.h - the admin listener: JSON API under /api/v1 and /metrics.
+ *
+ * Served by evhttp on the loop thread, on the [admin] listen addresses
+ * (host:port or unix:PATH). Reads go to the spool's reading connection;
+ * changes go through the writer and are answered only after their commit.
+ *
+ *   GET  /metrics                          Prometheus text
+ *   GET  /api/v1/queue?id=&domain=&recipient=&state=   list (JSON array)
+ *   GET  /api/v1/queue/ID                  one message (JSON object)
+ *   GET  /api/v1/queue/ID/raw              the stored message
+ *   POST /api/v1/queue/ACTION              ACTION: hold|release|kick|drop;
+ *        body {"ids":[..], "domain":"..", "recipient":"..", "all":true}
+ *        answer {"changed": N}
+ *   POST /api/v1/delivery/pause|resume     answer {"paused": bool}
+ *   GET  /api/v1/status                    {"version", "paused", "in_flight", recipients by state}
+ *   POST /api/v1/spool/notify              new mail was committed by `outpost send`
+ */
+#ifndef OUTPOST_ADMIN_ADMIN_H
+#define OUTPOST_ADMIN_ADMIN_H
+
+#include "conf/conf.h"
+#include "deliver/scheduler.h"
+#include "spool/spool.h"
+#include "spool/writer.h"
+
+#include <stddef.h>
+
+struct event_base;
+struct admin;
+
+struct admin *admin_start(struct event_base *base, const struct conf *conf, struct spool *reader,
+			  struct spool_writer *writer, struct scheduler *sched, char *why,
+			  size_t whylen);
+void admin_stop(struct admin *a);
+
+#endif

@@ -1,0 +1,274 @@
+/* main.c - command dispatch. */
+#include "admin/admin.h"
+#include "cli/cli.h"
+#include "conf/conf.h"
+#include "deliver/scheduler.h"
+#include "spool/spool.h"
+#include "spool/writer.h"
+#include "submit/send.h"
+#include "submit/smtpd.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int usage(void)
+{
+	fputs("usage: outpost [-c FILE] COMMAND ...\n"
+	      "  serve                          run the daemon\n"
+	      "  send [-f SENDER] [-t] [-i] [--requiretls] [RCPT...]   queue a message from stdin\n"
+	      "  queue list [--json] [--domain D] [--held]\n"
+	      "  queue show ID [--json] | queue cat ID\n"
+	      "  queue kick|hold|release|drop (ID... | --domain D | --recipient ADDR | --all)\n"
+	      "  queue pause|resume\n"
+	      "  spool check                    check the spool's integrity\n"
+	      "  config check|defaults          validate a config / print every key\n"
+	      "  version\n",
+	      stderr);
+	return 2;
+}
+
+/* Removes "-c FILE" (anywhere among the options) from argv. */
+static const char *take_config_option(int *argc, char **argv)
+{
+	const char *path = NULL;
+	int o = 0;
+	for (int i = 0; i < *argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < *argc) {
+			path = argv[++i];
+			continue;
+		}
+		if (strncmp(argv[i], "-c", 2) == 0 && argv[i][2] != '\0' && o > 0 &&
+		    strcmp(argv[0], "sendmail") != 0) {
+			path = argv[i] + 2;
+			continue;
+		}
+		argv[o++] = argv[i];
+	}
+	argv[o] = NULL;
+	*argc = o;
+	return path;
+}
+
+struct daemon {
+	struct event_base *base;
+	struct conf *conf;
+	struct spool_writer *writer;
+	struct spool *reader;
+	struct scheduler *sched;
+	struct smtpd *smtpd;
+	struct admin *admin;
+	int lock_fd;
+};
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	log_event(LOG_INFO, "shutdown", "signal=%d", (int)sig);
+	event_base_loopexit(d->base, NULL);
+}
+
+static void on_queued(void *arg)
+{
+	scheduler_wake(((struct daemon *)arg)->sched);
+}
+
+/* One daemon per spool: a second one would schedule the same recipients. */
+static int lock_data_dir(struct daemon *d)
+{
+	char path[4096];
+	mkdir(d->conf->data_dir, 0750);
+	snprintf(path, sizeof path, "%s/outpost.lock", d->conf->data_dir);
+	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		fprintf(stderr, "outpost: %s: %s\n", path,
+			errno == EWOULDBLOCK ? "another outpost serves this spool"
+					     : strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void log_recovery(struct spool *reader)
+{
+	int64_t n[5];
+	spool_count_states(reader, n);
+	log_event(LOG_INFO, "spool_opened",
+		  "queued=%lld held=%lld deferred=%lld delivered=%lld failed=%lld",
+		  (long long)n[RCPT_QUEUED], (long long)n[RCPT_HELD], (long long)n[RCPT_DEFERRED],
+		  (long long)n[RCPT_DELIVERED], (long long)n[RCPT_FAILED]);
+}
+
+static int daemon_start(struct daemon *d)
+{
+	char why[512];
+	d->writer = spool_writer_start(d->base, d->conf->data_dir, why, sizeof why);
+	if (d->writer == NULL)
+		goto fail;
+	d->reader = spool_open(d->conf->data_dir, why, sizeof why);
+	if (d->reader == NULL)
+		goto fail;
+	log_recovery(d->reader);
+	d->sched = scheduler_start(d->base, d->conf, d->reader, d->writer);
+	d->smtpd = smtpd_start(d->base, d->conf, d->writer, on_queued, d, why, sizeof why);
+	if (d->smtpd == NULL)
+		goto fail;
+	d->admin = admin_start(d->base, d->conf, d->reader, d->writer, d->sched, why, sizeof why);
+	if (d->admin == NULL)
+		goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "outpost: %s\n", why);
+	log_event(LOG_ERROR, "start_failed", "reason=%s", log_quote(why));
+	return -1;
+}
+
+/* Order matters: stop taking work, let the writer report every pending
+ * commit (sessions still get their 250), then free. */
+static void daemon_stop(struct daemon *d)
+{
+	if (d->smtpd)
+		smtpd_stop_accepting(d->smtpd);
+	admin_stop(d->admin);
+	scheduler_stop(d->sched);
+	spool_writer_stop(d->writer);
+	smtpd_stop(d->smtpd);
+	scheduler_free(d->sched);
+	spool_close(d->reader);
+}
+
+static int cmd_serve(struct conf *conf)
+{
+	struct daemon d = {.conf = conf, .lock_fd = -1};
+	signal(SIGPIPE, SIG_IGN);
+	if (lock_data_dir(&d) < 0)
+		return 1;
+	d.base = event_base_new();
+	struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
+	struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
+	event_add(sigterm, NULL);
+	event_add(sigint, NULL);
+	log_event(LOG_INFO, "starting", "version=%s hostname=%s data_dir=%s", OUTPOST_VERSION,
+		  conf->hostname, log_quote(conf->data_dir));
+	int rc = daemon_start(&d) == 0 ? 0 : 1;
+	if (rc == 0)
+		event_base_dispatch(d.base);
+	daemon_stop(&d);
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(d.base);
+	close(d.lock_fd);
+	log_event(LOG_INFO, "stopped", "%s", "");
+	return rc;
+}
+
+static void print_problem(const char *problem, void *arg)
+{
+	fprintf(stderr, "outpost: spool: %s\n", problem);
+}
+
+static int cmd_spool(int argc, char **argv, struct conf *conf)
+{
+	if (argc < 1 || strcmp(argv[0], "check") != 0)
+		return usage();
+	char why[256];
+	struct spool *s = spool_open(conf->data_dir, why, sizeof why);
+	if (s == NULL) {
+		fprintf(stderr, "outpost: %s\n", why);
+		return 1;
+	}
+	int problems = spool_check(s, print_problem, NULL);
+	spool_close(s);
+	printf("%d problem%s\n", problems, problems == 1 ? "" : "s");
+	return problems == 0 ? 0 : 1;
+}
+
+static void print_config_error(const char *file, int line, const char *msg, void *arg)
+{
+	fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+}
+
+static int cmd_config(int argc, char **argv, const char *path)
+{
+	if (argc >= 1 && strcmp(argv[0], "defaults") == 0) {
+		conf_print_defaults(stdout);
+		return 0;
+	}
+	if (argc < 1 || strcmp(argv[0], "check") != 0)
+		return usage();
+	if (path == NULL && argc >= 2)
+		path = argv[1];
+	if (path == NULL)
+		path = "outpost.conf";
+	struct conf c;
+	conf_defaults(&c);
+	int n = conf_load_file(&c, path, print_config_error, NULL);
+	conf_free(&c);
+	if (n < 0) {
+		fprintf(stderr, "outpost: cannot read %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (n > 0)
+		return 1;
+	printf("%s: ok\n", path);
+	return 0;
+}
+
+static int dispatch(int argc, char **argv, struct conf *conf)
+{
+	const char *cmd = argv[0];
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve(conf);
+	if (strcmp(cmd, "send") == 0) {
+		log_set_level(LOG_WARN); /* a cron job's sendmail stays quiet */
+		int rc = send_main(argc, argv, conf, stdin);
+		if (rc == 0)
+			cli_notify_daemon(conf); /* a running daemon starts at once */
+		return rc;
+	}
+	if (strcmp(cmd, "queue") == 0)
+		return argc < 2 ? usage() : cli_queue(argc - 1, argv + 1, conf);
+	if (strcmp(cmd, "spool") == 0)
+		return cmd_spool(argc - 1, argv + 1, conf);
+	return usage();
+}
+
+int main(int argc, char **argv)
+{
+	const char *name = basename(argv[0]);
+	bool as_sendmail = strcmp(name, "sendmail") == 0;
+	argv[0] = as_sendmail ? "sendmail" : argv[0];
+	const char *path = take_config_option(&argc, argv);
+	if (!as_sendmail && argc < 2)
+		return usage();
+	if (!as_sendmail && strcmp(argv[1], "version") == 0) {
+		printf("outpost %s\n", OUTPOST_VERSION);
+		return 0;
+	}
+	if (!as_sendmail && strcmp(argv[1], "config") == 0)
+		return cmd_config(argc - 2, argv + 2, path);
+	struct conf conf;
+	if (conf_load_default(&conf, path) < 0)
+		return 1;
+	log_set_level((enum log_level)conf.log_level);
+	int rc;
+	if (as_sendmail) {
+		log_set_level(LOG_WARN);
+		rc = send_main(argc, argv, &conf, stdin);
+		if (rc == 0)
+			cli_notify_daemon(&conf);
+	} else {
+		rc = dispatch(argc - 1, argv + 1, &conf);
+	}
+	conf_free(&conf);
+	return rc;
+}

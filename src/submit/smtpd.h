@@ -1,0 +1,35 @@
+/* smtpd.h - the SMTP submission listener (RFC 5321, RFC 6409).
+ *
+ * Sessions run on the libevent loop as an explicit state machine. A message
+ * is acknowledged with 250 only after the spool writer's commit that holds
+ * it. Mail is accepted only from authenticated clients or from loopback:
+ * never an open relay. Every limit of the [submission] section has its own
+ * clear reply.
+ */
+#ifndef OUTPOST_SUBMIT_SMTPD_H
+#define OUTPOST_SUBMIT_SMTPD_H
+
+#include "conf/conf.h"
+#include "spool/writer.h"
+
+#include <stddef.h>
+
+struct event_base;
+struct smtpd;
+
+/* Called on the loop thread after each message is committed. */
+typedef void (*smtpd_queued_fn)(void *arg);
+
+struct smtpd *smtpd_start(struct event_base *base, const struct conf *conf,
+			  struct spool_writer *writer, smtpd_queued_fn queued, void *arg, char *why,
+			  size_t whylen);
+
+/* Shutdown, first step: closes the listeners; sessions waiting for a commit
+ * still get their reply but start nothing new. Then stop the spool writer
+ * (which reports every pending commit), then smtpd_stop. */
+void smtpd_stop_accepting(struct smtpd *d);
+
+/* Closes every session and frees the listener. */
+void smtpd_stop(struct smtpd *d);
+
+#endif
