@@ -253,7 +253,7 @@ static bool domain_check(const unsigned char *s, size_t len, bool utf8, struct s
 
 				if (!utf8)
 					return addr_fail(err, "5.6.7",
-							 "non-ASCII address requires SMTPUTF8");
+					                 "non-ASCII address requires SMTPUTF8");
 				if (n == 0)
 					return addr_fail(err, "5.1.3", "invalid UTF-8 in domain");
 				i += n;
@@ -398,7 +398,7 @@ static bool mailbox_finish(struct smtp_addr *out, size_t mailbox_len, struct smt
 }
 
 bool smtp_path_parse(const char *s, size_t len, unsigned flags, struct smtp_addr *out,
-		     size_t *consumed, struct smtp_error *err)
+                     size_t *consumed, struct smtp_error *err)
 {
 	struct cursor c = {(const unsigned char *)s, (const unsigned char *)s + len, flags, err};
 	const unsigned char *mailbox;
@@ -432,7 +432,7 @@ bool smtp_path_parse(const char *s, size_t len, unsigned flags, struct smtp_addr
 /* An empty mailbox stands for the null path when that is allowed, so that
  * "sendmail -f ''" can name the null sender. */
 bool smtp_mailbox_parse(const char *s, size_t len, unsigned flags, struct smtp_addr *out,
-			struct smtp_error *err)
+                        struct smtp_error *err)
 {
 	struct cursor c = {(const unsigned char *)s, (const unsigned char *)s + len, flags, err};
 

@@ -39,7 +39,7 @@ static void copy_cstr(char *dst, size_t n, const char *src)
 }
 
 static bool cmd_fail(struct smtp_command_error *err, int code, const char *enhanced,
-		     const char *reason)
+                     const char *reason)
 {
 	if (err) {
 		err->code = code;
@@ -119,32 +119,48 @@ static bool line_chars_ok(const char *line, size_t len)
 	return true;
 }
 
-static const char *const verb_names[] = {
-	[SMTP_VERB_UNKNOWN] = "UNKNOWN", [SMTP_VERB_EHLO] = "EHLO",
-	[SMTP_VERB_HELO] = "HELO",	 [SMTP_VERB_MAIL] = "MAIL",
-	[SMTP_VERB_RCPT] = "RCPT",	 [SMTP_VERB_DATA] = "DATA",
-	[SMTP_VERB_BDAT] = "BDAT",	 [SMTP_VERB_RSET] = "RSET",
-	[SMTP_VERB_NOOP] = "NOOP",	 [SMTP_VERB_QUIT] = "QUIT",
-	[SMTP_VERB_VRFY] = "VRFY",	 [SMTP_VERB_EXPN] = "EXPN",
-	[SMTP_VERB_HELP] = "HELP",	 [SMTP_VERB_STARTTLS] = "STARTTLS",
-	[SMTP_VERB_AUTH] = "AUTH",
-};
-
-#define VERB_COUNT (sizeof(verb_names) / sizeof(verb_names[0]))
-
 const char *smtp_verb_name(enum smtp_verb v)
 {
-	if ((size_t)v >= VERB_COUNT)
+	switch (v) {
+	case SMTP_VERB_EHLO:
+		return "EHLO";
+	case SMTP_VERB_HELO:
+		return "HELO";
+	case SMTP_VERB_MAIL:
+		return "MAIL";
+	case SMTP_VERB_RCPT:
+		return "RCPT";
+	case SMTP_VERB_DATA:
+		return "DATA";
+	case SMTP_VERB_BDAT:
+		return "BDAT";
+	case SMTP_VERB_RSET:
+		return "RSET";
+	case SMTP_VERB_NOOP:
+		return "NOOP";
+	case SMTP_VERB_QUIT:
+		return "QUIT";
+	case SMTP_VERB_VRFY:
+		return "VRFY";
+	case SMTP_VERB_EXPN:
+		return "EXPN";
+	case SMTP_VERB_HELP:
+		return "HELP";
+	case SMTP_VERB_STARTTLS:
+		return "STARTTLS";
+	case SMTP_VERB_AUTH:
+		return "AUTH";
+	default:
 		return "UNKNOWN";
-	return verb_names[v];
+	}
 }
 
 static enum smtp_verb verb_lookup(const char *s, size_t n)
 {
-	size_t v;
+	int v;
 
-	for (v = 1; v < VERB_COUNT; v++)
-		if (word_is(s, n, verb_names[v]))
+	for (v = SMTP_VERB_EHLO; v <= SMTP_VERB_AUTH; v++)
+		if (word_is(s, n, smtp_verb_name((enum smtp_verb)v)))
 			return (enum smtp_verb)v;
 	return SMTP_VERB_UNKNOWN;
 }
@@ -156,11 +172,11 @@ struct param_def {
 	bool has_value; /* "NAME=value" when true, bare "NAME" when false */
 	/* Stores the value; NULL for accepted-and-ignored parameters. */
 	bool (*apply)(struct smtp_command *cmd, const char *v, size_t n,
-		      struct smtp_command_error *err);
+	              struct smtp_command_error *err);
 };
 
 static bool param_size(struct smtp_command *cmd, const char *v, size_t n,
-		       struct smtp_command_error *err)
+                       struct smtp_command_error *err)
 {
 	/* RFC 1870 §3: size-value = 1*20DIGIT */
 	if (!parse_u64(v, n, &cmd->size))
@@ -170,7 +186,7 @@ static bool param_size(struct smtp_command *cmd, const char *v, size_t n,
 }
 
 static bool param_body(struct smtp_command *cmd, const char *v, size_t n,
-		       struct smtp_command_error *err)
+                       struct smtp_command_error *err)
 {
 	if (word_is(v, n, "7BIT"))
 		cmd->body = SMTP_BODY_7BIT;
@@ -184,32 +200,32 @@ static bool param_body(struct smtp_command *cmd, const char *v, size_t n,
 }
 
 static bool param_smtputf8(struct smtp_command *cmd, const char *v, size_t n,
-			   struct smtp_command_error *err)
+                           struct smtp_command_error *err)
 {
 	cmd->smtputf8 = true;
 	return true;
 }
 
 static bool param_requiretls(struct smtp_command *cmd, const char *v, size_t n,
-			     struct smtp_command_error *err)
+                             struct smtp_command_error *err)
 {
 	cmd->requiretls = true; /* RFC 8689 §4.1 */
 	return true;
 }
 
 static const struct param_def mail_params[] = {
-	{"SIZE", true, param_size},
-	{"BODY", true, param_body},
-	{"SMTPUTF8", false, param_smtputf8},
-	{"REQUIRETLS", false, param_requiretls},
-	{"AUTH", true, NULL},
-	{"RET", true, NULL},
-	{"ENVID", true, NULL},
+    {"SIZE", true, param_size},
+    {"BODY", true, param_body},
+    {"SMTPUTF8", false, param_smtputf8},
+    {"REQUIRETLS", false, param_requiretls},
+    {"AUTH", true, NULL},
+    {"RET", true, NULL},
+    {"ENVID", true, NULL},
 };
 
 static const struct param_def rcpt_params[] = {
-	{"NOTIFY", true, NULL},
-	{"ORCPT", true, NULL},
+    {"NOTIFY", true, NULL},
+    {"ORCPT", true, NULL},
 };
 
 /* esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-") */
@@ -243,7 +259,7 @@ static bool value_ok(const char *s, size_t n)
 
 /* Applies one "keyword[=value]" token against the verb's table. */
 static bool param_one(const char *tok, size_t n, const struct param_def *defs, size_t ndefs,
-		      unsigned *seen, struct smtp_command *cmd, struct smtp_command_error *err)
+                      unsigned *seen, struct smtp_command *cmd, struct smtp_command_error *err)
 {
 	const char *eq = memchr(tok, '=', n);
 	size_t klen = eq ? (size_t)(eq - tok) : n;
@@ -261,8 +277,8 @@ static bool param_one(const char *tok, size_t n, const struct param_def *defs, s
 		*seen |= 1u << i;
 		if (defs[i].has_value != (eq != NULL))
 			return cmd_fail(err, 501, "5.5.4",
-					defs[i].has_value ? "parameter needs a value"
-							  : "parameter takes no value");
+			                defs[i].has_value ? "parameter needs a value"
+			                                  : "parameter takes no value");
 		return defs[i].apply ? defs[i].apply(cmd, v, vlen, err) : true;
 	}
 	/* §4.1.1.11: parameters not recognized are answered with 555. */
@@ -271,7 +287,7 @@ static bool param_one(const char *tok, size_t n, const struct param_def *defs, s
 
 /* Parses the text after the path: nothing, or SP-separated parameters. */
 static bool params_parse(const char *s, size_t n, const struct param_def *defs, size_t ndefs,
-			 struct smtp_command *cmd, struct smtp_command_error *err)
+                         struct smtp_command *cmd, struct smtp_command_error *err)
 {
 	unsigned seen = 0;
 	size_t i = 0;
@@ -322,11 +338,11 @@ static bool parse_mail(struct smtp_command *cmd, struct smtp_command_error *err)
 	/* The path is parsed with UTF-8 allowed because SMTPUTF8 comes after
 	 * it; the check against the parameter follows (RFC 6531 §3.4). */
 	if (!smtp_path_parse(arg + i, n - i, SMTP_PATH_ALLOW_NULL | SMTP_PATH_UTF8, &cmd->addr,
-			     &used, &e))
+	                     &used, &e))
 		return cmd_fail_addr(err, &e, true);
 	i += used;
 	if (!params_parse(arg + i, n - i, mail_params, sizeof(mail_params) / sizeof(mail_params[0]),
-			  cmd, err))
+	                  cmd, err))
 		return false;
 	if (cmd->addr.utf8 && !cmd->smtputf8)
 		return cmd_fail(err, 553, "5.6.7", "non-ASCII address requires SMTPUTF8");
@@ -362,7 +378,7 @@ static bool parse_rcpt(struct smtp_command *cmd, struct smtp_command_error *err)
 	}
 	i += used;
 	return params_parse(arg + i, n - i, rcpt_params,
-			    sizeof(rcpt_params) / sizeof(rcpt_params[0]), cmd, err);
+	                    sizeof(rcpt_params) / sizeof(rcpt_params[0]), cmd, err);
 }
 
 /* RFC 3030 §2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] */
@@ -395,7 +411,8 @@ static bool parse_args(struct smtp_command *cmd, struct smtp_command_error *err)
 		return true;
 	case SMTP_VERB_AUTH:
 		if (cmd->arg_len == 0)
-			return cmd_fail(err, 501, "5.5.4", "an authentication mechanism is required");
+			return cmd_fail(err, 501, "5.5.4",
+			                "an authentication mechanism is required");
 		return true;
 	case SMTP_VERB_MAIL:
 		return parse_mail(cmd, err);
@@ -416,7 +433,7 @@ static bool parse_args(struct smtp_command *cmd, struct smtp_command_error *err)
 }
 
 bool smtp_command_parse(const char *line, size_t len, struct smtp_command *cmd,
-			struct smtp_command_error *err)
+                        struct smtp_command_error *err)
 {
 	size_t vlen = 0, i;
 

@@ -21,11 +21,11 @@
 #include <string.h>
 
 enum data_state {
-	ST_BOL,	   /* at the start of a line */
-	ST_DOT,	   /* a line began with '.', which was dropped */
+	ST_BOL,    /* at the start of a line */
+	ST_DOT,    /* a line began with '.', which was dropped */
 	ST_DOT_CR, /* ".\r" at the start of a line, neither written yet */
-	ST_MID,	   /* inside a line */
-	ST_CR,	   /* inside a line, the last octet was CR */
+	ST_MID,    /* inside a line */
+	ST_CR,     /* inside a line, the last octet was CR */
 	ST_DONE,   /* the end-of-data line was consumed */
 };
 
@@ -159,7 +159,7 @@ static bool line_start(struct smtp_data_reader *r, unsigned char ch, struct evbu
  * right after the end-of-data line. Content between skipped octets (dots,
  * the final line) goes to body in one piece. */
 static size_t data_run(struct smtp_data_reader *r, const unsigned char *p, size_t len,
-		       struct evbuffer *body)
+                       struct evbuffer *body)
 {
 	size_t off = 0, copy_from = 0;
 
@@ -217,7 +217,7 @@ void smtp_data_scan(struct smtp_data_reader *r, const unsigned char *p, size_t l
 /* Position of the next ch at or after p, or end; reuses *cache while it is
  * still ahead so that the whole body is searched once per character. */
 static const unsigned char *next_of(const unsigned char **cache, const unsigned char *p,
-				    const unsigned char *end, int ch)
+                                    const unsigned char *end, int ch)
 {
 	const unsigned char *q;
 

@@ -98,7 +98,7 @@ static const char *field_value_end(const char *p, const char *end, const char **
 }
 
 bool msg_header_next(struct msg_header_iter *it, const char **name, size_t *name_len,
-		     const char **value, size_t *value_len)
+                     const char **value, size_t *value_len)
 {
 	const char *p = it->p, *end = it->end, *n_end, *v, *v_end, *next;
 
@@ -253,7 +253,8 @@ static enum tok_type lex_delimited(struct lexer *lx, char close, enum tok_type t
 		lx->p++;
 	}
 	if (lx->p >= lx->end) {
-		lx->why = close == '"' ? "unterminated quoted string" : "unterminated domain literal";
+		lx->why =
+		    close == '"' ? "unterminated quoted string" : "unterminated domain literal";
 		return TOK_ERROR;
 	}
 	lx->p++;
@@ -454,8 +455,8 @@ static bool is_recipient_field(const char *name, size_t n)
 }
 
 int msg_header_recipients(const char *msg, size_t len,
-			  void (*fn)(const char *addr, size_t addr_len, void *arg), void *arg,
-			  char *why, size_t why_len)
+                          void (*fn)(const char *addr, size_t addr_len, void *arg), void *arg,
+                          char *why, size_t why_len)
 {
 	struct msg_header_iter it;
 	const char *name, *value;

@@ -38,10 +38,10 @@ static void add_without_cr(struct evbuffer *out, const char *s, size_t n)
 /* One reply line. Without enhanced code and text the last line is just
  * "ddd": Reply-line allows no SP before an empty textstring. */
 static void reply_line(struct evbuffer *out, int code, char sep, const char *enhanced,
-		       const char *text, size_t n)
+                       const char *text, size_t n)
 {
 	char head[4] = {(char)('0' + code / 100), (char)('0' + code / 10 % 10),
-			(char)('0' + code % 10), sep};
+	                (char)('0' + code % 10), sep};
 	bool has_enhanced = enhanced && *enhanced;
 
 	evbuffer_add(out, head, (sep == '-' || has_enhanced || n > 0) ? 4 : 3);
@@ -195,7 +195,7 @@ static void reply_start(struct smtp_reply_parser *p, int code)
 }
 
 enum smtp_reply_status smtp_reply_parser_feed(struct smtp_reply_parser *p, const char *line,
-					      size_t len)
+                                              size_t len)
 {
 	const char *text;
 	size_t n;

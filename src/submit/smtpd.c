@@ -64,6 +64,8 @@ struct session {
 	bool skipping_line; /* discarding the rest of an overlong line */
 	bool orphaned;	    /* closed while its commit was pending */
 	bool reading_paused;
+	struct event *linger; /* TLS: waits for the final reply to leave */
+	int64_t linger_until_us;
 
 	/* the transaction */
 	bool have_mail;
@@ -721,11 +723,38 @@ static void on_read(struct bufferevent *bev, void *arg)
 	session_process(arg);
 }
 
+/* With TLS, "output drained" means the filter handed the records to the
+ * socket's bufferevent, not that they left: wait for those too, briefly, so
+ * that the final reply (221, 421) reaches the client. */
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	if (under && evbuffer_get_length(bufferevent_get_output(under)) > 0 &&
+	    time_mono_us() < s->linger_until_us) {
+		struct timeval tv = {0, 10000};
+		evtimer_add(s->linger, &tv);
+		return;
+	}
+	session_close(s);
+}
+
+static void close_when_sent(struct session *s)
+{
+	if (!s->tls)
+		return session_close(s);
+	if (s->linger == NULL) {
+		s->linger = evtimer_new(s->d->base, on_linger, s);
+		s->linger_until_us = time_mono_us() + 2000000;
+	}
+	on_linger(-1, 0, s);
+}
+
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 	if (s->state == ST_CLOSING)
-		return session_close(s);
+		return close_when_sent(s);
 	if (s->reading_paused) {
 		s->reading_paused = false;
 		bufferevent_enable(s->bev, EV_READ);
@@ -839,6 +868,10 @@ static void session_free(struct session *s)
 
 static void session_close(struct session *s)
 {
+	if (s->linger) {
+		event_free(s->linger);
+		s->linger = NULL;
+	}
 	if (s->bev) {
 		bufferevent_free(s->bev);
 		s->bev = NULL;

@@ -85,7 +85,7 @@ static void test_simple_path_is_parsed(void **state)
 static void test_dot_string_with_atext_specials_is_accepted(void **state)
 {
 	expect_path_ok("<a!#$%&'*+-/=?^_`{|}~z@example.com>", 0, "a!#$%&'*+-/=?^_`{|}~z",
-		       "example.com");
+	               "example.com");
 	expect_path_ok("<first.middle.last@example.com>", 0, "first.middle.last", "example.com");
 }
 
@@ -204,7 +204,9 @@ static void test_bad_source_route_is_rejected(void **state)
 static void test_utf8_without_smtputf8_is_5_6_7(void **state)
 {
 	expect_path_error("<j\xc3\xb6rg@example.com>", 0, "5.6.7");
-	expect_path_error("<user@b\xc3\xbc" "cher.example>", 0, "5.6.7");
+	expect_path_error("<user@b\xc3\xbc"
+	                  "cher.example>",
+	                  0, "5.6.7");
 	expect_path_error("<\"j\xc3\xb6rg\"@example.com>", 0, "5.6.7");
 	expect_path_error("<\xff@example.com>", SMTP_PATH_ALLOW_NULL, "5.6.7");
 }
@@ -214,10 +216,13 @@ static void test_utf8_with_smtputf8_is_accepted_and_marked(void **state)
 	struct smtp_addr a;
 	struct smtp_error e;
 
-	assert_true(path("<j\xc3\xb6rg@b\xc3\xbc" "cher.example>", SMTP_PATH_UTF8, &a, &e));
+	assert_true(path("<j\xc3\xb6rg@b\xc3\xbc"
+	                 "cher.example>",
+	                 SMTP_PATH_UTF8, &a, &e));
 	assert_true(a.utf8);
 	assert_string_equal(a.localpart, "j\xc3\xb6rg");
-	assert_string_equal(a.domain, "b\xc3\xbc" "cher.example");
+	assert_string_equal(a.domain, "b\xc3\xbc"
+	                              "cher.example");
 	assert_true(path("<\"\xe2\x82\xac x\"@example.com>", SMTP_PATH_UTF8, &a, &e));
 	assert_true(a.utf8);
 	assert_true(path("<ascii@example.com>", SMTP_PATH_UTF8, &a, &e));
@@ -226,7 +231,7 @@ static void test_utf8_with_smtputf8_is_accepted_and_marked(void **state)
 
 static void test_invalid_utf8_is_rejected_even_with_smtputf8(void **state)
 {
-	expect_path_error("<\xc0\xafx@example.com>", SMTP_PATH_UTF8, "5.1.3");	  /* overlong */
+	expect_path_error("<\xc0\xafx@example.com>", SMTP_PATH_UTF8, "5.1.3");     /* overlong */
 	expect_path_error("<\xed\xa0\x80x@example.com>", SMTP_PATH_UTF8, "5.1.3"); /* surrogate */
 	expect_path_error("<\xf4\x90\x80\x80@example.com>", SMTP_PATH_UTF8, "5.1.3");
 	expect_path_error("<\xc3@example.com>", SMTP_PATH_UTF8, "5.1.3"); /* truncated */
@@ -330,7 +335,8 @@ static void test_domain_without_dot_is_valid(void **state)
 
 static void test_u_labels_need_utf8_and_follow_ascii_rules(void **state)
 {
-	const char *d = "b\xc3\xbc" "cher.example";
+	const char *d = "b\xc3\xbc"
+	                "cher.example";
 	char longlabel[200];
 	size_t i;
 
@@ -455,8 +461,11 @@ static void test_domain_key_lowercases_ascii_only(void **state)
 
 	smtp_domain_key("Example.COM", buf, sizeof(buf));
 	assert_string_equal(buf, "example.com");
-	smtp_domain_key("B\xc3\x9c" "CHER.Example", buf, sizeof(buf));
-	assert_string_equal(buf, "b\xc3\x9c" "cher.example");
+	smtp_domain_key("B\xc3\x9c"
+	                "CHER.Example",
+	                buf, sizeof(buf));
+	assert_string_equal(buf, "b\xc3\x9c"
+	                         "cher.example");
 	smtp_domain_key("[IPv6:2001:DB8::1]", buf, sizeof(buf));
 	assert_string_equal(buf, "[ipv6:2001:db8::1]");
 	smtp_domain_key("ABCDEF", buf, 4);
@@ -466,41 +475,41 @@ static void test_domain_key_lowercases_ascii_only(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_simple_path_is_parsed),
-		cmocka_unit_test(test_dot_string_with_atext_specials_is_accepted),
-		cmocka_unit_test(test_dot_string_with_bad_dots_is_rejected),
-		cmocka_unit_test(test_localpart_with_specials_outside_quotes_is_rejected),
-		cmocka_unit_test(test_quoted_localpart_with_space_is_accepted),
-		cmocka_unit_test(test_quoted_localpart_with_escapes_is_kept_as_received),
-		cmocka_unit_test(test_quoted_localpart_errors_are_rejected),
-		cmocka_unit_test(test_ipv4_literal_is_accepted),
-		cmocka_unit_test(test_bad_ipv4_literal_is_rejected),
-		cmocka_unit_test(test_ipv6_literal_is_accepted),
-		cmocka_unit_test(test_bad_ipv6_literal_is_rejected),
-		cmocka_unit_test(test_general_address_literal_is_rejected),
-		cmocka_unit_test(test_null_path_needs_allow_null),
-		cmocka_unit_test(test_source_route_is_accepted_and_ignored),
-		cmocka_unit_test(test_bad_source_route_is_rejected),
-		cmocka_unit_test(test_utf8_without_smtputf8_is_5_6_7),
-		cmocka_unit_test(test_utf8_with_smtputf8_is_accepted_and_marked),
-		cmocka_unit_test(test_invalid_utf8_is_rejected_even_with_smtputf8),
-		cmocka_unit_test(test_utf8_valid_rejects_overlongs_surrogates_and_large_code_points),
-		cmocka_unit_test(test_localpart_of_64_octets_is_accepted_and_65_rejected),
-		cmocka_unit_test(test_domain_of_255_octets_is_valid_and_256_is_not),
-		cmocka_unit_test(test_path_of_256_octets_is_accepted_and_257_rejected),
-		cmocka_unit_test(test_domain_label_of_63_octets_is_valid_and_64_is_not),
-		cmocka_unit_test(test_domain_labels_follow_ldh_rules),
-		cmocka_unit_test(test_domain_without_dot_is_valid),
-		cmocka_unit_test(test_u_labels_need_utf8_and_follow_ascii_rules),
-		cmocka_unit_test(test_control_characters_are_rejected),
-		cmocka_unit_test(test_consumed_stops_after_closing_bracket),
-		cmocka_unit_test(test_path_parse_never_reads_past_len),
-		cmocka_unit_test(test_missing_brackets_are_rejected),
-		cmocka_unit_test(test_bare_mailbox_is_parsed),
-		cmocka_unit_test(test_bare_mailbox_with_trailing_text_is_rejected),
-		cmocka_unit_test(test_empty_mailbox_is_null_only_when_allowed),
-		cmocka_unit_test(test_addr_format_writes_local_at_domain),
-		cmocka_unit_test(test_domain_key_lowercases_ascii_only),
+	    cmocka_unit_test(test_simple_path_is_parsed),
+	    cmocka_unit_test(test_dot_string_with_atext_specials_is_accepted),
+	    cmocka_unit_test(test_dot_string_with_bad_dots_is_rejected),
+	    cmocka_unit_test(test_localpart_with_specials_outside_quotes_is_rejected),
+	    cmocka_unit_test(test_quoted_localpart_with_space_is_accepted),
+	    cmocka_unit_test(test_quoted_localpart_with_escapes_is_kept_as_received),
+	    cmocka_unit_test(test_quoted_localpart_errors_are_rejected),
+	    cmocka_unit_test(test_ipv4_literal_is_accepted),
+	    cmocka_unit_test(test_bad_ipv4_literal_is_rejected),
+	    cmocka_unit_test(test_ipv6_literal_is_accepted),
+	    cmocka_unit_test(test_bad_ipv6_literal_is_rejected),
+	    cmocka_unit_test(test_general_address_literal_is_rejected),
+	    cmocka_unit_test(test_null_path_needs_allow_null),
+	    cmocka_unit_test(test_source_route_is_accepted_and_ignored),
+	    cmocka_unit_test(test_bad_source_route_is_rejected),
+	    cmocka_unit_test(test_utf8_without_smtputf8_is_5_6_7),
+	    cmocka_unit_test(test_utf8_with_smtputf8_is_accepted_and_marked),
+	    cmocka_unit_test(test_invalid_utf8_is_rejected_even_with_smtputf8),
+	    cmocka_unit_test(test_utf8_valid_rejects_overlongs_surrogates_and_large_code_points),
+	    cmocka_unit_test(test_localpart_of_64_octets_is_accepted_and_65_rejected),
+	    cmocka_unit_test(test_domain_of_255_octets_is_valid_and_256_is_not),
+	    cmocka_unit_test(test_path_of_256_octets_is_accepted_and_257_rejected),
+	    cmocka_unit_test(test_domain_label_of_63_octets_is_valid_and_64_is_not),
+	    cmocka_unit_test(test_domain_labels_follow_ldh_rules),
+	    cmocka_unit_test(test_domain_without_dot_is_valid),
+	    cmocka_unit_test(test_u_labels_need_utf8_and_follow_ascii_rules),
+	    cmocka_unit_test(test_control_characters_are_rejected),
+	    cmocka_unit_test(test_consumed_stops_after_closing_bracket),
+	    cmocka_unit_test(test_path_parse_never_reads_past_len),
+	    cmocka_unit_test(test_missing_brackets_are_rejected),
+	    cmocka_unit_test(test_bare_mailbox_is_parsed),
+	    cmocka_unit_test(test_bare_mailbox_with_trailing_text_is_rejected),
+	    cmocka_unit_test(test_empty_mailbox_is_null_only_when_allowed),
+	    cmocka_unit_test(test_addr_format_writes_local_at_domain),
+	    cmocka_unit_test(test_domain_key_lowercases_ascii_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -224,7 +224,7 @@ static void test_mail_auth_ret_envid_are_accepted_and_ignored(void **state)
 	struct smtp_command_error err;
 
 	assert_true(
-		parse("MAIL FROM:<a@b.example> AUTH=<> RET=HDRS ENVID=QQ314159 SIZE=5", &cmd, &err));
+	    parse("MAIL FROM:<a@b.example> AUTH=<> RET=HDRS ENVID=QQ314159 SIZE=5", &cmd, &err));
 	assert_int_equal(cmd.size, 5);
 	assert_true(parse("MAIL FROM:<a@b.example> AUTH=user+40example.com", &cmd, &err));
 }
@@ -281,7 +281,9 @@ static void test_utf8_rcpt_is_always_parsed_and_marked(void **state)
 	struct smtp_command cmd;
 	struct smtp_command_error err;
 
-	assert_true(parse("RCPT TO:<m\xc3\xbcller@b\xc3\xbc" "cher.example>", &cmd, &err));
+	assert_true(parse("RCPT TO:<m\xc3\xbcller@b\xc3\xbc"
+	                  "cher.example>",
+	                  &cmd, &err));
 	assert_true(cmd.addr.utf8);
 	assert_true(parse("RCPT TO:<plain@example.org>", &cmd, &err));
 	assert_false(cmd.addr.utf8);
@@ -308,7 +310,7 @@ static void test_rcpt_dsn_parameters_are_accepted_and_ignored(void **state)
 	struct smtp_command_error err;
 
 	assert_true(parse("RCPT TO:<a@b.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a@b.example",
-			  &cmd, &err));
+	                  &cmd, &err));
 	assert_string_equal(cmd.addr.localpart, "a");
 }
 
@@ -384,36 +386,36 @@ static void test_verb_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_verbs_are_case_insensitive),
-		cmocka_unit_test(test_unknown_verb_is_500_5_5_2),
-		cmocka_unit_test(test_control_characters_in_line_are_500_5_5_2),
-		cmocka_unit_test(test_ehlo_needs_an_argument),
-		cmocka_unit_test(test_commands_without_arguments_reject_one),
-		cmocka_unit_test(test_auth_needs_a_mechanism),
-		cmocka_unit_test(test_mail_from_is_parsed),
-		cmocka_unit_test(test_mail_from_null_path_is_accepted),
-		cmocka_unit_test(test_space_after_colon_is_tolerated),
-		cmocka_unit_test(test_missing_angle_brackets_are_501_5_5_4),
-		cmocka_unit_test(test_bad_sender_syntax_is_5_1_7_and_bad_recipient_5_1_3),
-		cmocka_unit_test(test_mail_size_parameter_is_parsed),
-		cmocka_unit_test(test_mail_size_overflow_and_garbage_are_501),
-		cmocka_unit_test(test_mail_body_parameter),
-		cmocka_unit_test(test_mail_flag_parameters_take_no_value),
-		cmocka_unit_test(test_mail_auth_ret_envid_are_accepted_and_ignored),
-		cmocka_unit_test(test_unknown_parameter_is_555),
-		cmocka_unit_test(test_duplicate_parameter_is_501),
-		cmocka_unit_test(test_malformed_parameters_are_501),
-		cmocka_unit_test(test_multiple_spaces_between_parameters_are_accepted),
-		cmocka_unit_test(test_utf8_mail_path_needs_smtputf8_on_the_same_line),
-		cmocka_unit_test(test_utf8_rcpt_is_always_parsed_and_marked),
-		cmocka_unit_test(test_rcpt_postmaster_without_domain_is_accepted),
-		cmocka_unit_test(test_rcpt_dsn_parameters_are_accepted_and_ignored),
-		cmocka_unit_test(test_rcpt_source_route_is_dropped),
-		cmocka_unit_test(test_bdat_size_and_last),
-		cmocka_unit_test(test_bad_bdat_is_501),
-		cmocka_unit_test(test_arg_points_into_the_line),
-		cmocka_unit_test(test_parse_is_bounded_by_len),
-		cmocka_unit_test(test_verb_names),
+	    cmocka_unit_test(test_verbs_are_case_insensitive),
+	    cmocka_unit_test(test_unknown_verb_is_500_5_5_2),
+	    cmocka_unit_test(test_control_characters_in_line_are_500_5_5_2),
+	    cmocka_unit_test(test_ehlo_needs_an_argument),
+	    cmocka_unit_test(test_commands_without_arguments_reject_one),
+	    cmocka_unit_test(test_auth_needs_a_mechanism),
+	    cmocka_unit_test(test_mail_from_is_parsed),
+	    cmocka_unit_test(test_mail_from_null_path_is_accepted),
+	    cmocka_unit_test(test_space_after_colon_is_tolerated),
+	    cmocka_unit_test(test_missing_angle_brackets_are_501_5_5_4),
+	    cmocka_unit_test(test_bad_sender_syntax_is_5_1_7_and_bad_recipient_5_1_3),
+	    cmocka_unit_test(test_mail_size_parameter_is_parsed),
+	    cmocka_unit_test(test_mail_size_overflow_and_garbage_are_501),
+	    cmocka_unit_test(test_mail_body_parameter),
+	    cmocka_unit_test(test_mail_flag_parameters_take_no_value),
+	    cmocka_unit_test(test_mail_auth_ret_envid_are_accepted_and_ignored),
+	    cmocka_unit_test(test_unknown_parameter_is_555),
+	    cmocka_unit_test(test_duplicate_parameter_is_501),
+	    cmocka_unit_test(test_malformed_parameters_are_501),
+	    cmocka_unit_test(test_multiple_spaces_between_parameters_are_accepted),
+	    cmocka_unit_test(test_utf8_mail_path_needs_smtputf8_on_the_same_line),
+	    cmocka_unit_test(test_utf8_rcpt_is_always_parsed_and_marked),
+	    cmocka_unit_test(test_rcpt_postmaster_without_domain_is_accepted),
+	    cmocka_unit_test(test_rcpt_dsn_parameters_are_accepted_and_ignored),
+	    cmocka_unit_test(test_rcpt_source_route_is_dropped),
+	    cmocka_unit_test(test_bdat_size_and_last),
+	    cmocka_unit_test(test_bad_bdat_is_501),
+	    cmocka_unit_test(test_arg_points_into_the_line),
+	    cmocka_unit_test(test_parse_is_bounded_by_len),
+	    cmocka_unit_test(test_verb_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

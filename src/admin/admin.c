@@ -1,0 +1,864 @@
+/* admin.c - the admin listener: JSON API under /api/v1 and /metrics (see admin.h).
+ *
+ * Everything here runs on the loop thread. Reads use the spool's reading
+ * connection directly; a queue action becomes one writer job and is
+ * answered from its done callback, after the commit that carries it. The
+ * request may be gone by then (client closed, daemon stopping): the job
+ * learns that through the connection's close callback and then answers no
+ * one.
+ */
+#include "admin/admin.h"
+
+#include "admin/listen_addr.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/timeutil.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAX_BODY     (1 << 20) /* a selector list is small; this bounds a hostile one */
+#define MAX_HEADERS  16384
+#define MAX_IDS	     1000 /* ids per request: keeps the SQL within its bind limits */
+#define HTTP_TIMEOUT 60	  /* seconds a slow client may take to send or read */
+
+#ifndef OUTPOST_VERSION
+#define OUTPOST_VERSION "unknown"
+#endif
+
+struct action_job;
+
+struct admin {
+	struct event_base *base;
+	const struct conf *conf;
+	struct spool *reader;
+	struct spool_writer *writer;
+	struct scheduler *sched;
+	struct evhttp *http;
+	struct strlist unix_paths; /* sockets we created, unlinked at stop */
+	struct action_job *pending; /* actions waiting for their commit */
+};
+
+/* One queue action from request to commit. It owns copies of every filter
+ * value, since the writer thread reads them after the handler returned. */
+struct action_job {
+	struct admin *admin;	       /* NULL once admin_stop let go of it */
+	struct evhttp_request *req;    /* NULL once the client is gone */
+	struct evhttp_connection *evcon;
+	enum spool_action action;
+	uint64_t *ids;
+	size_t nids;
+	char *domain, *recipient;
+	bool all;
+	struct spool_filter filter;
+	int64_t changed; /* written by the writer thread, read after done */
+	struct action_job *prev, *next;
+};
+
+static const char *const action_names[] = {
+	[SPOOL_HOLD] = "hold",
+	[SPOOL_RELEASE] = "release",
+	[SPOOL_KICK] = "kick",
+	[SPOOL_DROP] = "drop",
+};
+
+static struct metric *queue_recipients_metric;
+
+/* ---- answers ---- */
+
+static int buffer_append(const char *data, size_t len, void *arg)
+{
+	return evbuffer_add(arg, data, len);
+}
+
+static void reply_send(struct evhttp_request *req, int code, const char *type,
+		       struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", type);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_send_reply(req, code, NULL, body);
+}
+
+/* Answers v as JSON and releases it; NULL (a failed json_pack) is a 500. */
+static void reply_json(struct evhttp_request *req, int code, json_t *v)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (v == NULL) {
+		code = 500;
+		evbuffer_add_printf(b, "{\"error\":\"cannot encode the answer\"}");
+	} else {
+		json_dump_callback(v, buffer_append, b, JSON_COMPACT);
+	}
+	evbuffer_add(b, "\n", 1);
+	reply_send(req, code, "application/json", b);
+	evbuffer_free(b);
+	json_decref(v);
+}
+
+static void reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	json_t *s = json_string(msg);
+	if (s == NULL) /* the message quoted input that is not UTF-8 */
+		s = json_string("invalid request");
+	reply_json(req, code, json_pack("{s:o}", "error", s));
+}
+
+static void reply_bad_method(struct evhttp_request *req, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+	reply_error(req, 405, "method not allowed (allowed: %s)", allow);
+}
+
+/* Whether why (from a spool read returning nothing) means "no such
+ * message" rather than a database failure, which spool.c prefixes. */
+static bool why_is_not_found(const char *why)
+{
+	return strncmp(why, "spool:", 6) != 0;
+}
+
+/* ---- who may call the API ---- */
+
+static bool host_is_loopback_or_literal(const char *name)
+{
+	struct in_addr a4;
+	return inet_pton(AF_INET, name, &a4) == 1 || strcasecmp(name, "localhost") == 0;
+}
+
+static bool host_is_listen_name(const struct admin *a, const char *name)
+{
+	if (a->conf->hostname && strcasecmp(name, a->conf->hostname) == 0)
+		return true;
+	for (size_t i = 0; i < a->conf->admin_listen.len; i++) {
+		struct listen_addr la;
+		char why[256];
+		if (listen_addr_parse(a->conf->admin_listen.items[i], &la, why, sizeof why) == 0 &&
+		    !la.is_unix && strcasecmp(name, la.host) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* DNS rebinding: a web page whose own name has been pointed at 127.0.0.1
+ * reaches this port as "same origin", but its Host header still carries its
+ * name. The CLI sends an address or "localhost". */
+static bool host_header_allowed(const struct admin *a, const char *host)
+{
+	char name[256];
+	if (host[0] == '[')
+		return strchr(host, ']') != NULL; /* an IPv6 literal */
+	const char *colon = strrchr(host, ':');
+	size_t n = colon ? (size_t)(colon - host) : strlen(host);
+	if (n == 0 || n >= sizeof name)
+		return false;
+	memcpy(name, host, n);
+	name[n] = '\0';
+	return host_is_loopback_or_literal(name) || host_is_listen_name(a, name);
+}
+
+/* Cross-site request forgery: a browser adds Origin to a cross-origin POST,
+ * and a form posted from anywhere could otherwise drop the queue. */
+static bool api_request_trusted(const struct admin *a, struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *host = evhttp_find_header(h, "Host");
+	const char *origin = evhttp_find_header(h, "Origin");
+	char same[300];
+	if (host && !host_header_allowed(a, host))
+		return false;
+	if (origin == NULL)
+		return true;
+	if (host == NULL || snprintf(same, sizeof same, "http://%s", host) >= (int)sizeof same)
+		return false;
+	return strcmp(origin, same) == 0;
+}
+
+/* ---- selectors ---- */
+
+static int ids_add(uint64_t **ids, size_t *n, const char *s, size_t len, char *why,
+		   size_t whylen)
+{
+	char buf[32];
+	uint64_t id;
+	if (len == 0 || len >= sizeof buf) {
+		snprintf(why, whylen, "bad queue id (expected up to 16 hex digits)");
+		return -1;
+	}
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (!spool_id_parse(buf, &id)) {
+		snprintf(why, whylen, "bad queue id %s (expected up to 16 hex digits)", buf);
+		return -1;
+	}
+	if (*n == MAX_IDS) {
+		snprintf(why, whylen, "too many ids (at most %d per request)", MAX_IDS);
+		return -1;
+	}
+	if (*ids == NULL && (*ids = calloc(MAX_IDS, sizeof **ids)) == NULL)
+		abort();
+	(*ids)[(*n)++] = id;
+	return 0;
+}
+
+/* "id=A,B" and "id=A&id=B" are the same. */
+static int ids_add_csv(uint64_t **ids, size_t *n, const char *csv, char *why, size_t whylen)
+{
+	for (const char *p = csv;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		if (ids_add(ids, n, p, len, why, whylen) < 0)
+			return -1;
+		if (comma == NULL)
+			return 0;
+		p = comma + 1;
+	}
+}
+
+struct list_query {
+	uint64_t *ids;
+	size_t nids;
+	const char *domain, *recipient, *state;
+};
+
+static int param_once(const char **slot, const struct evkeyval *kv, char *why, size_t whylen)
+{
+	if (*slot != NULL || kv->value[0] == '\0') {
+		snprintf(why, whylen, "parameter %s must be given once, not empty", kv->key);
+		return -1;
+	}
+	*slot = kv->value;
+	return 0;
+}
+
+static int list_param(struct list_query *q, const struct evkeyval *kv, char *why, size_t whylen)
+{
+	if (strcmp(kv->key, "id") == 0)
+		return ids_add_csv(&q->ids, &q->nids, kv->value, why, whylen);
+	if (strcmp(kv->key, "domain") == 0)
+		return param_once(&q->domain, kv, why, whylen);
+	if (strcmp(kv->key, "recipient") == 0)
+		return param_once(&q->recipient, kv, why, whylen);
+	if (strcmp(kv->key, "state") == 0)
+		return param_once(&q->state, kv, why, whylen);
+	snprintf(why, whylen, "unknown parameter %s (id, domain, recipient, state)", kv->key);
+	return -1;
+}
+
+/* Fills f from the query string; its strings point into params. */
+static int list_filter(struct evhttp_request *req, struct evkeyvalq *params, struct list_query *q,
+		       struct spool_filter *f, char *why, size_t whylen)
+{
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (evhttp_parse_query_str(query ? query : "", params) < 0) {
+		snprintf(why, whylen, "malformed query string");
+		return -1;
+	}
+	for (const struct evkeyval *kv = params->tqh_first; kv; kv = kv->next.tqe_next)
+		if (list_param(q, kv, why, whylen) < 0)
+			return -1;
+	int state = -1;
+	if (q->state && (state = rcpt_state_parse(q->state)) < 0) {
+		snprintf(why, whylen, "unknown state %s (queued, held, deferred, delivered, failed)",
+			 q->state);
+		return -1;
+	}
+	*f = (struct spool_filter){.ids = q->ids, .nids = q->nids, .domain = q->domain,
+				   .recipient = q->recipient, .state = state};
+	return 0;
+}
+
+static int body_string(const char *key, json_t *v, char **out, char *why, size_t whylen)
+{
+	if (!json_is_string(v) || json_string_length(v) == 0) {
+		snprintf(why, whylen, "%s must be a non-empty string", key);
+		return -1;
+	}
+	if ((*out = strdup(json_string_value(v))) == NULL)
+		abort();
+	return 0;
+}
+
+static int body_ids(struct action_job *j, json_t *v, char *why, size_t whylen)
+{
+	size_t i;
+	json_t *e;
+	if (!json_is_array(v)) {
+		snprintf(why, whylen, "ids must be an array of queue ids");
+		return -1;
+	}
+	json_array_foreach(v, i, e)
+	{
+		if (!json_is_string(e)) {
+			snprintf(why, whylen, "ids must be an array of queue ids");
+			return -1;
+		}
+		if (ids_add(&j->ids, &j->nids, json_string_value(e), json_string_length(e), why,
+			    whylen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int body_field(struct action_job *j, const char *key, json_t *v, char *why, size_t whylen)
+{
+	if (strcmp(key, "ids") == 0)
+		return body_ids(j, v, why, whylen);
+	if (strcmp(key, "domain") == 0)
+		return body_string(key, v, &j->domain, why, whylen);
+	if (strcmp(key, "recipient") == 0)
+		return body_string(key, v, &j->recipient, why, whylen);
+	if (strcmp(key, "all") == 0 && json_is_boolean(v)) {
+		j->all = json_is_true(v);
+		return 0;
+	}
+	snprintf(why, whylen, "unexpected field %s (ids, domain, recipient, all: true)", key);
+	return -1;
+}
+
+/* Unknown fields are refused: a misspelt selector must not widen an action
+ * that changes or drops mail. */
+static int action_parse_body(struct evhttp_request *req, struct action_job *j, char *why,
+			     size_t whylen)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	json_error_t err;
+	json_t *body = len ? json_loadb((const char *)evbuffer_pullup(in, -1), len,
+					JSON_REJECT_DUPLICATES, &err)
+			   : NULL;
+	const char *key;
+	json_t *v;
+	int rc = -1;
+	if (!json_is_object(body)) {
+		snprintf(why, whylen, "the body must be a JSON object such as {\"ids\": [\"ID\"]}");
+		goto out;
+	}
+	json_object_foreach(body, key, v)
+	{
+		if (body_field(j, key, v, why, whylen) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	json_decref(body);
+	return rc;
+}
+
+static int action_check_selector(const struct action_job *j, char *why, size_t whylen)
+{
+	bool some = j->nids > 0 || j->domain || j->recipient;
+	if (!some && !j->all) {
+		snprintf(why, whylen, "no message selected (give ids, domain, recipient or all)");
+		return -1;
+	}
+	if (some && j->all) {
+		snprintf(why, whylen, "all cannot be combined with ids, domain or recipient");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- queue actions: request -> writer -> answer ---- */
+
+static void action_job_free(struct action_job *j)
+{
+	free(j->ids);
+	free(j->domain);
+	free(j->recipient);
+	free(j);
+}
+
+static void pending_add(struct admin *a, struct action_job *j)
+{
+	j->admin = a;
+	j->prev = NULL;
+	j->next = a->pending;
+	if (a->pending)
+		a->pending->prev = j;
+	a->pending = j;
+}
+
+static void pending_remove(struct action_job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		j->admin->pending = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	j->admin = NULL;
+}
+
+/* The connection is being freed. When the client closed it, libevent has
+ * already detached the request and leaves it to us (req has no connection
+ * any more); when evhttp itself is being freed, it frees the request right
+ * after this callback. Either way the job answers no one. */
+static void action_client_gone(struct evhttp_connection *evcon, void *arg)
+{
+	struct action_job *j = arg;
+	if (j->req && evhttp_request_get_connection(j->req) == NULL)
+		evhttp_request_free(j->req);
+	j->req = NULL;
+	j->evcon = NULL;
+}
+
+/* Writer thread. */
+static int action_run(struct spool *s, void *arg, char *why, size_t whylen)
+{
+	struct action_job *j = arg;
+	j->changed = spool_apply(s, j->action, &j->filter, time_now_ms(), why, whylen);
+	return j->changed < 0 ? -1 : 0;
+}
+
+static void action_log(const struct action_job *j, int status, const char *why)
+{
+	const char *name = action_names[j->action];
+	const char *domain = j->domain ? log_quote(j->domain) : "-";
+	const char *rcpt = j->recipient ? log_quote(j->recipient) : "-";
+	if (status == 0)
+		log_event(LOG_INFO, "admin_action",
+			  "action=%s changed=%lld ids=%zu domain=%s recipient=%s all=%s", name,
+			  (long long)j->changed, j->nids, domain, rcpt, j->all ? "yes" : "no");
+	else
+		log_event(LOG_ERROR, "admin_action_failed", "action=%s reason=%s", name,
+			  log_quote(why));
+}
+
+/* Loop thread, after the commit. */
+static void action_done(void *arg, int status, const char *why)
+{
+	struct action_job *j = arg;
+	action_log(j, status, why);
+	if (j->admin) {
+		bool wake = j->action == SPOOL_KICK || j->action == SPOOL_RELEASE;
+		if (status == 0 && wake && j->admin->sched)
+			scheduler_wake(j->admin->sched);
+		pending_remove(j);
+	}
+	if (j->req) {
+		evhttp_connection_set_closecb(j->evcon, NULL, NULL);
+		if (status == 0)
+			reply_json(j->req, 200, json_pack("{s:I}", "changed", (json_int_t)j->changed));
+		else
+			reply_error(j->req, 500, "%s", why);
+	}
+	action_job_free(j);
+}
+
+static void handle_action(struct admin *a, struct evhttp_request *req, int action)
+{
+	char why[256];
+	struct action_job *j = calloc(1, sizeof *j);
+	if (j == NULL)
+		abort();
+	j->action = (enum spool_action)action;
+	if (action_parse_body(req, j, why, sizeof why) < 0 ||
+	    action_check_selector(j, why, sizeof why) < 0) {
+		reply_error(req, 400, "%s", why);
+		action_job_free(j);
+		return;
+	}
+	j->filter = (struct spool_filter){.ids = j->ids, .nids = j->nids, .domain = j->domain,
+					  .recipient = j->recipient, .state = -1, .all = j->all};
+	j->req = req;
+	j->evcon = evhttp_request_get_connection(req);
+	evhttp_connection_set_closecb(j->evcon, action_client_gone, j);
+	pending_add(a, j);
+	spool_writer_submit(a->writer, action_run, action_done, j);
+}
+
+/* ---- reads and delivery control ---- */
+
+static void handle_list(struct admin *a, struct evhttp_request *req, int unused)
+{
+	char why[256];
+	struct evkeyvalq params = {0};
+	struct list_query q = {0};
+	struct spool_filter f;
+	if (list_filter(req, &params, &q, &f, why, sizeof why) < 0) {
+		reply_error(req, 400, "%s", why);
+	} else {
+		json_t *list = spool_list_json(a->reader, &f, why, sizeof why);
+		if (list)
+			reply_json(req, 200, list);
+		else
+			reply_error(req, 500, "%s", why);
+	}
+	evhttp_clear_headers(&params);
+	free(q.ids);
+}
+
+static void handle_show(struct admin *a, struct evhttp_request *req, uint64_t id)
+{
+	char why[256];
+	json_t *m = spool_show_json(a->reader, id, why, sizeof why);
+	if (m)
+		reply_json(req, 200, m);
+	else
+		reply_error(req, why_is_not_found(why) ? 404 : 500, "%s", why);
+}
+
+static void free_body(const void *data, size_t len, void *arg)
+{
+	free((void *)data);
+}
+
+static void handle_raw(struct admin *a, struct evhttp_request *req, uint64_t id)
+{
+	char why[256], *body;
+	size_t len;
+	if (spool_message_body(a->reader, id, &body, &len, why, sizeof why) < 0) {
+		reply_error(req, why_is_not_found(why) ? 404 : 500, "%s", why);
+		return;
+	}
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add_reference(b, body, len, free_body, NULL);
+	reply_send(req, 200, "message/rfc822", b);
+	evbuffer_free(b);
+}
+
+static void handle_status(struct admin *a, struct evhttp_request *req, int unused)
+{
+	int64_t counts[RCPT_FAILED + 1];
+	if (spool_count_states(a->reader, counts) < 0) {
+		reply_error(req, 500, "cannot count the queue");
+		return;
+	}
+	json_t *by_state = json_object();
+	for (int s = RCPT_QUEUED; s <= RCPT_FAILED; s++)
+		json_object_set_new(by_state, rcpt_state_name(s), json_integer(counts[s]));
+	reply_json(req, 200,
+		   json_pack("{s:s, s:b, s:I, s:o}", "version", OUTPOST_VERSION, "paused",
+			     scheduler_paused(a->sched), "in_flight",
+			     (json_int_t)scheduler_in_flight(a->sched), "recipients", by_state));
+}
+
+static void handle_pause(struct admin *a, struct evhttp_request *req, int paused)
+{
+	scheduler_set_paused(a->sched, paused);
+	log_event(LOG_INFO, "admin_action", "action=%s", paused ? "pause" : "resume");
+	reply_json(req, 200, json_pack("{s:b}", "paused", scheduler_paused(a->sched)));
+}
+
+static void handle_notify(struct admin *a, struct evhttp_request *req, int unused)
+{
+	scheduler_wake(a->sched);
+	reply_json(req, 200, json_object());
+}
+
+static void handle_metrics(struct evhttp_request *req)
+{
+	size_t len;
+	char *text = metrics_render(&len);
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add_reference(b, text, len, free_body, NULL);
+	reply_send(req, 200, "text/plain; version=0.0.4", b);
+	evbuffer_free(b);
+}
+
+/* Refreshes the computed gauge just before /metrics renders. */
+static void on_metrics_render(void *arg)
+{
+	struct admin *a = arg;
+	int64_t counts[RCPT_FAILED + 1];
+	if (spool_count_states(a->reader, counts) < 0)
+		return;
+	for (int s = RCPT_QUEUED; s <= RCPT_FAILED; s++)
+		metric_set(queue_recipients_metric, rcpt_state_name(s), (double)counts[s]);
+}
+
+/* ---- routing ---- */
+
+#define GET_METHODS (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)
+
+struct route {
+	const char *path; /* under /api/v1/ */
+	int methods;
+	void (*fn)(struct admin *a, struct evhttp_request *req, int arg);
+	int arg;
+};
+
+static const struct route routes[] = {
+	{"queue", GET_METHODS, handle_list, 0},
+	{"queue/hold", EVHTTP_REQ_POST, handle_action, SPOOL_HOLD},
+	{"queue/release", EVHTTP_REQ_POST, handle_action, SPOOL_RELEASE},
+	{"queue/kick", EVHTTP_REQ_POST, handle_action, SPOOL_KICK},
+	{"queue/drop", EVHTTP_REQ_POST, handle_action, SPOOL_DROP},
+	{"delivery/pause", EVHTTP_REQ_POST, handle_pause, 1},
+	{"delivery/resume", EVHTTP_REQ_POST, handle_pause, 0},
+	{"status", GET_METHODS, handle_status, 0},
+	{"spool/notify", EVHTTP_REQ_POST, handle_notify, 0},
+};
+
+static bool method_is(struct evhttp_request *req, int methods)
+{
+	return (evhttp_request_get_command(req) & methods) != 0;
+}
+
+/* queue/ID and queue/ID/raw */
+static void route_queue_item(struct admin *a, struct evhttp_request *req, const char *rest)
+{
+	char seg[32];
+	uint64_t id;
+	const char *slash = strchr(rest, '/');
+	size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+	bool raw = slash && strcmp(slash, "/raw") == 0;
+	if ((slash && !raw) || n == 0 || n >= sizeof seg) {
+		reply_error(req, 404, "unknown path");
+		return;
+	}
+	memcpy(seg, rest, n);
+	seg[n] = '\0';
+	if (!spool_id_parse(seg, &id)) {
+		if (method_is(req, EVHTTP_REQ_POST) && !raw)
+			reply_error(req, 404, "unknown action (hold, release, kick, drop)");
+		else
+			reply_error(req, 400, "bad queue id (expected up to 16 hex digits)");
+		return;
+	}
+	if (!method_is(req, GET_METHODS))
+		reply_bad_method(req, "GET, HEAD");
+	else if (raw)
+		handle_raw(a, req, id);
+	else
+		handle_show(a, req, id);
+}
+
+static void route_api(struct admin *a, struct evhttp_request *req, const char *path)
+{
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		const struct route *r = &routes[i];
+		if (strcmp(path, r->path) != 0)
+			continue;
+		if (!method_is(req, r->methods))
+			reply_bad_method(req, r->methods == EVHTTP_REQ_POST ? "POST" : "GET, HEAD");
+		else
+			r->fn(a, req, r->arg);
+		return;
+	}
+	if (strncmp(path, "queue/", 6) == 0)
+		route_queue_item(a, req, path + 6);
+	else
+		reply_error(req, 404, "unknown path");
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct admin *a = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	if (path == NULL)
+		path = "";
+	if (strcmp(path, "/metrics") == 0) {
+		if (method_is(req, GET_METHODS))
+			handle_metrics(req);
+		else
+			reply_bad_method(req, "GET, HEAD");
+		return;
+	}
+	if (strncmp(path, "/api/v1/", 8) != 0) {
+		reply_error(req, 404, "unknown path");
+		return;
+	}
+	if (!api_request_trusted(a, req)) {
+		reply_error(req, 403, "refused: cross-site request or unexpected Host header");
+		return;
+	}
+	route_api(a, req, path + 8);
+}
+
+/* ---- listeners ---- */
+
+static int listen_tcp(struct admin *a, const struct listen_addr *la, const char *spec, char *why,
+		      size_t whylen)
+{
+	errno = 0;
+	if (evhttp_bind_socket_with_handle(a->http, la->host, (ev_uint16_t)la->port) == NULL) {
+		snprintf(why, whylen, "admin: cannot listen on %s: %s", spec,
+			 errno ? strerror(errno) : "cannot resolve or bind the address");
+		return -1;
+	}
+	return 0;
+}
+
+static bool unix_socket_in_use(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	bool live = connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0;
+	close(fd);
+	return live;
+}
+
+/* A socket left by a daemon that died is removed; anything else at the
+ * path (a file, or a socket somebody still listens on) is left alone. */
+static int unix_clear_stale(const struct sockaddr_un *sa, char *why, size_t whylen)
+{
+	struct stat st;
+	const char *path = sa->sun_path;
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(why, whylen, "admin: cannot stat %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(why, whylen, "admin: %s exists and is not a socket", path);
+		return -1;
+	}
+	if (unix_socket_in_use(sa)) {
+		snprintf(why, whylen, "admin: another process listens on %s", path);
+		return -1;
+	}
+	if (unlink(path) < 0) {
+		snprintf(why, whylen, "admin: cannot remove stale %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Returns a listening socket at path, or -1. */
+static int unix_socket_open(const struct sockaddr_un *sa, char *why, size_t whylen)
+{
+	const char *path = sa->sun_path;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (const struct sockaddr *)sa, sizeof *sa) < 0) {
+		snprintf(why, whylen, "admin: cannot listen on unix:%s: %s", path,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	/* Nobody can connect before listen(), so the mode is tight from the
+	 * first connection on, whatever the umask. */
+	if (chmod(path, 0660) < 0 || listen(fd, 64) < 0) {
+		snprintf(why, whylen, "admin: cannot listen on unix:%s: %s", path,
+			 strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	return fd;
+}
+
+static int listen_unix(struct admin *a, const struct listen_addr *la, char *why, size_t whylen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, la->path, sizeof sa.sun_path);
+	if (unix_clear_stale(&sa, why, whylen) < 0)
+		return -1;
+	int fd = unix_socket_open(&sa, why, whylen);
+	if (fd < 0)
+		return -1;
+	struct evconnlistener *l = evconnlistener_new(
+		a->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (l == NULL || evhttp_bind_listener(a->http, l) == NULL) {
+		snprintf(why, whylen, "admin: cannot serve unix:%s", la->path);
+		if (l)
+			evconnlistener_free(l);
+		else
+			close(fd);
+		unlink(la->path);
+		return -1;
+	}
+	strlist_add(&a->unix_paths, la->path);
+	return 0;
+}
+
+static int listen_one(struct admin *a, const char *spec, char *why, size_t whylen)
+{
+	struct listen_addr la;
+	char perr[256];
+	if (listen_addr_parse(spec, &la, perr, sizeof perr) < 0) {
+		snprintf(why, whylen, "admin: listen %s", perr);
+		return -1;
+	}
+	if (la.is_unix ? listen_unix(a, &la, why, whylen) : listen_tcp(a, &la, spec, why, whylen))
+		return -1;
+	log_event(LOG_INFO, "admin_listening", "listen=%s", log_quote(spec));
+	return 0;
+}
+
+static struct evhttp *http_new(struct admin *a)
+{
+	struct evhttp *http = evhttp_new(a->base);
+	if (http == NULL)
+		abort();
+	evhttp_set_max_body_size(http, MAX_BODY);
+	evhttp_set_max_headers_size(http, MAX_HEADERS);
+	evhttp_set_timeout(http, HTTP_TIMEOUT);
+	/* Accept the usual methods so that a wrong one gets a JSON 405 from
+	 * the router rather than libevent's bare 501. */
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+						 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						 EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+	evhttp_set_gencb(http, on_request, a);
+	return http;
+}
+
+struct admin *admin_start(struct event_base *base, const struct conf *conf, struct spool *reader,
+			  struct spool_writer *writer, struct scheduler *sched, char *why,
+			  size_t whylen)
+{
+	struct admin *a = calloc(1, sizeof *a);
+	if (a == NULL)
+		abort();
+	*a = (struct admin){.base = base, .conf = conf, .reader = reader, .writer = writer,
+			    .sched = sched};
+	a->http = http_new(a);
+	for (size_t i = 0; i < conf->admin_listen.len; i++) {
+		if (listen_one(a, conf->admin_listen.items[i], why, whylen) < 0) {
+			admin_stop(a);
+			return NULL;
+		}
+	}
+	if (conf->admin_listen.len == 0)
+		log_event(LOG_WARN, "admin_disabled", "reason=%s",
+			  log_quote("no [admin] listen address"));
+	if (queue_recipients_metric == NULL)
+		queue_recipients_metric = metric_gauge(
+			"outpost_queue_recipients", "recipients in the spool by state", "state");
+	metrics_on_render(on_metrics_render, a);
+	return a;
+}
+
+void admin_stop(struct admin *a)
+{
+	if (a == NULL)
+		return;
+	metrics_on_render(NULL, NULL);
+	/* Jobs still at the writer finish without us: evhttp_free closes
+	 * their connections (so they answer no one) and they wake no
+	 * scheduler. */
+	while (a->pending)
+		pending_remove(a->pending);
+	evhttp_free(a->http); /* closes listeners and connections */
+	for (size_t i = 0; i < a->unix_paths.len; i++)
+		unlink(a->unix_paths.items[i]);
+	strlist_clear(&a->unix_paths);
+	free(a);
+}

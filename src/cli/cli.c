@@ -1,0 +1,705 @@
+/* cli.c - `outpost queue ...`: a blocking libcurl client of the admin API.
+ *
+ * Each command checks its arguments first (usage errors exit 2 without
+ * touching the network), then makes one request to the daemon found through
+ * the first [admin] listen address and prints the answer: JSON as received
+ * with --json, else a form meant for people. Every failure is one line on
+ * stderr and exit 1.
+ */
+#include "cli/cli.h"
+
+#include "admin/listen_addr.h"
+#include "spool/spool.h"
+#include "util/log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef OUTPOST_VERSION
+#define OUTPOST_VERSION "unknown"
+#endif
+
+#define CONNECT_MS 5000
+#define TOTAL_MS   60000
+
+/* ---- HTTP ---- */
+
+struct client {
+	CURL *curl;
+	char base[300];	 /* "http://127.0.0.1:8025", "http://localhost" on a socket */
+	char where[300]; /* the daemon as messages name it */
+	char err[CURL_ERROR_SIZE];
+};
+
+struct response {
+	CURL *curl;
+	long status;
+	char *body;
+	size_t len;
+	bool stream; /* a 200 body goes to stdout as it arrives (queue cat) */
+	int write_errno;
+};
+
+static size_t on_data(char *data, size_t size, size_t n, void *arg)
+{
+	struct response *r = arg;
+	size_t len = size * n;
+	long code = 0;
+	if (r->stream && curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK &&
+	    code == 200) {
+		if (fwrite(data, 1, len, stdout) == len)
+			return len;
+		r->write_errno = errno;
+		return 0; /* aborts the transfer */
+	}
+	char *grown = realloc(r->body, r->len + len + 1);
+	if (grown == NULL)
+		return 0;
+	memcpy(grown + r->len, data, len);
+	r->len += len;
+	grown[r->len] = '\0';
+	r->body = grown;
+	return len;
+}
+
+/* The wildcard address of a listener is reached through loopback. */
+static const char *connect_host(const struct listen_addr *la)
+{
+	if (!listen_addr_is_wildcard(la))
+		return la->host;
+	return strchr(la->host, ':') ? "::1" : "127.0.0.1";
+}
+
+static int client_target(struct client *c, const struct conf *conf, char *why, size_t whylen)
+{
+	struct listen_addr la;
+	char perr[256];
+	if (conf->admin_listen.len == 0) {
+		snprintf(why, whylen, "no [admin] listen address in the configuration");
+		return -1;
+	}
+	if (listen_addr_parse(conf->admin_listen.items[0], &la, perr, sizeof perr) < 0) {
+		snprintf(why, whylen, "bad [admin] listen %s", perr);
+		return -1;
+	}
+	snprintf(c->where, sizeof c->where, "%s", conf->admin_listen.items[0]);
+	if (la.is_unix) {
+		snprintf(c->base, sizeof c->base, "http://localhost");
+		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, la.path);
+		return 0;
+	}
+	const char *host = connect_host(&la);
+	snprintf(c->base, sizeof c->base, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u",
+		 host, la.port);
+	return 0;
+}
+
+static int client_open(struct client *c, const struct conf *conf, long connect_ms, long total_ms,
+		       char *why, size_t whylen)
+{
+	memset(c, 0, sizeof *c);
+	if ((c->curl = curl_easy_init()) == NULL) {
+		snprintf(why, whylen, "cannot initialise libcurl");
+		return -1;
+	}
+	if (client_target(c, conf, why, whylen) < 0) {
+		curl_easy_cleanup(c->curl);
+		c->curl = NULL;
+		return -1;
+	}
+	/* The daemon is local: a proxy from the environment must not see it. */
+	curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, total_ms);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "outpost/" OUTPOST_VERSION);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->err);
+	return 0;
+}
+
+static void client_close(struct client *c)
+{
+	curl_easy_cleanup(c->curl);
+}
+
+static void transport_error(struct client *c, CURLcode rc, const struct response *r, char *why,
+			    size_t whylen)
+{
+	long oserr = 0;
+	curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &oserr);
+	const char *reason = c->err[0] ? c->err : curl_easy_strerror(rc);
+	if (rc == CURLE_WRITE_ERROR && r->write_errno)
+		snprintf(why, whylen, "cannot write the output: %s", strerror(r->write_errno));
+	else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+		snprintf(why, whylen, "cannot reach the daemon at %s: %s", c->where,
+			 oserr ? strerror((int)oserr) : reason);
+	else
+		snprintf(why, whylen, "no answer from the daemon at %s: %s", c->where, reason);
+}
+
+/* One request. body, when not NULL, is sent as JSON with a POST. Returns 0
+ * once any HTTP answer arrived (r->status says which), -1 with why filled
+ * when there was none. The caller frees r->body. */
+static int client_request(struct client *c, const char *method, const char *path,
+			  const char *body, struct response *r, char *why, size_t whylen)
+{
+	char *url;
+	if (asprintf(&url, "%s%s", c->base, path) < 0)
+		abort();
+	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+	r->curl = c->curl;
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	if (strcmp(method, "POST") == 0) {
+		h = curl_slist_append(h, "Content-Type: application/json");
+		h = curl_slist_append(h, "Expect:");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body ? body : "");
+	} else {
+		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+	}
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, r);
+	c->err[0] = '\0';
+	CURLcode rc = curl_easy_perform(c->curl);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r->status);
+	else
+		transport_error(c, rc, r, why, whylen);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(h);
+	free(url);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+/* Parses a 200 answer; prints the one-line reason and returns NULL otherwise. */
+static json_t *response_json(const struct response *r)
+{
+	json_t *v = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+	const char *msg = json_string_value(json_object_get(v, "error"));
+	if (r->status == 200 && v && msg == NULL)
+		return v;
+	if (msg)
+		fprintf(stderr, "outpost: %s\n", msg);
+	else if (r->status == 200)
+		fprintf(stderr, "outpost: the daemon's answer is not JSON\n");
+	else
+		fprintf(stderr, "outpost: the daemon answered HTTP %ld\n", r->status);
+	json_decref(v);
+	return NULL;
+}
+
+/* Runs one request and returns its JSON answer, or NULL after printing why. */
+static json_t *call_json(struct client *c, const char *method, const char *path, json_t *body)
+{
+	char why[512];
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct response r = {0};
+	json_t *v = NULL;
+	if (client_request(c, method, path, text, &r, why, sizeof why) < 0)
+		fprintf(stderr, "outpost: %s\n", why);
+	else
+		v = response_json(&r);
+	free(text);
+	free(r.body);
+	return v;
+}
+
+/* ---- printing ---- */
+
+static const char *str_field(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "-";
+}
+
+static void print_scalar(const json_t *v)
+{
+	if (json_is_string(v))
+		fputs(log_quote(json_string_value(v)), stdout);
+	else if (json_is_integer(v))
+		printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	else if (json_is_real(v))
+		printf("%g", json_real_value(v));
+	else if (json_is_boolean(v))
+		fputs(json_is_true(v) ? "yes" : "no", stdout);
+	else
+		fputs("-", stdout);
+}
+
+static bool key_in(const char *key, const char *const *keys)
+{
+	for (; *keys; keys++)
+		if (strcmp(key, *keys) == 0)
+			return true;
+	return false;
+}
+
+static const char *const rcpt_keys[] = {"address", "state", "attempts", "next_attempt",
+					"last_error", NULL};
+
+/* "  address state attempts=N next=... error=..." and, in detail, the rest. */
+static void print_recipient(const json_t *r, bool detailed)
+{
+	const char *next = json_string_value(json_object_get(r, "next_attempt"));
+	const char *err = json_string_value(json_object_get(r, "last_error"));
+	const char *key;
+	json_t *v;
+	printf("  %s %s attempts=%" JSON_INTEGER_FORMAT, str_field(r, "address"),
+	       str_field(r, "state"), json_integer_value(json_object_get(r, "attempts")));
+	if (next)
+		printf(" next=%s", next);
+	if (err && *err)
+		printf(" error=%s", log_quote(err));
+	json_object_foreach((json_t *)r, key, v)
+	{
+		if (!detailed || key_in(key, rcpt_keys) || json_is_null(v) || json_is_object(v) ||
+		    json_is_array(v))
+			continue;
+		printf(" %s=", key);
+		print_scalar(v);
+	}
+	putchar('\n');
+}
+
+static const char *sender_text(const json_t *m)
+{
+	const char *s = str_field(m, "sender");
+	return s[0] ? s : "<>";
+}
+
+static void print_message_summary(const json_t *m)
+{
+	size_t i;
+	json_t *r;
+	printf("%s  %s  %" JSON_INTEGER_FORMAT "  %s\n", str_field(m, "id"), str_field(m, "queued"),
+	       json_integer_value(json_object_get(m, "size")), sender_text(m));
+	json_array_foreach(json_object_get(m, "recipients"), i, r) print_recipient(r, false);
+}
+
+static void print_list(const json_t *list, bool filtered)
+{
+	size_t i, n = json_array_size(list);
+	json_t *m;
+	json_array_foreach(list, i, m) print_message_summary(m);
+	if (n == 0)
+		puts(filtered ? "no message matches" : "queue is empty");
+	else
+		printf("%zu message%s\n", n, n == 1 ? "" : "s");
+}
+
+static const char *const msg_keys[] = {"id", "sender", "queued", "size", "recipients", NULL};
+
+/* Fields the daemon adds later (headers, attempt history) still show. */
+static void print_extra_field(const char *key, const json_t *v)
+{
+	size_t i;
+	json_t *e;
+	if (!json_is_array(v) && !json_is_object(v)) {
+		printf("%-16s", key);
+		print_scalar(v);
+		putchar('\n');
+		return;
+	}
+	printf("%s:\n", key);
+	if (json_is_object(v)) {
+		char *text = json_dumps(v, JSON_COMPACT);
+		printf("  %s\n", text ? text : "");
+		free(text);
+		return;
+	}
+	json_array_foreach(v, i, e)
+	{
+		char *text = json_is_string(e) ? NULL : json_dumps(e, JSON_COMPACT);
+		printf("  %s\n", text ? text : log_quote(json_string_value(e)));
+		free(text);
+	}
+}
+
+static void print_message_detail(const json_t *m)
+{
+	const char *key;
+	json_t *v, *r;
+	size_t i;
+	printf("%-16s%s\n", "id", str_field(m, "id"));
+	printf("%-16s%s\n", "sender", sender_text(m));
+	printf("%-16s%s\n", "queued", str_field(m, "queued"));
+	printf("%-16s%" JSON_INTEGER_FORMAT " bytes\n", "size",
+	       json_integer_value(json_object_get(m, "size")));
+	json_object_foreach((json_t *)m, key, v)
+	{
+		if (!key_in(key, msg_keys))
+			print_extra_field(key, v);
+	}
+	puts("recipients:");
+	json_array_foreach(json_object_get(m, "recipients"), i, r) print_recipient(r, true);
+}
+
+static void print_json(const json_t *v)
+{
+	json_dumpf(v, stdout, JSON_INDENT(2));
+	putchar('\n');
+}
+
+/* stdout may be a full disk or a closed pipe: that is a failure too. */
+static int finish_output(void)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "outpost: cannot write the output: %s\n", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- command line ---- */
+
+enum {
+	OPT_JSON = 1 << 0,
+	OPT_DOMAIN = 1 << 1,
+	OPT_HELD = 1 << 2,
+	OPT_STATE = 1 << 3,
+	OPT_RECIPIENT = 1 << 4,
+	OPT_ALL = 1 << 5,
+};
+
+struct cli_opts {
+	unsigned given; /* OPT_* */
+	const char *domain, *state, *recipient;
+	char **args; /* positional arguments */
+	int nargs;
+	uint64_t *ids; /* the positional arguments as queue ids */
+};
+
+struct command;
+typedef int (*command_fn)(struct client *c, const struct command *cmd,
+			  const struct cli_opts *o);
+
+struct command {
+	const char *name;
+	unsigned options; /* allowed OPT_* */
+	int min_args, max_args; /* positional; max -1: any number */
+	const char *usage;
+	command_fn run;
+	const char *done; /* actions: "held"; pause/resume: the API path */
+};
+
+static int usage_error(const struct command *cmd, const char *fmt, const char *arg)
+{
+	fputs("outpost: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nusage: outpost queue %s\n", cmd->usage);
+	return 2;
+}
+
+static const struct option long_options[] = {
+	{"json", no_argument, NULL, OPT_JSON},
+	{"domain", required_argument, NULL, OPT_DOMAIN},
+	{"held", no_argument, NULL, OPT_HELD},
+	{"state", required_argument, NULL, OPT_STATE},
+	{"recipient", required_argument, NULL, OPT_RECIPIENT},
+	{"all", no_argument, NULL, OPT_ALL},
+	{NULL, 0, NULL, 0},
+};
+
+static const char *option_name(int opt)
+{
+	for (const struct option *lo = long_options; lo->name; lo++)
+		if (lo->val == opt)
+			return lo->name;
+	return "?";
+}
+
+static int take_option(const struct command *cmd, struct cli_opts *o, int opt)
+{
+	if (!(cmd->options & (unsigned)opt))
+		return usage_error(cmd, "--%s does not apply here", option_name(opt));
+	if (o->given & (unsigned)opt)
+		return usage_error(cmd, "--%s given twice", option_name(opt));
+	o->given |= (unsigned)opt;
+	if (opt == OPT_DOMAIN)
+		o->domain = optarg;
+	else if (opt == OPT_STATE)
+		o->state = optarg;
+	else if (opt == OPT_RECIPIENT)
+		o->recipient = optarg;
+	return 0;
+}
+
+/* Options may come before or after the ids (GNU getopt permutes). */
+static int parse_options(const struct command *cmd, int argc, char **argv, struct cli_opts *o)
+{
+	int opt;
+	optind = 0; /* a full re-initialisation, whatever ran getopt before */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
+		if (opt == '?')
+			return usage_error(cmd, "unknown option %s", argv[optind - 1]);
+		if (opt == ':')
+			return usage_error(cmd, "%s needs a value", argv[optind - 1]);
+		if (take_option(cmd, o, opt) != 0)
+			return 2;
+	}
+	o->args = argv + optind;
+	o->nargs = argc - optind;
+	return 0;
+}
+
+static int check_ids(const struct command *cmd, struct cli_opts *o)
+{
+	if (o->nargs < cmd->min_args || (cmd->max_args >= 0 && o->nargs > cmd->max_args))
+		return usage_error(cmd, "%s", o->nargs < cmd->min_args ? "missing queue id"
+									 : "too many arguments");
+	if (o->nargs > 0 && (o->ids = calloc((size_t)o->nargs, sizeof *o->ids)) == NULL)
+		abort();
+	for (int i = 0; i < o->nargs; i++)
+		if (!spool_id_parse(o->args[i], &o->ids[i]))
+			return usage_error(cmd, "bad queue id %s (expected up to 16 hex digits)",
+					   o->args[i]);
+	return 0;
+}
+
+static int check_selectors(const struct command *cmd, const struct cli_opts *o)
+{
+	if (o->state && rcpt_state_parse(o->state) < 0)
+		return usage_error(cmd, "unknown state %s", o->state);
+	if ((o->given & OPT_HELD) && o->state)
+		return usage_error(cmd, "%s", "--held and --state exclude each other");
+	if (!(cmd->options & OPT_ALL))
+		return 0; /* only the actions need a selector */
+	bool some = o->nargs > 0 || o->domain || o->recipient;
+	if (!some && !(o->given & OPT_ALL))
+		return usage_error(cmd, "%s", "say which messages: ids, --domain, --recipient or --all");
+	if (some && (o->given & OPT_ALL))
+		return usage_error(cmd, "%s", "--all cannot be combined with other selectors");
+	return 0;
+}
+
+/* ---- commands ---- */
+
+/* Appends "?key=value" or "&key=value", the value URL-encoded. */
+static void query_add(FILE *q, CURL *curl, char *sep, const char *key, const char *value)
+{
+	if (value == NULL)
+		return;
+	char *esc = curl_easy_escape(curl, value, 0);
+	if (esc == NULL)
+		abort();
+	fprintf(q, "%c%s=%s", *sep, key, esc);
+	*sep = '&';
+	curl_free(esc);
+}
+
+/* "/api/v1/queue?domain=...&state=..."; caller frees. */
+static char *list_path(CURL *curl, const struct cli_opts *o)
+{
+	char *path = NULL;
+	size_t len = 0;
+	FILE *q = open_memstream(&path, &len);
+	if (q == NULL)
+		abort();
+	char sep = '?';
+	fputs("/api/v1/queue", q);
+	query_add(q, curl, &sep, "domain", o->domain);
+	query_add(q, curl, &sep, "recipient", o->recipient);
+	query_add(q, curl, &sep, "state", (o->given & OPT_HELD) ? "held" : o->state);
+	fclose(q);
+	return path;
+}
+
+static int cmd_list(struct client *c, const struct command *cmd, const struct cli_opts *o)
+{
+	char *path = list_path(c->curl, o);
+	json_t *list = call_json(c, "GET", path, NULL);
+	free(path);
+	if (list == NULL)
+		return 1;
+	if (o->given & OPT_JSON)
+		print_json(list);
+	else
+		print_list(list, o->domain || o->recipient || o->state || (o->given & OPT_HELD));
+	json_decref(list);
+	return finish_output();
+}
+
+static int cmd_show(struct client *c, const struct command *cmd, const struct cli_opts *o)
+{
+	char path[64], id[17];
+	spool_id_format(o->ids[0], id);
+	snprintf(path, sizeof path, "/api/v1/queue/%s", id);
+	json_t *m = call_json(c, "GET", path, NULL);
+	if (m == NULL)
+		return 1;
+	if (o->given & OPT_JSON)
+		print_json(m);
+	else
+		print_message_detail(m);
+	json_decref(m);
+	return finish_output();
+}
+
+static int cmd_cat(struct client *c, const struct command *cmd, const struct cli_opts *o)
+{
+	char path[64], id[17], why[512];
+	struct response r = {.stream = true};
+	spool_id_format(o->ids[0], id);
+	snprintf(path, sizeof path, "/api/v1/queue/%s/raw", id);
+	int rc = client_request(c, "GET", path, NULL, &r, why, sizeof why);
+	if (rc < 0) {
+		fprintf(stderr, "outpost: %s\n", why);
+	} else if (r.status != 200) {
+		json_decref(response_json(&r));
+		rc = -1;
+	}
+	free(r.body);
+	return rc < 0 ? 1 : finish_output();
+}
+
+static json_t *action_body(const struct cli_opts *o)
+{
+	json_t *body = json_object();
+	if (o->nargs > 0) {
+		json_t *ids = json_array();
+		for (int i = 0; i < o->nargs; i++) {
+			char id[17];
+			spool_id_format(o->ids[i], id);
+			json_array_append_new(ids, json_string(id));
+		}
+		json_object_set_new(body, "ids", ids);
+	}
+	if (o->domain)
+		json_object_set_new(body, "domain", json_string(o->domain));
+	if (o->recipient)
+		json_object_set_new(body, "recipient", json_string(o->recipient));
+	if (o->given & OPT_ALL)
+		json_object_set_new(body, "all", json_true());
+	return body;
+}
+
+static int cmd_action(struct client *c, const struct command *cmd, const struct cli_opts *o)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/api/v1/queue/%s", cmd->name);
+	json_t *body = action_body(o);
+	json_t *v = call_json(c, "POST", path, body);
+	json_decref(body);
+	if (v == NULL)
+		return 1;
+	json_int_t n = json_integer_value(json_object_get(v, "changed"));
+	printf("%" JSON_INTEGER_FORMAT " recipient%s %s\n", n, n == 1 ? "" : "s", cmd->done);
+	json_decref(v);
+	return finish_output();
+}
+
+static int cmd_pause(struct client *c, const struct command *cmd, const struct cli_opts *o)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/api/v1/delivery/%s", cmd->name);
+	json_t *v = call_json(c, "POST", path, NULL);
+	if (v == NULL)
+		return 1;
+	printf("delivery %s\n", json_is_true(json_object_get(v, "paused")) ? "paused" : "resumed");
+	json_decref(v);
+	return finish_output();
+}
+
+#define SELECTORS "(ID... | --domain D | --recipient ADDR | --all)"
+
+static const struct command commands[] = {
+	{"list", OPT_JSON | OPT_DOMAIN | OPT_HELD | OPT_STATE | OPT_RECIPIENT, 0, 0,
+	 "list [--json] [--domain D] [--held] [--state S] [--recipient R]", cmd_list, NULL},
+	{"show", OPT_JSON, 1, 1, "show ID [--json]", cmd_show, NULL},
+	{"cat", 0, 1, 1, "cat ID", cmd_cat, NULL},
+	{"kick", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "kick " SELECTORS, cmd_action,
+	 "kicked"},
+	{"hold", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "hold " SELECTORS, cmd_action,
+	 "held"},
+	{"release", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "release " SELECTORS, cmd_action,
+	 "released"},
+	{"drop", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "drop " SELECTORS, cmd_action,
+	 "dropped"},
+	{"pause", 0, 0, 0, "pause", cmd_pause, NULL},
+	{"resume", 0, 0, 0, "resume", cmd_pause, NULL},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static int usage_all(const char *fmt, const char *arg)
+{
+	if (fmt) {
+		fputs("outpost: ", stderr);
+		fprintf(stderr, fmt, arg);
+		fputc('\n', stderr);
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(stderr, "%s outpost queue %s\n", i ? "      " : "usage:", commands[i].usage);
+	return 2;
+}
+
+static const struct command *command_find(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int run_command(const struct command *cmd, const struct cli_opts *o,
+		       const struct conf *conf)
+{
+	struct client c;
+	char why[512];
+	if (client_open(&c, conf, CONNECT_MS, TOTAL_MS, why, sizeof why) < 0) {
+		fprintf(stderr, "outpost: %s\n", why);
+		return 1;
+	}
+	int rc = cmd->run(&c, cmd, o);
+	client_close(&c);
+	return rc;
+}
+
+int cli_queue(int argc, char **argv, const struct conf *conf)
+{
+	if (argc < 1)
+		return usage_all(NULL, NULL);
+	const struct command *cmd = command_find(argv[0]);
+	if (cmd == NULL)
+		return usage_all("unknown queue command %s", argv[0]);
+	struct cli_opts o = {0};
+	int rc = parse_options(cmd, argc, argv, &o);
+	if (rc == 0)
+		rc = check_ids(cmd, &o);
+	if (rc == 0)
+		rc = check_selectors(cmd, &o);
+	if (rc == 0) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		rc = run_command(cmd, &o, conf);
+		curl_global_cleanup();
+	}
+	free(o.ids);
+	return rc;
+}
+
+int cli_notify_daemon(const struct conf *conf)
+{
+	struct client c;
+	struct response r = {0};
+	char why[512];
+	int rc = -1;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (client_open(&c, conf, 1000, 2000, why, sizeof why) == 0) {
+		if (client_request(&c, "POST", "/api/v1/spool/notify", NULL, &r, why, sizeof why) ==
+			    0 &&
+		    r.status == 200)
+			rc = 0;
+		client_close(&c);
+	}
+	free(r.body);
+	curl_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,90 @@
+# lib.sh - shared by the end-to-end scenarios: a private outpost daemon in a
+# scratch directory, on free loopback ports, stopped whatever happens.
+#   source lib.sh; e2e_init "$1"; e2e_config <<EOF ... EOF; e2e_start; ...
+set -euo pipefail
+
+OUTPOST=${1:?usage: test_x.sh PATH/TO/outpost}
+OUTPOST=$(readlink -f "$OUTPOST")
+PY=/usr/bin/python3
+E2E_DIR=$(mktemp -d /tmp/outpost-e2e.XXXXXX)
+E2E_PIDS=()
+FAILS=0
+PASSES=0
+
+e2e_cleanup() {
+	for p in "${E2E_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [ "$FAILS" -eq 0 ] && [ -z "${E2E_KEEP:-}" ]; then rm -rf "$E2E_DIR"; else echo "kept $E2E_DIR"; fi
+}
+trap e2e_cleanup EXIT
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+SMTP_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+CONF=$E2E_DIR/outpost.conf
+DATA=$E2E_DIR/data
+
+# Writes the config: the base sections plus whatever stdin adds (it starts
+# inside [submission]).
+e2e_config() {
+	{
+		printf '[server]\nhostname = outpost.test\ndata_dir = %s\nlog_level = debug\n' "$DATA"
+		printf '[admin]\nlisten = 127.0.0.1:%s\n' "$ADMIN_PORT"
+		printf '[submission]\nlisten = 127.0.0.1:%s\n' "$SMTP_PORT"
+		cat
+	} >"$CONF"
+}
+
+wait_port() {
+	for _ in $(seq 1 100); do
+		if [ -n "${DAEMON_PID:-}" ] && ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+			echo "outpost exited:" >&2; tail -5 "$E2E_DIR/outpost.log" >&2; return 1
+		fi
+		if $PY -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	echo "port $1 not ready" >&2
+	return 1
+}
+
+e2e_start() {
+	"$OUTPOST" serve -c "$CONF" >>"$E2E_DIR/outpost.log" 2>&1 &
+	DAEMON_PID=$!
+	E2E_PIDS+=("$DAEMON_PID")
+	wait_port "$SMTP_PORT"
+	wait_port "$ADMIN_PORT"
+}
+
+e2e_stop() {
+	kill -TERM "$DAEMON_PID" 2>/dev/null || true
+	wait "$DAEMON_PID" 2>/dev/null || true
+}
+
+e2e_kill9() {
+	kill -9 "$DAEMON_PID" 2>/dev/null || true
+	wait "$DAEMON_PID" 2>/dev/null || true
+}
+
+op() { "$OUTPOST" -c "$CONF" "$@"; }
+
+pass() { PASSES=$((PASSES + 1)); echo "ok   - $*"; }
+fail() { FAILS=$((FAILS + 1)); echo "FAIL - $*"; }
+check() { # check DESCRIPTION COMMAND...
+	local d=$1; shift
+	if "$@"; then pass "$d"; else fail "$d"; fi
+}
+
+# Number of messages `queue list --json` shows.
+queue_count() { op queue list --json | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+
+e2e_finish() {
+	echo "$PASSES passed, $FAILS failed"
+	if [ "$FAILS" -ne 0 ]; then
+		echo "--- daemon log (tail)"; tail -30 "$E2E_DIR/outpost.log" || true
+		exit 1
+	fi
+}
