@@ -12,7 +12,7 @@ FAILS=0
 PASSES=0
 
 e2e_cleanup() {
-	for p in "${E2E_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	for p in "${E2E_PIDS[@]+"${E2E_PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	if [ "$FAILS" -eq 0 ] && [ -z "${E2E_KEEP:-}" ]; then rm -rf "$E2E_DIR"; else echo "kept $E2E_DIR"; fi
 }
@@ -59,14 +59,23 @@ e2e_start() {
 	wait_port "$ADMIN_PORT"
 }
 
+# Forgets a reaped pid, so that cleanup never signals a reused one.
+forget_pid() {
+	local keep=() p
+	for p in "${E2E_PIDS[@]+"${E2E_PIDS[@]}"}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	E2E_PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
 e2e_stop() {
 	kill -TERM "$DAEMON_PID" 2>/dev/null || true
 	wait "$DAEMON_PID" 2>/dev/null || true
+	forget_pid "$DAEMON_PID"
 }
 
 e2e_kill9() {
 	kill -9 "$DAEMON_PID" 2>/dev/null || true
 	wait "$DAEMON_PID" 2>/dev/null || true
+	forget_pid "$DAEMON_PID"
 }
 
 op() { "$OUTPOST" -c "$CONF" "$@"; }
