@@ -118,7 +118,9 @@ static int daemon_start(struct daemon *d)
 	if (d->reader == NULL)
 		goto fail;
 	log_recovery(d->reader);
-	d->sched = scheduler_start(d->base, d->conf, d->reader, d->writer);
+	d->sched = scheduler_start(d->base, d->conf, d->reader, d->writer, why, sizeof why);
+	if (d->sched == NULL)
+		goto fail;
 	d->smtpd = smtpd_start(d->base, d->conf, d->writer, on_queued, d, why, sizeof why);
 	if (d->smtpd == NULL)
 		goto fail;
@@ -139,7 +141,7 @@ static void daemon_stop(struct daemon *d)
 	if (d->smtpd)
 		smtpd_stop_accepting(d->smtpd);
 	admin_stop(d->admin);
-	scheduler_stop(d->sched);
+	scheduler_stop(d->sched); /* drops attempts on the network; they were counted */
 	spool_writer_stop(d->writer);
 	smtpd_stop(d->smtpd);
 	scheduler_free(d->sched);

@@ -34,8 +34,8 @@
 
 #define MAX_BODY     (1 << 20) /* a selector list is small; this bounds a hostile one */
 #define MAX_HEADERS  16384
-#define MAX_IDS	     1000 /* ids per request: keeps the SQL within its bind limits */
-#define HTTP_TIMEOUT 60	  /* seconds a slow client may take to send or read */
+#define MAX_IDS      1000 /* ids per request: keeps the SQL within its bind limits */
+#define HTTP_TIMEOUT 60   /* seconds a slow client may take to send or read */
 
 #ifndef OUTPOST_VERSION
 #define OUTPOST_VERSION "unknown"
@@ -50,15 +50,15 @@ struct admin {
 	struct spool_writer *writer;
 	struct scheduler *sched;
 	struct evhttp *http;
-	struct strlist unix_paths; /* sockets we created, unlinked at stop */
+	struct strlist unix_paths;  /* sockets we created, unlinked at stop */
 	struct action_job *pending; /* actions waiting for their commit */
 };
 
 /* One queue action from request to commit. It owns copies of every filter
  * value, since the writer thread reads them after the handler returned. */
 struct action_job {
-	struct admin *admin;	       /* NULL once admin_stop let go of it */
-	struct evhttp_request *req;    /* NULL once the client is gone */
+	struct admin *admin;        /* NULL once admin_stop let go of it */
+	struct evhttp_request *req; /* NULL once the client is gone */
 	struct evhttp_connection *evcon;
 	enum spool_action action;
 	uint64_t *ids;
@@ -71,10 +71,10 @@ struct action_job {
 };
 
 static const char *const action_names[] = {
-	[SPOOL_HOLD] = "hold",
-	[SPOOL_RELEASE] = "release",
-	[SPOOL_KICK] = "kick",
-	[SPOOL_DROP] = "drop",
+    [SPOOL_HOLD] = "hold",
+    [SPOOL_RELEASE] = "release",
+    [SPOOL_KICK] = "kick",
+    [SPOOL_DROP] = "drop",
 };
 
 static struct metric *queue_recipients_metric;
@@ -87,7 +87,7 @@ static int buffer_append(const char *data, size_t len, void *arg)
 }
 
 static void reply_send(struct evhttp_request *req, int code, const char *type,
-		       struct evbuffer *body)
+                       struct evbuffer *body)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", type);
@@ -113,7 +113,7 @@ static void reply_json(struct evhttp_request *req, int code, json_t *v)
 }
 
 static void reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 {
@@ -199,8 +199,7 @@ static bool api_request_trusted(const struct admin *a, struct evhttp_request *re
 
 /* ---- selectors ---- */
 
-static int ids_add(uint64_t **ids, size_t *n, const char *s, size_t len, char *why,
-		   size_t whylen)
+static int ids_add(uint64_t **ids, size_t *n, const char *s, size_t len, char *why, size_t whylen)
 {
 	char buf[32];
 	uint64_t id;
@@ -270,7 +269,7 @@ static int list_param(struct list_query *q, const struct evkeyval *kv, char *why
 
 /* Fills f from the query string; its strings point into params. */
 static int list_filter(struct evhttp_request *req, struct evkeyvalq *params, struct list_query *q,
-		       struct spool_filter *f, char *why, size_t whylen)
+                       struct spool_filter *f, char *why, size_t whylen)
 {
 	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	if (evhttp_parse_query_str(query ? query : "", params) < 0) {
@@ -282,12 +281,15 @@ static int list_filter(struct evhttp_request *req, struct evkeyvalq *params, str
 			return -1;
 	int state = -1;
 	if (q->state && (state = rcpt_state_parse(q->state)) < 0) {
-		snprintf(why, whylen, "unknown state %s (queued, held, deferred, delivered, failed)",
-			 q->state);
+		snprintf(why, whylen,
+		         "unknown state %s (queued, held, deferred, delivered, failed)", q->state);
 		return -1;
 	}
-	*f = (struct spool_filter){.ids = q->ids, .nids = q->nids, .domain = q->domain,
-				   .recipient = q->recipient, .state = state};
+	*f = (struct spool_filter){.ids = q->ids,
+	                           .nids = q->nids,
+	                           .domain = q->domain,
+	                           .recipient = q->recipient,
+	                           .state = state};
 	return 0;
 }
 
@@ -317,7 +319,7 @@ static int body_ids(struct action_job *j, json_t *v, char *why, size_t whylen)
 			return -1;
 		}
 		if (ids_add(&j->ids, &j->nids, json_string_value(e), json_string_length(e), why,
-			    whylen) < 0)
+		            whylen) < 0)
 			return -1;
 	}
 	return 0;
@@ -331,7 +333,11 @@ static int body_field(struct action_job *j, const char *key, json_t *v, char *wh
 		return body_string(key, v, &j->domain, why, whylen);
 	if (strcmp(key, "recipient") == 0)
 		return body_string(key, v, &j->recipient, why, whylen);
-	if (strcmp(key, "all") == 0 && json_is_boolean(v)) {
+	if (strcmp(key, "all") == 0) {
+		if (!json_is_boolean(v)) {
+			snprintf(why, whylen, "all must be true or false");
+			return -1;
+		}
 		j->all = json_is_true(v);
 		return 0;
 	}
@@ -340,19 +346,24 @@ static int body_field(struct action_job *j, const char *key, json_t *v, char *wh
 }
 
 /* Unknown fields are refused: a misspelt selector must not widen an action
- * that changes or drops mail. */
+ * that changes or drops mail. (jansson refuses \u0000 in strings, so none
+ * is cut short as a C string.) */
 static int action_parse_body(struct evhttp_request *req, struct action_job *j, char *why,
-			     size_t whylen)
+                             size_t whylen)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	json_error_t err;
 	json_t *body = len ? json_loadb((const char *)evbuffer_pullup(in, -1), len,
-					JSON_REJECT_DUPLICATES, &err)
-			   : NULL;
+	                                JSON_REJECT_DUPLICATES, &err)
+	                   : NULL;
 	const char *key;
 	json_t *v;
 	int rc = -1;
+	if (len > 0 && body == NULL) {
+		snprintf(why, whylen, "the body is not JSON: %s", err.text);
+		goto out;
+	}
 	if (!json_is_object(body)) {
 		snprintf(why, whylen, "the body must be a JSON object such as {\"ids\": [\"ID\"]}");
 		goto out;
@@ -441,11 +452,11 @@ static void action_log(const struct action_job *j, int status, const char *why)
 	const char *rcpt = j->recipient ? log_quote(j->recipient) : "-";
 	if (status == 0)
 		log_event(LOG_INFO, "admin_action",
-			  "action=%s changed=%lld ids=%zu domain=%s recipient=%s all=%s", name,
-			  (long long)j->changed, j->nids, domain, rcpt, j->all ? "yes" : "no");
+		          "action=%s changed=%lld ids=%zu domain=%s recipient=%s all=%s", name,
+		          (long long)j->changed, j->nids, domain, rcpt, j->all ? "yes" : "no");
 	else
 		log_event(LOG_ERROR, "admin_action_failed", "action=%s reason=%s", name,
-			  log_quote(why));
+		          log_quote(why));
 }
 
 /* Loop thread, after the commit. */
@@ -462,7 +473,8 @@ static void action_done(void *arg, int status, const char *why)
 	if (j->req) {
 		evhttp_connection_set_closecb(j->evcon, NULL, NULL);
 		if (status == 0)
-			reply_json(j->req, 200, json_pack("{s:I}", "changed", (json_int_t)j->changed));
+			reply_json(j->req, 200,
+			           json_pack("{s:I}", "changed", (json_int_t)j->changed));
 		else
 			reply_error(j->req, 500, "%s", why);
 	}
@@ -482,8 +494,12 @@ static void handle_action(struct admin *a, struct evhttp_request *req, int actio
 		action_job_free(j);
 		return;
 	}
-	j->filter = (struct spool_filter){.ids = j->ids, .nids = j->nids, .domain = j->domain,
-					  .recipient = j->recipient, .state = -1, .all = j->all};
+	j->filter = (struct spool_filter){.ids = j->ids,
+	                                  .nids = j->nids,
+	                                  .domain = j->domain,
+	                                  .recipient = j->recipient,
+	                                  .state = -1,
+	                                  .all = j->all};
 	j->req = req;
 	j->evcon = evhttp_request_get_connection(req);
 	evhttp_connection_set_closecb(j->evcon, action_client_gone, j);
@@ -552,9 +568,9 @@ static void handle_status(struct admin *a, struct evhttp_request *req, int unuse
 	for (int s = RCPT_QUEUED; s <= RCPT_FAILED; s++)
 		json_object_set_new(by_state, rcpt_state_name(s), json_integer(counts[s]));
 	reply_json(req, 200,
-		   json_pack("{s:s, s:b, s:I, s:o}", "version", OUTPOST_VERSION, "paused",
-			     scheduler_paused(a->sched), "in_flight",
-			     (json_int_t)scheduler_in_flight(a->sched), "recipients", by_state));
+	           json_pack("{s:s, s:b, s:I, s:o}", "version", OUTPOST_VERSION, "paused",
+	                     scheduler_paused(a->sched), "in_flight",
+	                     (json_int_t)scheduler_in_flight(a->sched), "recipients", by_state));
 }
 
 static void handle_pause(struct admin *a, struct evhttp_request *req, int paused)
@@ -603,15 +619,15 @@ struct route {
 };
 
 static const struct route routes[] = {
-	{"queue", GET_METHODS, handle_list, 0},
-	{"queue/hold", EVHTTP_REQ_POST, handle_action, SPOOL_HOLD},
-	{"queue/release", EVHTTP_REQ_POST, handle_action, SPOOL_RELEASE},
-	{"queue/kick", EVHTTP_REQ_POST, handle_action, SPOOL_KICK},
-	{"queue/drop", EVHTTP_REQ_POST, handle_action, SPOOL_DROP},
-	{"delivery/pause", EVHTTP_REQ_POST, handle_pause, 1},
-	{"delivery/resume", EVHTTP_REQ_POST, handle_pause, 0},
-	{"status", GET_METHODS, handle_status, 0},
-	{"spool/notify", EVHTTP_REQ_POST, handle_notify, 0},
+    {"queue", GET_METHODS, handle_list, 0},
+    {"queue/hold", EVHTTP_REQ_POST, handle_action, SPOOL_HOLD},
+    {"queue/release", EVHTTP_REQ_POST, handle_action, SPOOL_RELEASE},
+    {"queue/kick", EVHTTP_REQ_POST, handle_action, SPOOL_KICK},
+    {"queue/drop", EVHTTP_REQ_POST, handle_action, SPOOL_DROP},
+    {"delivery/pause", EVHTTP_REQ_POST, handle_pause, 1},
+    {"delivery/resume", EVHTTP_REQ_POST, handle_pause, 0},
+    {"status", GET_METHODS, handle_status, 0},
+    {"spool/notify", EVHTTP_REQ_POST, handle_notify, 0},
 };
 
 static bool method_is(struct evhttp_request *req, int methods)
@@ -693,12 +709,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 /* ---- listeners ---- */
 
 static int listen_tcp(struct admin *a, const struct listen_addr *la, const char *spec, char *why,
-		      size_t whylen)
+                      size_t whylen)
 {
 	errno = 0;
 	if (evhttp_bind_socket_with_handle(a->http, la->host, (ev_uint16_t)la->port) == NULL) {
 		snprintf(why, whylen, "admin: cannot listen on %s: %s", spec,
-			 errno ? strerror(errno) : "cannot resolve or bind the address");
+		         errno ? strerror(errno) : "cannot resolve or bind the address");
 		return -1;
 	}
 	return 0;
@@ -747,8 +763,7 @@ static int unix_socket_open(const struct sockaddr_un *sa, char *why, size_t whyl
 	const char *path = sa->sun_path;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (const struct sockaddr *)sa, sizeof *sa) < 0) {
-		snprintf(why, whylen, "admin: cannot listen on unix:%s: %s", path,
-			 strerror(errno));
+		snprintf(why, whylen, "admin: cannot listen on unix:%s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -756,8 +771,7 @@ static int unix_socket_open(const struct sockaddr_un *sa, char *why, size_t whyl
 	/* Nobody can connect before listen(), so the mode is tight from the
 	 * first connection on, whatever the umask. */
 	if (chmod(path, 0660) < 0 || listen(fd, 64) < 0) {
-		snprintf(why, whylen, "admin: cannot listen on unix:%s: %s", path,
-			 strerror(errno));
+		snprintf(why, whylen, "admin: cannot listen on unix:%s: %s", path, strerror(errno));
 		close(fd);
 		unlink(path);
 		return -1;
@@ -775,7 +789,7 @@ static int listen_unix(struct admin *a, const struct listen_addr *la, char *why,
 	if (fd < 0)
 		return -1;
 	struct evconnlistener *l = evconnlistener_new(
-		a->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	    a->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l == NULL || evhttp_bind_listener(a->http, l) == NULL) {
 		snprintf(why, whylen, "admin: cannot serve unix:%s", la->path);
 		if (l)
@@ -814,21 +828,21 @@ static struct evhttp *http_new(struct admin *a)
 	/* Accept the usual methods so that a wrong one gets a JSON 405 from
 	 * the router rather than libevent's bare 501. */
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-						 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						 EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+	                                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+	                                     EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(http, on_request, a);
 	return http;
 }
 
 struct admin *admin_start(struct event_base *base, const struct conf *conf, struct spool *reader,
-			  struct spool_writer *writer, struct scheduler *sched, char *why,
-			  size_t whylen)
+                          struct spool_writer *writer, struct scheduler *sched, char *why,
+                          size_t whylen)
 {
 	struct admin *a = calloc(1, sizeof *a);
 	if (a == NULL)
 		abort();
-	*a = (struct admin){.base = base, .conf = conf, .reader = reader, .writer = writer,
-			    .sched = sched};
+	*a = (struct admin){
+	    .base = base, .conf = conf, .reader = reader, .writer = writer, .sched = sched};
 	a->http = http_new(a);
 	for (size_t i = 0; i < conf->admin_listen.len; i++) {
 		if (listen_one(a, conf->admin_listen.items[i], why, whylen) < 0) {
@@ -838,10 +852,10 @@ struct admin *admin_start(struct event_base *base, const struct conf *conf, stru
 	}
 	if (conf->admin_listen.len == 0)
 		log_event(LOG_WARN, "admin_disabled", "reason=%s",
-			  log_quote("no [admin] listen address"));
+		          log_quote("no [admin] listen address"));
 	if (queue_recipients_metric == NULL)
-		queue_recipients_metric = metric_gauge(
-			"outpost_queue_recipients", "recipients in the spool by state", "state");
+		queue_recipients_metric = metric_gauge("outpost_queue_recipients",
+		                                       "recipients in the spool by state", "state");
 	metrics_on_render(on_metrics_render, a);
 	return a;
 }

@@ -31,7 +31,7 @@ static int parse_unix(const char *s, struct listen_addr *a, char *why, size_t wh
 	}
 	if (strlen(path) >= sizeof a->path) {
 		snprintf(why, whylen, "%s: socket path longer than %zu bytes", s,
-			 sizeof a->path - 1);
+		         sizeof a->path - 1);
 		return -1;
 	}
 	a->is_unix = true;

@@ -32,7 +32,7 @@
 
 struct client {
 	CURL *curl;
-	char base[300];	 /* "http://127.0.0.1:8025", "http://localhost" on a socket */
+	char base[300];  /* "http://127.0.0.1:8025", "http://localhost" on a socket */
 	char where[300]; /* the daemon as messages name it */
 	char err[CURL_ERROR_SIZE];
 };
@@ -96,12 +96,12 @@ static int client_target(struct client *c, const struct conf *conf, char *why, s
 	}
 	const char *host = connect_host(&la);
 	snprintf(c->base, sizeof c->base, strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u",
-		 host, la.port);
+	         host, la.port);
 	return 0;
 }
 
 static int client_open(struct client *c, const struct conf *conf, long connect_ms, long total_ms,
-		       char *why, size_t whylen)
+                       char *why, size_t whylen)
 {
 	memset(c, 0, sizeof *c);
 	if ((c->curl = curl_easy_init()) == NULL) {
@@ -130,7 +130,7 @@ static void client_close(struct client *c)
 }
 
 static void transport_error(struct client *c, CURLcode rc, const struct response *r, char *why,
-			    size_t whylen)
+                            size_t whylen)
 {
 	long oserr = 0;
 	curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &oserr);
@@ -139,7 +139,7 @@ static void transport_error(struct client *c, CURLcode rc, const struct response
 		snprintf(why, whylen, "cannot write the output: %s", strerror(r->write_errno));
 	else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
 		snprintf(why, whylen, "cannot reach the daemon at %s: %s", c->where,
-			 oserr ? strerror((int)oserr) : reason);
+		         oserr ? strerror((int)oserr) : reason);
 	else
 		snprintf(why, whylen, "no answer from the daemon at %s: %s", c->where, reason);
 }
@@ -147,8 +147,8 @@ static void transport_error(struct client *c, CURLcode rc, const struct response
 /* One request. body, when not NULL, is sent as JSON with a POST. Returns 0
  * once any HTTP answer arrived (r->status says which), -1 with why filled
  * when there was none. The caller frees r->body. */
-static int client_request(struct client *c, const char *method, const char *path,
-			  const char *body, struct response *r, char *why, size_t whylen)
+static int client_request(struct client *c, const char *method, const char *path, const char *body,
+                          struct response *r, char *why, size_t whylen)
 {
 	char *url;
 	if (asprintf(&url, "%s%s", c->base, path) < 0)
@@ -198,7 +198,7 @@ static json_t *response_json(const struct response *r)
 /* Runs one request and returns its JSON answer, or NULL after printing why. */
 static json_t *call_json(struct client *c, const char *method, const char *path, json_t *body)
 {
-	char why[512];
+	char why[1024];
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	struct response r = {0};
 	json_t *v = NULL;
@@ -241,8 +241,8 @@ static bool key_in(const char *key, const char *const *keys)
 	return false;
 }
 
-static const char *const rcpt_keys[] = {"address", "state", "attempts", "next_attempt",
-					"last_error", NULL};
+static const char *const rcpt_keys[] = {"address",      "state",      "attempts",
+                                        "next_attempt", "last_error", NULL};
 
 /* "  address state attempts=N next=... error=..." and, in detail, the rest. */
 static void print_recipient(const json_t *r, bool detailed)
@@ -377,12 +377,11 @@ struct cli_opts {
 };
 
 struct command;
-typedef int (*command_fn)(struct client *c, const struct command *cmd,
-			  const struct cli_opts *o);
+typedef int (*command_fn)(struct client *c, const struct command *cmd, const struct cli_opts *o);
 
 struct command {
 	const char *name;
-	unsigned options; /* allowed OPT_* */
+	unsigned options;       /* allowed OPT_* */
 	int min_args, max_args; /* positional; max -1: any number */
 	const char *usage;
 	command_fn run;
@@ -398,13 +397,13 @@ static int usage_error(const struct command *cmd, const char *fmt, const char *a
 }
 
 static const struct option long_options[] = {
-	{"json", no_argument, NULL, OPT_JSON},
-	{"domain", required_argument, NULL, OPT_DOMAIN},
-	{"held", no_argument, NULL, OPT_HELD},
-	{"state", required_argument, NULL, OPT_STATE},
-	{"recipient", required_argument, NULL, OPT_RECIPIENT},
-	{"all", no_argument, NULL, OPT_ALL},
-	{NULL, 0, NULL, 0},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"domain", required_argument, NULL, OPT_DOMAIN},
+    {"held", no_argument, NULL, OPT_HELD},
+    {"state", required_argument, NULL, OPT_STATE},
+    {"recipient", required_argument, NULL, OPT_RECIPIENT},
+    {"all", no_argument, NULL, OPT_ALL},
+    {NULL, 0, NULL, 0},
 };
 
 static const char *option_name(int opt)
@@ -453,14 +452,15 @@ static int parse_options(const struct command *cmd, int argc, char **argv, struc
 static int check_ids(const struct command *cmd, struct cli_opts *o)
 {
 	if (o->nargs < cmd->min_args || (cmd->max_args >= 0 && o->nargs > cmd->max_args))
-		return usage_error(cmd, "%s", o->nargs < cmd->min_args ? "missing queue id"
-									 : "too many arguments");
+		return usage_error(cmd, "%s",
+		                   o->nargs < cmd->min_args ? "missing queue id"
+		                                            : "too many arguments");
 	if (o->nargs > 0 && (o->ids = calloc((size_t)o->nargs, sizeof *o->ids)) == NULL)
 		abort();
 	for (int i = 0; i < o->nargs; i++)
 		if (!spool_id_parse(o->args[i], &o->ids[i]))
 			return usage_error(cmd, "bad queue id %s (expected up to 16 hex digits)",
-					   o->args[i]);
+			                   o->args[i]);
 	return 0;
 }
 
@@ -474,7 +474,8 @@ static int check_selectors(const struct command *cmd, const struct cli_opts *o)
 		return 0; /* only the actions need a selector */
 	bool some = o->nargs > 0 || o->domain || o->recipient;
 	if (!some && !(o->given & OPT_ALL))
-		return usage_error(cmd, "%s", "say which messages: ids, --domain, --recipient or --all");
+		return usage_error(cmd, "%s",
+		                   "say which messages: ids, --domain, --recipient or --all");
 	if (some && (o->given & OPT_ALL))
 		return usage_error(cmd, "%s", "--all cannot be combined with other selectors");
 	return 0;
@@ -545,7 +546,7 @@ static int cmd_show(struct client *c, const struct command *cmd, const struct cl
 
 static int cmd_cat(struct client *c, const struct command *cmd, const struct cli_opts *o)
 {
-	char path[64], id[17], why[512];
+	char path[64], id[17], why[1024];
 	struct response r = {.stream = true};
 	spool_id_format(o->ids[0], id);
 	snprintf(path, sizeof path, "/api/v1/queue/%s/raw", id);
@@ -611,20 +612,17 @@ static int cmd_pause(struct client *c, const struct command *cmd, const struct c
 #define SELECTORS "(ID... | --domain D | --recipient ADDR | --all)"
 
 static const struct command commands[] = {
-	{"list", OPT_JSON | OPT_DOMAIN | OPT_HELD | OPT_STATE | OPT_RECIPIENT, 0, 0,
-	 "list [--json] [--domain D] [--held] [--state S] [--recipient R]", cmd_list, NULL},
-	{"show", OPT_JSON, 1, 1, "show ID [--json]", cmd_show, NULL},
-	{"cat", 0, 1, 1, "cat ID", cmd_cat, NULL},
-	{"kick", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "kick " SELECTORS, cmd_action,
-	 "kicked"},
-	{"hold", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "hold " SELECTORS, cmd_action,
-	 "held"},
-	{"release", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "release " SELECTORS, cmd_action,
-	 "released"},
-	{"drop", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "drop " SELECTORS, cmd_action,
-	 "dropped"},
-	{"pause", 0, 0, 0, "pause", cmd_pause, NULL},
-	{"resume", 0, 0, 0, "resume", cmd_pause, NULL},
+    {"list", OPT_JSON | OPT_DOMAIN | OPT_HELD | OPT_STATE | OPT_RECIPIENT, 0, 0,
+     "list [--json] [--domain D] [--held] [--state S] [--recipient R]", cmd_list, NULL},
+    {"show", OPT_JSON, 1, 1, "show ID [--json]", cmd_show, NULL},
+    {"cat", 0, 1, 1, "cat ID", cmd_cat, NULL},
+    {"kick", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "kick " SELECTORS, cmd_action, "kicked"},
+    {"hold", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "hold " SELECTORS, cmd_action, "held"},
+    {"release", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "release " SELECTORS, cmd_action,
+     "released"},
+    {"drop", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "drop " SELECTORS, cmd_action, "dropped"},
+    {"pause", 0, 0, 0, "pause", cmd_pause, NULL},
+    {"resume", 0, 0, 0, "resume", cmd_pause, NULL},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -637,7 +635,8 @@ static int usage_all(const char *fmt, const char *arg)
 		fputc('\n', stderr);
 	}
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(stderr, "%s outpost queue %s\n", i ? "      " : "usage:", commands[i].usage);
+		fprintf(stderr, "%s outpost queue %s\n",
+		        i ? "      " : "usage:", commands[i].usage);
 	return 2;
 }
 
@@ -649,11 +648,10 @@ static const struct command *command_find(const char *name)
 	return NULL;
 }
 
-static int run_command(const struct command *cmd, const struct cli_opts *o,
-		       const struct conf *conf)
+static int run_command(const struct command *cmd, const struct cli_opts *o, const struct conf *conf)
 {
 	struct client c;
-	char why[512];
+	char why[1024];
 	if (client_open(&c, conf, CONNECT_MS, TOTAL_MS, why, sizeof why) < 0) {
 		fprintf(stderr, "outpost: %s\n", why);
 		return 1;
@@ -689,12 +687,12 @@ int cli_notify_daemon(const struct conf *conf)
 {
 	struct client c;
 	struct response r = {0};
-	char why[512];
+	char why[1024];
 	int rc = -1;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (client_open(&c, conf, 1000, 2000, why, sizeof why) == 0) {
 		if (client_request(&c, "POST", "/api/v1/spool/notify", NULL, &r, why, sizeof why) ==
-			    0 &&
+		        0 &&
 		    r.status == 200)
 			rc = 0;
 		client_close(&c);

@@ -50,7 +50,15 @@ struct conf {
 	int64_t first_retry_ms;
 	int64_t delay_notice_after;
 	bool paused;
-	int64_t max_concurrent;
+	int64_t delivery_max_connections;
+	int64_t delivery_max_per_destination;
+	int64_t connection_max_messages;
+	int64_t connection_idle_timeout_ms;
+	int64_t connect_timeout_ms;
+	int64_t command_timeout_ms;
+	int64_t data_timeout_ms;
+	int64_t tls_timeout_ms;
+	int64_t log_retention_ms;
 	/* [tls] */
 	char *ca_file;
 	/* [tlsrpt] */

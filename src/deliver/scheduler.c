@@ -1,6 +1,10 @@
-/* scheduler.c - due recipients, attempt bookkeeping and outcomes. */
+/* scheduler.c - due recipients into jobs, limits, attempt bookkeeping. */
 #include "deliver/scheduler.h"
 
+#include "deliver/attempt.h"
+#include "deliver/pool.h"
+#include "dns/dns.h"
+#include "tls/tls.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/timeutil.h"
@@ -11,28 +15,39 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define MAX_BACKOFF_MS (30LL * 86400 * 1000)
-#define IDLE_RECHECK_MS 60000 /* also catches mail queued by another process */
+#define MAX_BACKOFF_MS	(30LL * 86400 * 1000)
+#define IDLE_RECHECK_MS 60000	/* also catches mail queued by another process */
+#define CLEANUP_EVERY_MS 3600000
 
-struct attempt {
+struct destination {
+	char domain[256];
+	size_t active;
+};
+
+struct running {
 	struct scheduler *sched;
-	struct spool_due due;
-	int64_t backoff_ms;
-	bool begun; /* the attempt was recorded: it counts */
-	enum rcpt_state outcome;
-	char error[256];
+	struct delivery_job job;
+	int64_t *backoffs; /* per recipient, jittered */
+	struct attempt *attempt; /* NULL until its begin is committed */
+	struct running *prev, *next;
+};
+
+/* Recipient ids in flight: an open-addressing set (ids are > 0). */
+struct idset {
+	int64_t *slots; /* 0 empty, -1 deleted */
+	size_t cap, used;
 };
 
 struct scheduler {
-	struct event_base *base;
-	const struct conf *conf;
-	struct spool *reader;
-	struct spool_writer *writer;
+	struct deliver_ctx ctx;
 	struct event *timer;
+	struct event *cleanup_timer;
 	bool paused, stopped;
 	size_t in_flight;
-	int64_t *flying; /* recipient ids of the attempts in flight */
-	size_t flying_cap;
+	struct running *jobs; /* in flight */
+	struct idset flying;
+	struct destination *dests;
+	size_t ndests;
 };
 
 static struct metric *m_attempts;
@@ -56,36 +71,10 @@ static int64_t jitter(int64_t backoff_ms)
 	return backoff_ms - span + (int64_t)(r % (uint32_t)(2 * span + 1));
 }
 
-static bool flying_has(const struct scheduler *s, int64_t id)
-{
-	for (size_t i = 0; i < s->in_flight; i++)
-		if (s->flying[i] == id)
-			return true;
-	return false;
-}
-
-static void flying_add(struct scheduler *s, int64_t id)
-{
-	if (s->in_flight == s->flying_cap) {
-		s->flying_cap = s->flying_cap ? s->flying_cap * 2 : 64;
-		s->flying = realloc(s->flying, s->flying_cap * sizeof *s->flying);
-		if (s->flying == NULL)
-			abort();
-	}
-	s->flying[s->in_flight++] = id;
-}
-
-static void flying_remove(struct scheduler *s, int64_t id)
-{
-	for (size_t i = 0; i < s->in_flight; i++)
-		if (s->flying[i] == id) {
-			s->flying[i] = s->flying[--s->in_flight];
-			return;
-		}
-}
-
 static void arm(struct scheduler *s, int64_t delay_ms)
 {
+	if (s->stopped)
+		return;
 	if (delay_ms < 0)
 		delay_ms = 0;
 	if (delay_ms > IDLE_RECHECK_MS)
@@ -94,110 +83,240 @@ static void arm(struct scheduler *s, int64_t delay_ms)
 	evtimer_add(s->timer, &tv);
 }
 
-/* ---- one attempt: begin (counted), run, end (outcome) ------------------- */
+/* ---- destinations and their limits ----------------------------------------- */
 
-static void attempt_finish(struct attempt *a)
+static struct destination *destination(struct scheduler *s, const char *domain, bool create)
 {
-	struct scheduler *s = a->sched;
-	flying_remove(s, a->due.rcpt_id);
-	free(a);
-	if (!s->stopped)
-		scheduler_wake(s);
+	for (size_t i = 0; i < s->ndests; i++)
+		if (strcmp(s->dests[i].domain, domain) == 0)
+			return &s->dests[i];
+	if (!create)
+		return NULL;
+	s->dests = realloc(s->dests, (s->ndests + 1) * sizeof *s->dests);
+	if (s->dests == NULL)
+		abort();
+	struct destination *d = &s->dests[s->ndests++];
+	snprintf(d->domain, sizeof d->domain, "%s", domain);
+	d->active = 0;
+	return d;
 }
 
-static int end_job(struct spool *sp, void *arg, char *why, size_t whylen)
+static void destination_release(struct scheduler *s, const char *domain)
 {
-	struct attempt *a = arg;
-	return spool_attempt_end(sp, a->due.rcpt_id, a->outcome, a->error, why, whylen);
+	struct destination *d = destination(s, domain, false);
+	if (d && --d->active == 0)
+		*d = s->dests[--s->ndests]; /* only busy destinations are kept */
 }
 
-static void end_done(void *arg, int status, const char *why)
+static bool destination_full(const struct scheduler *s, const struct destination *d)
 {
-	struct attempt *a = arg;
-	char id[17];
-	spool_id_format(a->due.msg_id, id);
-	if (status != 0)
-		log_event(LOG_ERROR, "attempt_not_recorded", "qid=%s rcpt_id=%lld reason=%s", id,
-			  (long long)a->due.rcpt_id, log_quote(why));
-	attempt_finish(a);
+	return d && d->active >= (size_t)s->ctx.conf->delivery_max_per_destination;
 }
 
-/* Until delivery exists, every attempt is a temporary failure, so that
- * attempt counting, backoff and the final failure run end to end. */
-static void attempt_run(struct attempt *a)
+static size_t idset_slot(const struct idset *set, int64_t id)
 {
-	struct scheduler *s = a->sched;
-	int attempts = a->due.attempts + 1;
-	snprintf(a->error, sizeof a->error, "4.3.0 delivery not implemented");
-	a->outcome = attempts >= s->conf->max_attempts ? RCPT_FAILED : RCPT_DEFERRED;
-	metric_add(m_attempts, a->outcome == RCPT_FAILED ? "failed" : "deferred", 1);
-	char id[17], next[32];
-	spool_id_format(a->due.msg_id, id);
-	duration_format(a->backoff_ms - a->backoff_ms % 1000, next, sizeof next);
-	log_event(LOG_INFO, "attempt", "qid=%s rcpt_id=%lld attempt=%d result=%s error=%s%s%s", id,
-		  (long long)a->due.rcpt_id, attempts,
-		  a->outcome == RCPT_FAILED ? "failed" : "deferred", log_quote(a->error),
-		  a->outcome == RCPT_FAILED ? "" : " retry_in=", a->outcome == RCPT_FAILED ? "" : next);
-	spool_writer_submit(s->writer, end_job, end_done, a);
+	return (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ull >> 20) & (set->cap - 1);
+}
+
+static bool idset_has(const struct idset *set, int64_t id)
+{
+	if (set->cap == 0)
+		return false;
+	for (size_t i = idset_slot(set, id);; i = (i + 1) & (set->cap - 1)) {
+		if (set->slots[i] == id)
+			return true;
+		if (set->slots[i] == 0)
+			return false;
+	}
+}
+
+static void idset_add(struct idset *set, int64_t id);
+
+/* Rehashes into a table sized for the live ids, dropping tombstones. */
+static void idset_grow(struct idset *set)
+{
+	size_t live = 0;
+	for (size_t i = 0; i < set->cap; i++)
+		live += set->slots[i] > 0;
+	struct idset bigger = {.cap = 1024};
+	while (bigger.cap < live * 4)
+		bigger.cap *= 2;
+	bigger.slots = calloc(bigger.cap, sizeof *bigger.slots);
+	if (bigger.slots == NULL)
+		abort();
+	for (size_t i = 0; i < set->cap; i++)
+		if (set->slots[i] > 0)
+			idset_add(&bigger, set->slots[i]);
+	free(set->slots);
+	*set = bigger;
+}
+
+static void idset_add(struct idset *set, int64_t id)
+{
+	if ((set->used + 1) * 2 > set->cap)
+		idset_grow(set);
+	size_t i = idset_slot(set, id);
+	while (set->slots[i] > 0)
+		i = (i + 1) & (set->cap - 1);
+	if (set->slots[i] == 0)
+		set->used++;
+	set->slots[i] = id;
+}
+
+static void idset_remove(struct idset *set, int64_t id)
+{
+	for (size_t i = idset_slot(set, id); set->cap && set->slots[i] != 0;
+	     i = (i + 1) & (set->cap - 1))
+		if (set->slots[i] == id) {
+			set->slots[i] = -1; /* tombstones count as used until a grow */
+			return;
+		}
+}
+
+/* ---- jobs ------------------------------------------------------------------- */
+
+static void job_finished(void *arg, struct delivery_job *job)
+{
+	struct running *r = arg;
+	struct scheduler *s = r->sched;
+	for (size_t i = 0; i < job->n; i++)
+		idset_remove(&s->flying, job->rcpts[i].id);
+	destination_release(s, job->domain);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		s->jobs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	s->in_flight--;
+	free(job->rcpts);
+	free(r->backoffs);
+	free(r);
+	arm(s, 0);
 }
 
 static int begin_job(struct spool *sp, void *arg, char *why, size_t whylen)
 {
-	struct attempt *a = arg;
-	int n = spool_attempt_begin(sp, a->due.rcpt_id, time_now_ms(), a->backoff_ms, why, whylen);
-	a->begun = n > 0;
-	return n < 0 ? -1 : 0;
+	struct running *r = arg;
+	int64_t now = time_now_ms();
+	size_t kept = 0;
+	for (size_t i = 0; i < r->job.n; i++) {
+		int n = spool_attempt_begin(sp, r->job.rcpts[i].id, now, r->backoffs[i], why, whylen);
+		if (n < 0)
+			return -1;
+		if (n > 0) /* held or dropped meanwhile: not part of the attempt */
+			r->job.rcpts[kept++] = r->job.rcpts[i];
+	}
+	r->job.n = kept;
+	return 0;
 }
 
 static void begin_done(void *arg, int status, const char *why)
 {
-	struct attempt *a = arg;
-	if (status != 0 || !a->begun || a->sched->stopped) {
-		/* not counted (held or dropped meanwhile, or a spool error):
-		 * nothing was attempted */
-		if (status != 0)
-			log_event(LOG_ERROR, "attempt_not_started", "rcpt_id=%lld reason=%s",
-				  (long long)a->due.rcpt_id, log_quote(why));
-		return attempt_finish(a);
-	}
-	attempt_run(a);
+	struct running *r = arg;
+	struct scheduler *s = r->sched;
+	if (status != 0)
+		log_event(LOG_ERROR, "attempt_not_started", "reason=%s", log_quote(why));
+	if (status != 0 || r->job.n == 0 || s->stopped)
+		return job_finished(r, &r->job);
+	metric_add(m_attempts, "started", 1);
+	r->attempt = attempt_run(&s->ctx, &r->job, job_finished, r);
 }
 
-static void attempt_start(struct scheduler *s, const struct spool_due *due)
+/* SPEC §3.3: the attempt is counted and the next one scheduled before any
+ * network activity, so a crash mid-attempt leaves it counted (deferred). */
+static void job_start(struct scheduler *s, struct running *r)
 {
-	struct attempt *a = calloc(1, sizeof *a);
-	if (a == NULL)
+	r->sched = s;
+	r->backoffs = calloc(r->job.n, sizeof *r->backoffs);
+	if (r->backoffs == NULL)
 		abort();
-	a->sched = s;
-	a->due = *due;
-	a->backoff_ms = jitter(scheduler_backoff_ms(s->conf->first_retry_ms, due->attempts));
-	flying_add(s, due->rcpt_id);
-	/* SPEC §3.3: the attempt is recorded before any network activity, so
-	 * a crash mid-attempt leaves it counted and scheduled. */
-	spool_writer_submit(s->writer, begin_job, begin_done, a);
+	for (size_t i = 0; i < r->job.n; i++) {
+		struct job_rcpt *jr = &r->job.rcpts[i];
+		r->backoffs[i] =
+			jitter(scheduler_backoff_ms(s->ctx.conf->first_retry_ms, jr->attempt - 1));
+		idset_add(&s->flying, jr->id);
+	}
+	destination(s, r->job.domain, true)->active++;
+	r->next = s->jobs;
+	if (s->jobs)
+		s->jobs->prev = r;
+	s->jobs = r;
+	s->in_flight++;
+	spool_writer_submit(s->ctx.writer, begin_job, begin_done, r);
 }
 
-/* ---- the loop ------------------------------------------------------------ */
+/* The due recipients of one message at one domain, in due order. */
+static struct running *job_collect(struct scheduler *s, struct spool_due *due, int n, int first)
+{
+	struct running *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		abort();
+	r->job.msg_id = due[first].msg_id;
+	snprintf(r->job.domain, sizeof r->job.domain, "%s", due[first].domain);
+	r->job.rcpts = calloc((size_t)(n - first), sizeof *r->job.rcpts);
+	if (r->job.rcpts == NULL)
+		abort();
+	for (int i = first; i < n; i++) {
+		if (due[i].rcpt_id == 0 || due[i].msg_id != r->job.msg_id ||
+		    strcmp(due[i].domain, r->job.domain) != 0)
+			continue;
+		struct job_rcpt *jr = &r->job.rcpts[r->job.n++];
+		jr->id = due[i].rcpt_id;
+		jr->attempt = due[i].attempts + 1;
+		snprintf(jr->address, sizeof jr->address, "%s", due[i].address);
+		due[i].rcpt_id = 0; /* taken */
+	}
+	return r;
+}
+
+/* ---- the loop ----------------------------------------------------------------- */
+
+static size_t full_destinations(const struct scheduler *s, const char **skip, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->ndests && n < max; i++)
+		if (destination_full(s, &s->dests[i]))
+			skip[n++] = s->dests[i].domain;
+	return n;
+}
+
+static void start_due(struct scheduler *s, struct spool_due *due, int n)
+{
+	size_t max = (size_t)s->ctx.conf->delivery_max_connections;
+	for (int i = 0; i < n; i++)
+		if (idset_has(&s->flying, due[i].rcpt_id))
+			due[i].rcpt_id = 0; /* picked already, its attempt not yet recorded */
+	for (int i = 0; i < n && s->in_flight < max; i++) {
+		if (due[i].rcpt_id == 0 || destination_full(s, destination(s, due[i].domain, false)))
+			continue;
+		job_start(s, job_collect(s, due, n, i));
+	}
+}
 
 static void schedule(struct scheduler *s)
 {
 	if (s->paused || s->stopped)
 		return;
-	size_t max = (size_t)s->conf->max_concurrent;
-	size_t want = max > s->in_flight ? max - s->in_flight : 0;
-	if (want > 0) {
-		size_t ask = want + s->in_flight;
-		struct spool_due *due = calloc(ask, sizeof *due);
+	size_t max = (size_t)s->ctx.conf->delivery_max_connections;
+	if (s->in_flight < max) {
+		size_t want = (max - s->in_flight) * 2 + 16;
+		struct spool_due *due = calloc(want, sizeof *due);
+		const char **skip = calloc(s->ndests + 1, sizeof *skip);
+		if (due == NULL || skip == NULL)
+			abort();
+		size_t nskip = full_destinations(s, skip, s->ndests);
 		char why[256];
-		int n = spool_due_list(s->reader, time_now_ms(), due, ask, why, sizeof why);
+		int n = spool_due_list(s->ctx.reader, time_now_ms(), skip, nskip, due, want, why,
+				       sizeof why);
 		if (n < 0)
 			log_event(LOG_ERROR, "scheduler_read_failed", "reason=%s", log_quote(why));
-		for (int i = 0; i < n && s->in_flight < max; i++)
-			if (!flying_has(s, due[i].rcpt_id))
-				attempt_start(s, &due[i]);
+		else
+			start_due(s, due, n);
 		free(due);
+		free(skip);
 	}
-	int64_t next = spool_next_due(s->reader);
+	int64_t next = spool_next_due(s->ctx.reader);
 	int64_t now = time_now_ms();
 	/* Due work that could not start waits for a finishing attempt's wake. */
 	arm(s, next < 0 ? IDLE_RECHECK_MS : (next <= now ? 1000 : next - now));
@@ -208,27 +327,75 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	schedule(arg);
 }
 
+static int cleanup_job(struct spool *sp, void *arg, char *why, size_t whylen)
+{
+	const struct conf *conf = arg;
+	int64_t n = spool_cleanup(sp, time_now_ms() - conf->log_retention_ms, why, whylen);
+	if (n > 0)
+		log_event(LOG_INFO, "spool_cleanup", "rows=%lld", (long long)n);
+	return n < 0 ? -1 : 0;
+}
+
+static void cleanup_done(void *arg, int status, const char *why)
+{
+	if (status != 0)
+		log_event(LOG_ERROR, "spool_cleanup_failed", "reason=%s", log_quote(why));
+}
+
+/* Finished messages stay visible for delivery.log_retention, then go. */
+static void on_cleanup(evutil_socket_t fd, short what, void *arg)
+{
+	struct scheduler *s = arg;
+	spool_writer_submit(s->ctx.writer, cleanup_job, cleanup_done, (void *)s->ctx.conf);
+	struct timeval tv = {.tv_sec = CLEANUP_EVERY_MS / 1000};
+	evtimer_add(s->cleanup_timer, &tv);
+}
+
 void scheduler_wake(struct scheduler *s)
 {
-	if (!s->paused && !s->stopped)
+	if (!s->paused)
 		arm(s, 0);
 }
 
+static bool make_context(struct scheduler *s, struct event_base *base, const struct conf *conf,
+			 char *why, size_t whylen)
+{
+	s->ctx.base = base;
+	s->ctx.conf = conf;
+	s->ctx.dns = dns_resolver_new(base, conf, why, whylen);
+	if (s->ctx.dns == NULL)
+		return false;
+	s->ctx.tls = tls_client_ctx_new(why, whylen);
+	if (s->ctx.tls == NULL)
+		return false;
+	s->ctx.pool = pool_new(base, conf->connection_idle_timeout_ms,
+			       (int)conf->connection_max_messages, (size_t)conf->delivery_max_connections);
+	return true;
+}
+
 struct scheduler *scheduler_start(struct event_base *base, const struct conf *conf,
-				  struct spool *reader, struct spool_writer *writer)
+				  struct spool *reader, struct spool_writer *writer, char *why,
+				  size_t whylen)
 {
 	if (m_attempts == NULL)
 		m_attempts = metric_counter("outpost_delivery_attempts_total",
-					    "delivery attempts per recipient by result", "result");
+					    "delivery attempts (one message, one domain) by stage",
+					    "stage");
 	struct scheduler *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		abort();
-	s->base = base;
-	s->conf = conf;
-	s->reader = reader;
-	s->writer = writer;
+	s->ctx.reader = reader;
+	s->ctx.writer = writer;
+	if (!make_context(s, base, conf, why, whylen)) {
+		scheduler_stop(s);
+		scheduler_free(s);
+		return NULL;
+	}
 	s->paused = conf->paused;
 	s->timer = evtimer_new(base, on_timer, s);
+	s->cleanup_timer = evtimer_new(base, on_cleanup, s);
+	struct timeval soon = {.tv_sec = 3};
+	evtimer_add(s->cleanup_timer, &soon);
 	arm(s, 0);
 	return s;
 }
@@ -257,14 +424,28 @@ void scheduler_stop(struct scheduler *s)
 	if (s == NULL)
 		return;
 	s->stopped = true;
-	event_free(s->timer);
-	s->timer = NULL;
+	for (struct running *r = s->jobs, *next; r; r = next) {
+		next = r->next;
+		if (r->attempt && attempt_abort(r->attempt))
+			job_finished(r, &r->job);
+	}
+	if (s->timer)
+		event_free(s->timer);
+	if (s->cleanup_timer)
+		event_free(s->cleanup_timer);
+	s->timer = s->cleanup_timer = NULL;
 }
 
 void scheduler_free(struct scheduler *s)
 {
 	if (s == NULL)
 		return;
-	free(s->flying);
+	pool_free(s->ctx.pool);
+	if (s->ctx.tls)
+		SSL_CTX_free(s->ctx.tls);
+	if (s->ctx.dns)
+		dns_resolver_free(s->ctx.dns);
+	free(s->flying.slots);
+	free(s->dests);
 	free(s);
 }

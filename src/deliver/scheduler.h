@@ -2,12 +2,13 @@
  *
  * Recipients become due at their next_attempt time (SPEC §3.3: the first
  * retry after delivery.first_retry, doubling after each further attempt, up
- * to delivery.max_attempts). The scheduler reads due recipients from the
- * spool, records the attempt (attempts+1 and the next backoff) through the
- * writer before any network activity, runs the attempt, and records its
- * outcome: delivered, deferred with the last error, or failed once the
- * attempts are used up or the failure is permanent. It never has more than
- * delivery.max_concurrent attempts in flight. While paused it starts none.
+ * to delivery.max_attempts). Due recipients of one message at one domain
+ * form one job: one attempt, one SMTP transaction. The scheduler records the
+ * attempt (attempts+1 and the next backoff) through the writer before any
+ * network activity, then runs it (attempt.h). At most delivery.max_connections
+ * attempts run at once, and at most delivery.max_connections_per_destination
+ * for one domain; a domain at its limit never holds back the others (its
+ * due work is left out of the query). While paused it starts nothing.
  */
 #ifndef OUTPOST_DELIVER_SCHEDULER_H
 #define OUTPOST_DELIVER_SCHEDULER_H
@@ -17,13 +18,17 @@
 #include "spool/writer.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct event_base;
 struct scheduler;
 
+/* Creates the resolver, the TLS context and the connection pool too. NULL
+ * with why filled when one of them cannot be made. */
 struct scheduler *scheduler_start(struct event_base *base, const struct conf *conf,
-				  struct spool *reader, struct spool_writer *writer);
+				  struct spool *reader, struct spool_writer *writer, char *why,
+				  size_t whylen);
 
 /* Something changed in the spool (new mail, kick, release): look for due
  * work now rather than at the next timer. Cheap; calls coalesce. */
@@ -35,8 +40,9 @@ bool scheduler_paused(const struct scheduler *s);
 /* Attempts in flight now. */
 size_t scheduler_in_flight(const struct scheduler *s);
 
-/* Stops starting attempts; attempts in flight are abandoned (they were
- * already counted, so they are retried after a restart). */
+/* Stops starting attempts. Attempts in flight are abandoned (they were
+ * already counted, so they are retried after a restart); their outcomes
+ * still pending in the writer are reported to scheduler_free's caller. */
 void scheduler_stop(struct scheduler *s);
 
 /* Frees the scheduler once the writer is stopped (no attempt reports back). */

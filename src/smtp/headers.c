@@ -243,6 +243,14 @@ static bool skip_comment(struct lexer *lx)
 	return false;
 }
 
+/* Control characters other than folding whitespace: RFC 5322 allows some
+ * only as obsolete syntax, and none of them belongs in an address that is
+ * handed on to the envelope (NUL would even cut it short). */
+static bool is_ctl(unsigned char ch)
+{
+	return (ch < 32 && ch != '\t' && ch != '\r' && ch != '\n') || ch == 127;
+}
+
 /* Scans a quoted-string or domain-literal up to the closing delimiter. */
 static enum tok_type lex_delimited(struct lexer *lx, char close, enum tok_type type)
 {
@@ -250,6 +258,10 @@ static enum tok_type lex_delimited(struct lexer *lx, char close, enum tok_type t
 	while (lx->p < lx->end && *lx->p != close) {
 		if (*lx->p == '\\' && lx->end - lx->p > 1)
 			lx->p++; /* quoted-pair */
+		if (is_ctl((unsigned char)*lx->p)) {
+			lx->why = "control character in address";
+			return TOK_ERROR;
+		}
 		lx->p++;
 	}
 	if (lx->p >= lx->end) {

@@ -41,6 +41,24 @@ static const char *const migrations[] = {
 	"CREATE INDEX recipients_by_msg ON recipients(msg_id);"
 	"CREATE INDEX recipients_due ON recipients(next_attempt) WHERE state IN (0, 2);"
 	"CREATE TABLE bodies (msg_id INTEGER PRIMARY KEY, data BLOB NOT NULL);",
+	/* 2: the delivery log, dialed addresses, finished messages */
+	"ALTER TABLE messages ADD COLUMN done_at INTEGER;"
+	"CREATE INDEX messages_done ON messages(done_at) WHERE done_at IS NOT NULL;"
+	"CREATE TABLE attempt_log ("
+	"  id INTEGER PRIMARY KEY,"
+	"  msg_id INTEGER NOT NULL,"
+	"  rcpt_id INTEGER NOT NULL,"
+	"  started INTEGER NOT NULL,"
+	"  duration_ms INTEGER NOT NULL,"
+	"  mx TEXT, ip TEXT, tls TEXT,"
+	"  result INTEGER NOT NULL,"
+	"  reply TEXT);"
+	"CREATE INDEX attempt_log_by_msg ON attempt_log(msg_id);"
+	"CREATE TABLE dialed ("
+	"  msg_id INTEGER NOT NULL,"
+	"  host TEXT NOT NULL,"
+	"  ips TEXT NOT NULL,"
+	"  PRIMARY KEY (msg_id, host));",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -52,6 +70,14 @@ enum stmt_id {
 	ST_ATTEMPT_END,
 	ST_DUE,
 	ST_NEXT_DUE,
+	ST_ENVELOPE,
+	ST_LOG_ATTEMPT,
+	ST_DIALED_GET,
+	ST_DIALED_PUT,
+	ST_PENDING,
+	ST_MARK_DONE,
+	ST_DROP_BODY,
+	ST_DROP_DIALED,
 	ST_COUNT
 };
 
@@ -65,9 +91,18 @@ static const char *const stmt_sql[ST_COUNT] = {
 			     "next_attempt = ?3, state = 2 WHERE id = ?1 AND state IN (0, 2)",
 	[ST_ATTEMPT_END] = "UPDATE recipients SET state = ?2, last_error = ?3 "
 			   "WHERE id = ?1 AND state = 2",
-	[ST_DUE] = "SELECT id, msg_id, attempts, domain FROM recipients "
+	[ST_DUE] = "SELECT id, msg_id, attempts, domain, address FROM recipients "
 		   "WHERE state IN (0, 2) AND next_attempt <= ?1 ORDER BY next_attempt LIMIT ?2",
 	[ST_NEXT_DUE] = "SELECT min(next_attempt) FROM recipients WHERE state IN (0, 2)",
+	[ST_ENVELOPE] = "SELECT sender, flags, queued, size FROM messages WHERE id = ?1",
+	[ST_LOG_ATTEMPT] = "INSERT INTO attempt_log (msg_id, rcpt_id, started, duration_ms, mx, "
+			   "ip, tls, result, reply) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[ST_DIALED_GET] = "SELECT ips FROM dialed WHERE msg_id = ?1 AND host = ?2",
+	[ST_DIALED_PUT] = "INSERT OR REPLACE INTO dialed (msg_id, host, ips) VALUES (?1, ?2, ?3)",
+	[ST_PENDING] = "SELECT count(*) FROM recipients WHERE msg_id = ?1 AND state IN (0, 1, 2)",
+	[ST_MARK_DONE] = "UPDATE messages SET done_at = ?2 WHERE id = ?1",
+	[ST_DROP_BODY] = "DELETE FROM bodies WHERE msg_id = ?1",
+	[ST_DROP_DIALED] = "DELETE FROM dialed WHERE msg_id = ?1",
 };
 
 struct spool {
@@ -336,10 +371,13 @@ static void filter_where(const struct spool_filter *f, char *sql, size_t n)
 	size_t o = strlen(sql);
 	if (f->nids > 0) {
 		o += (size_t)snprintf(sql + o, n - o, " AND r.msg_id IN (");
-		for (size_t i = 0; i < f->nids && o < n; i++)
+		for (size_t i = 0; i < f->nids && o + 2 < n; i++)
 			o += (size_t)snprintf(sql + o, n - o, i ? ",?" : "?");
-		o += (size_t)snprintf(sql + o, n - o, ")");
+		if (o + 1 < n)
+			o += (size_t)snprintf(sql + o, n - o, ")");
 	}
+	if (o >= n) /* never: callers size sql for the filter */
+		abort();
 	if (f->domain && o < n)
 		o += (size_t)snprintf(sql + o, n - o, " AND r.domain = lower(?)");
 	if (f->recipient && o < n)
@@ -430,12 +468,9 @@ int64_t spool_apply(struct spool *s, enum spool_action a, const struct spool_fil
 	return n;
 }
 
-int spool_due_list(struct spool *s, int64_t now_ms, struct spool_due *out, size_t max, char *why,
-		   size_t whylen)
+static int collect_due(struct spool *s, sqlite3_stmt *st, struct spool_due *out, size_t max,
+		       char *why, size_t whylen)
 {
-	sqlite3_stmt *st = s->stmt[ST_DUE];
-	sqlite3_bind_int64(st, 1, now_ms);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
 	int n = 0, rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && (size_t)n < max) {
 		struct spool_due *d = &out[n++];
@@ -443,10 +478,46 @@ int spool_due_list(struct spool *s, int64_t now_ms, struct spool_due *out, size_
 		d->msg_id = (uint64_t)sqlite3_column_int64(st, 1);
 		d->attempts = sqlite3_column_int(st, 2);
 		snprintf(d->domain, sizeof d->domain, "%s", sqlite3_column_text(st, 3));
+		snprintf(d->address, sizeof d->address, "%s", sqlite3_column_text(st, 4));
 	}
-	sqlite3_reset(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		return db_error(s, "listing due recipients", why, whylen);
+	return n;
+}
+
+int spool_due_list(struct spool *s, int64_t now_ms, const char *const *skip, size_t nskip,
+		   struct spool_due *out, size_t max, char *why, size_t whylen)
+{
+	if (nskip == 0) {
+		sqlite3_stmt *st = s->stmt[ST_DUE];
+		sqlite3_bind_int64(st, 1, now_ms);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+		int n = collect_due(s, st, out, max, why, whylen);
+		sqlite3_reset(st);
+		return n;
+	}
+	/* Domains at their connection limit are left out, so that one busy
+	 * destination never hides the due work of the others. */
+	size_t len = 256 + nskip * 2;
+	char *sql = malloc(len);
+	if (sql == NULL)
+		abort();
+	int o = snprintf(sql, len, "SELECT id, msg_id, attempts, domain, address FROM recipients "
+				   "WHERE state IN (0, 2) AND next_attempt <= ?1 AND domain NOT IN (");
+	for (size_t i = 0; i < nskip; i++)
+		o += snprintf(sql + o, len - (size_t)o, i ? ",?" : "?");
+	snprintf(sql + o, len - (size_t)o, ") ORDER BY next_attempt LIMIT ?2");
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	free(sql);
+	if (rc != SQLITE_OK)
+		return db_error(s, "preparing due query", why, whylen);
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	for (size_t i = 0; i < nskip; i++)
+		sqlite3_bind_text(st, (int)i + 3, skip[i], -1, SQLITE_STATIC);
+	int n = collect_due(s, st, out, max, why, whylen);
+	sqlite3_finalize(st);
 	return n;
 }
 
@@ -519,6 +590,8 @@ static json_t *json_text_or_null(sqlite3_stmt *st, int col)
 	"r.state, r.attempts, r.next_attempt, r.last_error, r.last_attempt "                     \
 	"FROM messages m JOIN recipients r ON r.msg_id = m.id "
 
+static json_t *attempt_history(struct spool *s, uint64_t id);
+
 static json_t *message_object(sqlite3_stmt *st, bool detailed)
 {
 	char id[17], queued[32];
@@ -589,14 +662,18 @@ json_t *spool_list_json(struct spool *s, const struct spool_filter *f, char *why
 	const char *head = f->state >= 0
 				   ? "SELECT r.msg_id FROM recipients r WHERE 1"
 				   : "SELECT r.msg_id FROM recipients r WHERE r.state IN (0, 1, 2)";
-	char sub[4096];
-	snprintf(sub, sizeof sub, "%s", head);
-	size_t n = strlen(MSG_COLUMNS) + 64 + sizeof sub + f->nids * 2;
+	size_t sublen = strlen(head) + 256 + f->nids * 2;
+	char *sub = malloc(sublen);
+	if (sub == NULL)
+		abort();
+	snprintf(sub, sublen, "%s", head);
+	filter_where(f, sub, sublen);
+	size_t n = strlen(MSG_COLUMNS) + 64 + strlen(sub);
 	char *sql = malloc(n);
 	if (sql == NULL)
 		abort();
-	filter_where(f, sub, sizeof sub);
 	snprintf(sql, n, MSG_COLUMNS "WHERE m.id IN (%s) ORDER BY m.id, r.id", sub);
+	free(sub);
 	sqlite3_stmt *st;
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	free(sql);
@@ -623,8 +700,11 @@ json_t *spool_show_json(struct spool *s, uint64_t id, char *why, size_t whylen)
 		return NULL;
 	json_t *m = json_incref(json_array_get(list, 0));
 	json_decref(list);
-	if (m == NULL)
+	if (m == NULL) {
 		snprintf(why, whylen, "no message with that id");
+		return NULL;
+	}
+	json_object_set_new(m, "attempts", attempt_history(s, id));
 	return m;
 }
 
@@ -698,4 +778,143 @@ int spool_check(struct spool *s, void (*fn)(const char *problem, void *arg), voi
 			    "(SELECT id FROM messages)",
 			 "recipient without message", fn, arg);
 	return n;
+}
+
+int spool_load_envelope(struct spool *s, uint64_t id, struct spool_envelope *e, char *why,
+			size_t whylen)
+{
+	sqlite3_stmt *st = s->stmt[ST_ENVELOPE];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		e->id = id;
+		snprintf(e->sender, sizeof e->sender, "%s", sqlite3_column_text(st, 0));
+		e->flags = (unsigned)sqlite3_column_int(st, 1);
+		e->queued_ms = sqlite3_column_int64(st, 2);
+		e->size = (size_t)sqlite3_column_int64(st, 3);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return snprintf(why, whylen, "no message with that id"), -1;
+	return db_error(s, "reading envelope", why, whylen);
+}
+
+int spool_log_attempt(struct spool *s, const struct spool_attempt_log *l, char *why, size_t whylen)
+{
+	sqlite3_stmt *st = s->stmt[ST_LOG_ATTEMPT];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)l->msg_id);
+	sqlite3_bind_int64(st, 2, l->rcpt_id);
+	sqlite3_bind_int64(st, 3, l->started_ms);
+	sqlite3_bind_int64(st, 4, l->duration_ms);
+	text_or_null(st, 5, l->mx);
+	text_or_null(st, 6, l->ip);
+	text_or_null(st, 7, l->tls);
+	sqlite3_bind_int(st, 8, l->result);
+	text_or_null(st, 9, l->reply);
+	return step_done(s, st, "logging attempt", why, whylen);
+}
+
+int spool_dialed_get(struct spool *s, uint64_t msg_id, const char *host, char *ips, size_t n)
+{
+	sqlite3_stmt *st = s->stmt[ST_DIALED_GET];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
+	sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+	ips[0] = '\0';
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(ips, n, "%s", sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return 0;
+}
+
+int spool_dialed_put(struct spool *s, uint64_t msg_id, const char *host, const char *ips,
+		     char *why, size_t whylen)
+{
+	sqlite3_stmt *st = s->stmt[ST_DIALED_PUT];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
+	sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, ips, -1, SQLITE_STATIC);
+	return step_done(s, st, "saving dialed addresses", why, whylen);
+}
+
+static int64_t single_int(struct spool *s, sqlite3_stmt *st)
+{
+	int64_t v = -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return v;
+}
+
+int spool_finish_if_done(struct spool *s, uint64_t msg_id, int64_t now_ms, char *why, size_t whylen)
+{
+	sqlite3_bind_int64(s->stmt[ST_PENDING], 1, (sqlite3_int64)msg_id);
+	int64_t pending = single_int(s, s->stmt[ST_PENDING]);
+	if (pending < 0)
+		return db_error(s, "counting pending recipients", why, whylen);
+	if (pending > 0)
+		return 0;
+	/* Done: the body and the address memory go now; the envelope and the
+	 * delivery log stay for delivery.log_retention (spool_cleanup). */
+	sqlite3_stmt *st = s->stmt[ST_MARK_DONE];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	if (step_done(s, st, "marking message done", why, whylen) < 0)
+		return -1;
+	sqlite3_bind_int64(s->stmt[ST_DROP_BODY], 1, (sqlite3_int64)msg_id);
+	if (step_done(s, s->stmt[ST_DROP_BODY], "dropping body", why, whylen) < 0)
+		return -1;
+	sqlite3_bind_int64(s->stmt[ST_DROP_DIALED], 1, (sqlite3_int64)msg_id);
+	if (step_done(s, s->stmt[ST_DROP_DIALED], "dropping dialed", why, whylen) < 0)
+		return -1;
+	return 1;
+}
+
+int64_t spool_cleanup(struct spool *s, int64_t done_before_ms, char *why, size_t whylen)
+{
+	char sql[512];
+	snprintf(sql, sizeof sql,
+		 "CREATE TEMP TABLE IF NOT EXISTS expired (id INTEGER PRIMARY KEY);"
+		 "DELETE FROM expired;"
+		 "INSERT INTO expired SELECT id FROM messages WHERE done_at IS NOT NULL AND done_at < %lld;"
+		 "DELETE FROM attempt_log WHERE msg_id IN (SELECT id FROM expired);"
+		 "DELETE FROM recipients WHERE msg_id IN (SELECT id FROM expired);"
+		 "DELETE FROM messages WHERE id IN (SELECT id FROM expired);",
+		 (long long)done_before_ms);
+	if (exec(s, sql, why, whylen) < 0)
+		return -1;
+	return sqlite3_changes64(s->db);
+}
+
+/* The delivery log of one message, oldest first, for queue show. */
+static json_t *attempt_history(struct spool *s, uint64_t id)
+{
+	static const char *const results[] = {"delivered", "deferred", "failed"};
+	json_t *list = json_array();
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT r.address, a.started, a.duration_ms, a.mx, a.ip, a.tls, "
+			       "a.result, a.reply FROM attempt_log a JOIN recipients r ON r.id = "
+			       "a.rcpt_id WHERE a.msg_id = ?1 ORDER BY a.id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return list;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int r = sqlite3_column_int(st, 6);
+		json_t *a = json_object();
+		json_object_set_new(a, "recipient", json_text_or_null(st, 0));
+		json_object_set_new(a, "time", json_time_or_null(st, 1));
+		json_object_set_new(a, "duration_ms", json_integer(sqlite3_column_int64(st, 2)));
+		json_object_set_new(a, "mx", json_text_or_null(st, 3));
+		json_object_set_new(a, "ip", json_text_or_null(st, 4));
+		json_object_set_new(a, "tls", json_text_or_null(st, 5));
+		json_object_set_new(a, "result", json_string(r >= 0 && r <= 2 ? results[r] : "?"));
+		json_object_set_new(a, "reply", json_text_or_null(st, 7));
+		json_array_append_new(list, a);
+	}
+	sqlite3_finalize(st);
+	return list;
 }

@@ -98,12 +98,14 @@ struct spool_due {
 	uint64_t msg_id;
 	int attempts;
 	char domain[256];
+	char address[320];
 };
 
 /* Fills up to max due recipients (queued or deferred, next_attempt <= now),
- * earliest first. Returns the count or -1. */
-int spool_due_list(struct spool *s, int64_t now_ms, struct spool_due *out, size_t max, char *why,
-		   size_t whylen);
+ * earliest first, leaving out the nskip domains in skip. Returns the count
+ * or -1. */
+int spool_due_list(struct spool *s, int64_t now_ms, const char *const *skip, size_t nskip,
+		   struct spool_due *out, size_t max, char *why, size_t whylen);
 
 /* Earliest next_attempt of a queued or deferred recipient, or -1 if none. */
 int64_t spool_next_due(struct spool *s);
@@ -118,6 +120,47 @@ int spool_attempt_begin(struct spool *s, int64_t rcpt_id, int64_t now_ms, int64_
 /* Outcome of an attempt for one recipient. */
 int spool_attempt_end(struct spool *s, int64_t rcpt_id, enum rcpt_state state,
 		      const char *last_error, char *why, size_t whylen);
+
+/* What delivery needs of a message besides its recipients and body. */
+struct spool_envelope {
+	uint64_t id;
+	char sender[320];
+	unsigned flags;
+	int64_t queued_ms;
+	size_t size;
+};
+
+int spool_load_envelope(struct spool *s, uint64_t id, struct spool_envelope *e, char *why,
+			size_t whylen);
+
+enum spool_attempt_result { SPOOL_ATTEMPT_DELIVERED, SPOOL_ATTEMPT_DEFERRED, SPOOL_ATTEMPT_FAILED };
+
+/* One line of the delivery log: one recipient, one attempt. */
+struct spool_attempt_log {
+	uint64_t msg_id;
+	int64_t rcpt_id;
+	int64_t started_ms, duration_ms;
+	const char *mx, *ip, *tls; /* NULL when not reached */
+	enum spool_attempt_result result;
+	const char *reply; /* the remote reply or our reason */
+};
+
+int spool_log_attempt(struct spool *s, const struct spool_attempt_log *l, char *why, size_t whylen);
+
+/* The addresses connected to for host in earlier attempts ("ip ip ..."),
+ * SPEC §4.3; "" when none. */
+int spool_dialed_get(struct spool *s, uint64_t msg_id, const char *host, char *ips, size_t n);
+int spool_dialed_put(struct spool *s, uint64_t msg_id, const char *host, const char *ips,
+		     char *why, size_t whylen);
+
+/* When no recipient of the message is pending any more: marks it done,
+ * drops its body and dialed addresses. Returns 1 when it was done, 0 when
+ * recipients remain, -1 on error. */
+int spool_finish_if_done(struct spool *s, uint64_t msg_id, int64_t now_ms, char *why, size_t whylen);
+
+/* Deletes messages done before the given time with their recipients and
+ * delivery log. Returns the number of rows deleted, or -1. */
+int64_t spool_cleanup(struct spool *s, int64_t done_before_ms, char *why, size_t whylen);
 
 /* Counts of recipients per state (index enum rcpt_state). */
 int spool_count_states(struct spool *s, int64_t counts[5]);

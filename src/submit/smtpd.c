@@ -618,7 +618,9 @@ static void message_finish(struct session *s)
 {
 	if (!content_acceptable(s)) {
 		transaction_reset(s);
-		s->state = ST_COMMAND;
+		/* reject() closes the session at max_errors: keep it closing */
+		if (s->state != ST_CLOSING)
+			s->state = ST_COMMAND;
 		return;
 	}
 	add_received(s);

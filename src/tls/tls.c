@@ -40,6 +40,20 @@ fail:
 	return NULL;
 }
 
+SSL_CTX *tls_client_ctx_new(char *why, size_t whylen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL) {
+		openssl_error("creating TLS client context", "", why, whylen);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	/* Many connections to the same MX: resume sessions to save handshakes. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+	return ctx;
+}
+
 void tls_describe(const SSL *ssl, char *buf, size_t n)
 {
 	snprintf(buf, n, "%s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));

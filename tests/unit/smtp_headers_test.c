@@ -328,6 +328,21 @@ static void test_recipients_syntax_errors(void **state)
 	expect_recipient_error("To: a\\b@c.example\r\n\r\n", "invalid character");
 }
 
+static void test_recipients_control_characters_in_quotes_are_rejected(void **state)
+{
+	static const char nul[] = "To: \"a\0b\"@example.com\r\n\r\n";
+	struct collected c;
+	char why[128] = "";
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(msg_header_recipients(nul, sizeof(nul) - 1, collect, &c, why, sizeof(why)),
+	                 -1);
+	assert_int_equal(c.n, 0);
+	assert_non_null(strstr(why, "control"));
+	expect_recipient_error("To: \"a\\\x01\"@example.com\r\n\r\n", "control");
+	expect_recipient_error("To: a@[1.2.3.4\x7f]\r\n\r\n", "control");
+}
+
 static void test_recipient_error_without_why_buffer_is_safe(void **state)
 {
 	const char *msg = "To: <\r\n\r\n";
@@ -407,6 +422,7 @@ int main(void)
 	    cmocka_unit_test(test_recipients_empty_elements_are_skipped),
 	    cmocka_unit_test(test_recipients_obsolete_route_is_dropped),
 	    cmocka_unit_test(test_recipients_syntax_errors),
+	    cmocka_unit_test(test_recipients_control_characters_in_quotes_are_rejected),
 	    cmocka_unit_test(test_recipient_error_without_why_buffer_is_safe),
 	    cmocka_unit_test(test_strip_bcc_removes_bcc_fields_with_continuations),
 	    cmocka_unit_test(test_strip_bcc_keeps_messages_without_bcc),

@@ -92,19 +92,19 @@ static void test_hold_release_keeps_schedule_and_kick_makes_due(void **state)
 									   .nids = 1}),
 			 2);
 	struct spool_due due[4];
-	assert_int_equal(spool_due_list(*state, 10000, due, 4, why, sizeof why), 0);
+	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, due, 4, why, sizeof why), 0);
 	assert_int_equal(apply(*state, SPOOL_RELEASE,
 			       (struct spool_filter){.state = -1, .recipient = "A@example.net"}),
 			 1);
-	assert_int_equal(spool_due_list(*state, 10000, due, 4, why, sizeof why), 1);
+	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, due, 4, why, sizeof why), 1);
 	/* an attempt moves it into the future; kick brings it back */
 	assert_int_equal(spool_begin(*state, why, sizeof why), 0);
 	assert_int_equal(spool_attempt_begin(*state, due[0].rcpt_id, 10000, 450000, why, sizeof why), 1);
 	assert_int_equal(spool_commit(*state, why, sizeof why), 0);
-	assert_int_equal(spool_due_list(*state, 10000, due, 4, why, sizeof why), 0);
+	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, due, 4, why, sizeof why), 0);
 	assert_int_equal(spool_next_due(*state), 460000);
 	assert_int_equal(apply(*state, SPOOL_KICK, (struct spool_filter){.state = -1, .all = true}), 1);
-	assert_int_equal(spool_due_list(*state, 10000, due, 4, why, sizeof why), 1);
+	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, due, 4, why, sizeof why), 1);
 	assert_int_equal(due[0].attempts, 1);
 }
 
@@ -134,7 +134,7 @@ static void test_final_outcome_leaves_the_list(void **state)
 	const char *rcpts[] = {"a@example.net"};
 	insert(*state, "s@example.com", rcpts, 1);
 	struct spool_due due[1];
-	assert_int_equal(spool_due_list(*state, 10000, due, 1, why, sizeof why), 1);
+	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, due, 1, why, sizeof why), 1);
 	assert_int_equal(spool_begin(*state, why, sizeof why), 0);
 	assert_int_equal(spool_attempt_begin(*state, due[0].rcpt_id, 10000, 1000, why, sizeof why), 1);
 	assert_int_equal(spool_attempt_end(*state, due[0].rcpt_id, RCPT_FAILED, "5.1.1 no such user",

@@ -1,0 +1,82 @@
+/* attempt.h - one delivery attempt: one message's recipients at one domain.
+ *
+ * The attempt takes an idle connection to the domain when the pool has one;
+ * otherwise it resolves the domain's MX hosts and tries them in order (SPEC
+ * §3.5, §4): each host's addresses in dialing order, STARTTLS when offered,
+ * and after a failed handshake the same host again in plaintext (SPEC §5).
+ * Recipients refused with 452 go in a further transaction on the same
+ * connection. It stops at the first host that settles every recipient, or at
+ * a permanent failure. Then it records the outcome of every recipient in
+ * one spool transaction: delivered, deferred with its last error, or failed
+ * (permanent, or out of attempts), with the delivery log, the addresses
+ * dialed, and the DSN when one is due. The TLS decision for a host is made in
+ * one place (host_tls_mode) so that DANE and MTA-STS can grow there.
+ */
+#ifndef OUTPOST_DELIVER_ATTEMPT_H
+#define OUTPOST_DELIVER_ATTEMPT_H
+
+#include "conf/conf.h"
+#include "deliver/pool.h"
+#include "dns/dns.h"
+#include "spool/spool.h"
+#include "spool/writer.h"
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+struct job_rcpt {
+	int64_t id;
+	char address[320];
+	int attempt; /* this attempt's number, 1-based */
+	/* the outcome */
+	enum rcpt_state state; /* RCPT_QUEUED while undecided */
+	char error[600];       /* "550 5.1.1 user unknown" or our reason */
+	char enhanced[16];
+	bool remote; /* error is a remote reply (Diagnostic-Code) */
+	char mx[256], ip[64];
+	char tls[96]; /* "TLSv1.3 TLS_AES_256_GCM_SHA384", "" for plaintext */
+};
+
+struct delivery_job {
+	uint64_t msg_id;
+	char domain[256];
+	size_t n;
+	struct job_rcpt *rcpts;
+};
+
+struct deliver_ctx {
+	struct event_base *base;
+	const struct conf *conf;
+	struct dns_resolver *dns;
+	struct pool *pool;
+	struct spool *reader;
+	struct spool_writer *writer;
+	SSL_CTX *tls;
+};
+
+typedef void (*attempt_done_fn)(void *arg, struct delivery_job *job);
+
+struct attempt;
+
+/* Runs the attempt; done is called once the outcome is committed (the job
+ * stays owned by the caller). Returns a handle for attempt_abort. */
+struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
+			    attempt_done_fn done, void *arg);
+
+/* Shutdown: drops an attempt still talking to the network, without an
+ * outcome (it was counted; it runs again after the restart) and without
+ * calling done. Returns false when its outcome is already with the writer:
+ * then done will still be called once the writer has finished. */
+bool attempt_abort(struct attempt *a);
+
+/* The wait before attempt number n+1 after attempt n (1-based) failed, and
+ * the times of the attempts still to come after attempt n started at t:
+ * fills up to max entries, returns how many. For delay notices. */
+size_t attempt_remaining_schedule(const struct conf *conf, int n, int64_t t, int64_t *out,
+				  size_t max);
+
+#endif

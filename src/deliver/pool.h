@@ -1,0 +1,47 @@
+/* pool.h - idle SMTP connections kept for reuse, per destination.
+ *
+ * After a transaction, a usable connection is parked here under its
+ * destination (the recipient domain) instead of being closed, and the next
+ * message for that destination takes it: no DNS, no TCP or TLS handshake,
+ * just RSET-free MAIL FROM (the client sends RSET only when needed). A
+ * connection leaves the pool when it has carried max_messages, when it has
+ * been idle for idle_timeout, or when the server closes it.
+ */
+#ifndef OUTPOST_DELIVER_POOL_H
+#define OUTPOST_DELIVER_POOL_H
+
+#include "deliver/client.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct pool;
+
+/* Where a connection goes; kept with it for the delivery log. */
+struct pool_conn_info {
+	char mx[256];
+	char ip[64];
+	char tls[96]; /* "" when plaintext */
+	int messages; /* transactions it has carried */
+};
+
+struct pool *pool_new(struct event_base *base, int64_t idle_timeout_ms, int max_messages,
+		      size_t max_idle);
+
+/* An idle connection to dest, or NULL; info is filled. */
+struct smtp_client *pool_take(struct pool *p, const char *dest, struct pool_conn_info *info);
+
+/* Parks c (usable, idle) for dest, or quits it when it has carried enough
+ * messages or the pool is full. The pool owns c afterwards. */
+void pool_put(struct pool *p, const char *dest, struct smtp_client *c,
+	      const struct pool_conn_info *info);
+
+/* Idle connections parked for dest / in all. */
+size_t pool_idle_count(const struct pool *p, const char *dest);
+size_t pool_idle_total(const struct pool *p);
+
+/* Quits every idle connection and frees the pool. */
+void pool_free(struct pool *p);
+
+#endif
