@@ -162,6 +162,27 @@ static void test_defaults_table_prints_every_section(void **state)
 	free(out);
 }
 
+/* docs/configuration.md is generated from the table; it must not drift. */
+static void test_reference_doc_matches_the_table(void **state)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	conf_print_defaults(f);
+	fclose(f);
+	FILE *doc = fopen(OUTPOST_SOURCE_DIR "/docs/configuration.md", "r");
+	assert_non_null(doc);
+	char *text = calloc(1, 1 << 20);
+	size_t n = fread(text, 1, (1 << 20) - 1, doc);
+	fclose(doc);
+	assert_true(n > 0);
+	if (strstr(text, out) == NULL)
+		fail_msg("docs/configuration.md is stale: regenerate it with "
+			 "`outpost config defaults`");
+	free(text);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +192,7 @@ int main(void)
 		cmocka_unit_test(test_syntax_error_names_line),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_defaults_table_prints_every_section),
+		cmocka_unit_test(test_reference_doc_matches_the_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
