@@ -7,9 +7,9 @@ row: "ok   - NAME" or "FAIL - NAME: why". Then checks that the daemon still
 answers, that every session it had is gone and that its VmRSS stayed under
 RSS_LIMIT_KB (default 64 MiB) at every measurement, and that it grew by
 less than GROWTH_LIMIT_KB (default 8 MiB; 0: not checked, for sanitizer
-builds whose quarantine keeps freed memory) while a row streamed 10 MB. QUEUED_FILE receives the
-recipient of each message a row means to queue (one a line), so that the
-caller can check the spool grew by exactly those.
+builds whose quarantine keeps freed memory) while a row streamed 10 MB.
+QUEUED_FILE receives the recipient of each message a row means to queue (one
+a line), so that the caller can check the spool grew by exactly those.
 
 A row is (name, expected, steps[, queued recipients]). Steps are run in order:
   bytes            sent as is (plain sockets: by a sender thread, so a row
@@ -32,7 +32,6 @@ A row is (name, expected, steps[, queued recipients]). Steps are run in order:
   DROPPED          the daemon may close on us while we send
 """
 import base64
-import os
 import re
 import select
 import socket
