@@ -49,9 +49,9 @@
  * leaves a timeout at 0. */
 #define DEFAULT_CONNECT_TIMEOUT_MS 30000
 #define DEFAULT_COMMAND_TIMEOUT_MS 300000
-#define DEFAULT_DATA_TIMEOUT_MS	   600000
-#define DEFAULT_TLS_TIMEOUT_MS	   60000
-#define QUIT_TIMEOUT_MS		   5000 /* SPEC §6.9 */
+#define DEFAULT_DATA_TIMEOUT_MS    600000
+#define DEFAULT_TLS_TIMEOUT_MS     60000
+#define QUIT_TIMEOUT_MS            5000 /* SPEC §6.9 */
 
 enum client_state {
 	ST_CONNECTING,
@@ -67,7 +67,7 @@ enum client_state {
 	ST_DATA,     /* waiting for 354 */
 	ST_DATA_END, /* body sent, waiting for the final reply */
 	ST_BDAT,     /* BDAT LAST and the body sent, waiting for its reply */
-	ST_DOT,	     /* lone dot sent after an unwanted 354 */
+	ST_DOT,      /* lone dot sent after an unwanted 354 */
 	ST_QUIT,
 	ST_DEAD, /* connection closed: I/O, timeout, protocol or TLS failure */
 };
@@ -86,7 +86,7 @@ struct smtp_client {
 	struct smtp_reply_parser parser;
 	struct smtp_server_info info;
 	bool size_offered;   /* SIZE, with or without a limit: send SIZE= */
-	bool tls_ehlo;	     /* the EHLO after STARTTLS: no HELO fallback */
+	bool tls_ehlo;       /* the EHLO after STARTTLS: no HELO fallback */
 	bool setup_failed;   /* the ready callback said no; QUIT follows */
 	struct event *timer; /* deadline of the awaited reply or step */
 	bool data_timer_armed;
@@ -111,7 +111,7 @@ struct smtp_client {
 	void *done_arg;
 	struct smtp_rcpt_result *results;
 	unsigned char *rcpt_state; /* enum rcpt_state per recipient */
-	size_t rcpt_next;	   /* recipient whose RCPT reply comes next */
+	size_t rcpt_next;          /* recipient whose RCPT reply comes next */
 	size_t accepted;
 	bool pipelining, use_bdat;
 	bool rcpt_stop; /* "too many recipients" without pipelining: send no more */
@@ -197,11 +197,11 @@ static void text_copy(char *dst, size_t n, const char *src)
 }
 
 static void error_set(struct smtp_client_error *e, enum smtp_error_kind kind, const char *cmd,
-		      bool permanent, const char *enhanced, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+                      bool permanent, const char *enhanced, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 static void error_set(struct smtp_client_error *e, enum smtp_error_kind kind, const char *cmd,
-		      bool permanent, const char *enhanced, const char *fmt, ...)
+                      bool permanent, const char *enhanced, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -218,8 +218,8 @@ static void error_set(struct smtp_client_error *e, enum smtp_error_kind kind, co
 /* SPEC §6.6: a reply makes an error permanent iff it is 5xx. The enhanced
  * code is there only when the server offered ENHANCEDSTATUSCODES (the
  * parser looks for it only then). */
-static void error_from_reply(struct smtp_client_error *e, enum smtp_error_kind kind, const char *cmd,
-			     const struct smtp_reply *r)
+static void error_from_reply(struct smtp_client_error *e, enum smtp_error_kind kind,
+                             const char *cmd, const struct smtp_reply *r)
 {
 	size_t n = strnlen(r->enhanced, sizeof e->enhanced - 1);
 
@@ -249,7 +249,7 @@ void smtp_client_error_format(const struct smtp_client_error *e, char *buf, size
 /* ---- output --------------------------------------------------------------- */
 
 static void client_command(struct smtp_client *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Appends one command line; the loop writes everything appended before it
  * runs again in one go, which is what pipelining needs. */
@@ -266,7 +266,7 @@ static void client_command(struct smtp_client *c, const char *fmt, ...)
 	if (n < 0)
 		abort(); /* out of memory */
 	log_event(LOG_DEBUG, "smtp_client", "server=%s cmd=%s", log_quote(c->server_name),
-		  log_quote(line));
+	          log_quote(line));
 	evbuffer_add(out, line, (size_t)n);
 	evbuffer_add(out, "\r\n", 2);
 	free(line);
@@ -389,8 +389,8 @@ static void session_ready(struct smtp_client *c)
 	c->state = ST_READY;
 	evtimer_del(c->timer);
 	log_event(LOG_DEBUG, "smtp_client", "server=%s ready=yes esmtp=%s tls=%s",
-		  log_quote(c->server_name), c->info.esmtp ? "yes" : "no",
-		  c->info.tls ? "yes" : "no");
+	          log_quote(c->server_name), c->info.esmtp ? "yes" : "no",
+	          c->info.tls ? "yes" : "no");
 	c->notice_ok = true;
 	client_notify(c, NOTICE_READY);
 }
@@ -398,7 +398,7 @@ static void session_ready(struct smtp_client *c)
 /* Session setup failed with a reply: the connection is still in sync, so
  * the caller hears about it and a QUIT follows. */
 static void session_refused(struct smtp_client *c, enum smtp_error_kind kind,
-			    const struct smtp_reply *r)
+                            const struct smtp_reply *r)
 {
 	error_from_reply(&c->notice_err, kind, state_command(c->state), r);
 	c->state = ST_READY;
@@ -435,7 +435,7 @@ static void txn_finish(struct smtp_client *c, const struct smtp_client_error *er
 				res->error = *err;
 			else
 				error_set(&res->error, SMTP_ERR_NONE, "rcpt", false, NULL,
-					  "not tried");
+				          "not tried");
 			break;
 		case RCPT_REFUSED:
 		case RCPT_TOO_MANY:
@@ -474,7 +474,7 @@ static void txn_refuse_locally(struct smtp_client *c, const struct smtp_client_e
  * already settles the outcome wins over the breakage (SPEC §14: a server
  * closing after its MAIL or RCPT reply is handled as that reply). */
 static void txn_broken(struct smtp_client *c, enum client_state was,
-		       const struct smtp_client_error *e)
+                       const struct smtp_client_error *e)
 {
 	bool all_answered = c->rcpt_next >= c->txn->nrcpt || c->rcpt_stop;
 
@@ -494,7 +494,7 @@ static void client_fail(struct smtp_client *c, const struct smtp_client_error *e
 
 	smtp_client_error_format(e, buf, sizeof buf);
 	log_event(LOG_DEBUG, "smtp_client", "server=%s failed=%s", log_quote(c->server_name),
-		  log_quote(buf));
+	          log_quote(buf));
 	client_close(c);
 	if (was <= ST_TLS_HANDSHAKE) {
 		c->notice_err = *e;
@@ -510,7 +510,7 @@ static void client_fail(struct smtp_client *c, const struct smtp_client_error *e
 }
 
 static void client_fail_io(struct smtp_client *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void client_fail_io(struct smtp_client *c, const char *fmt, ...)
 {
@@ -528,8 +528,8 @@ static void client_fail_protocol(struct smtp_client *c, const char *why)
 {
 	struct smtp_client_error e;
 
-	error_set(&e, SMTP_ERR_PROTOCOL, state_command(c->state), false, NULL,
-		  "protocol error: %s", why);
+	error_set(&e, SMTP_ERR_PROTOCOL, state_command(c->state), false, NULL, "protocol error: %s",
+	          why);
 	client_fail(c, &e);
 }
 
@@ -683,7 +683,7 @@ static void tls_start(struct smtp_client *c)
 
 	if (junk > 0) {
 		log_event(LOG_WARN, "smtp_client_starttls_injection", "server=%s octets=%zu",
-			  log_quote(c->server_name), junk);
+		          log_quote(c->server_name), junk);
 		evbuffer_drain(in, junk);
 	}
 	ssl = SSL_new(c->cfg.tls_ctx);
@@ -694,7 +694,7 @@ static void tls_start(struct smtp_client *c)
 	if (c->server_name[0] != '\0' && !is_ip_literal(c->server_name))
 		SSL_set_tlsext_host_name(ssl, c->server_name);
 	tb = bufferevent_openssl_filter_new(c->base, c->sock, ssl, BUFFEREVENT_SSL_CONNECTING,
-					    BEV_OPT_CLOSE_ON_FREE);
+	                                    BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL) {
 		/* libevent has freed the SSL and the socket's bufferevent. */
 		c->bev = c->sock = NULL;
@@ -714,8 +714,8 @@ static void tls_done(struct smtp_client *c)
 	c->info.tls = true;
 	snprintf(c->info.tls_version, sizeof c->info.tls_version, "%s", SSL_get_version(ssl));
 	snprintf(c->info.tls_cipher, sizeof c->info.tls_cipher, "%s", SSL_get_cipher_name(ssl));
-	log_event(LOG_DEBUG, "smtp_client", "server=%s tls=%s cipher=%s",
-		  log_quote(c->server_name), c->info.tls_version, c->info.tls_cipher);
+	log_event(LOG_DEBUG, "smtp_client", "server=%s tls=%s cipher=%s", log_quote(c->server_name),
+	          c->info.tls_version, c->info.tls_cipher);
 	caps_clear(c);
 	c->tls_ehlo = true;
 	client_enter(c, ST_EHLO);
@@ -787,25 +787,25 @@ static bool txn_precheck(struct smtp_client *c, struct smtp_client_error *e)
 	}
 	if (i->size_max != 0 && t->body_len > i->size_max) {
 		error_set(e, SMTP_ERR_SIZE, "mail", true, "5.3.4",
-			  "message of %zu octets exceeds the server's SIZE limit of %llu",
-			  t->body_len, (unsigned long long)i->size_max);
+		          "message of %zu octets exceeds the server's SIZE limit of %llu",
+		          t->body_len, (unsigned long long)i->size_max);
 		return false;
 	}
 	if (t->eightbit && !i->eightbitmime) {
 		error_set(e, SMTP_ERR_8BITMIME, "mail", false, "5.6.3",
-			  "message has 8-bit content but the server does not offer 8BITMIME");
+		          "message has 8-bit content but the server does not offer 8BITMIME");
 		return false;
 	}
 	if (t->smtputf8 && !i->smtputf8) {
 		/* RFC 6531 §3.5 */
 		error_set(e, SMTP_ERR_SMTPUTF8, "mail", false, "5.6.7",
-			  "message needs SMTPUTF8 but the server does not offer it");
+		          "message needs SMTPUTF8 but the server does not offer it");
 		return false;
 	}
 	if (t->requiretls && !(i->requiretls && i->tls)) {
 		/* RFC 8689 §4.1: REQUIRETLS is only ever sent over TLS */
 		error_set(e, SMTP_ERR_REQUIRETLS, "mail", false, "5.7.30",
-			  "message requires TLS but the server does not offer REQUIRETLS over TLS");
+		          "message requires TLS but the server does not offer REQUIRETLS over TLS");
 		return false;
 	}
 	if (!address_ok(t->sender)) {
@@ -815,7 +815,7 @@ static bool txn_precheck(struct smtp_client *c, struct smtp_client_error *e)
 	for (size_t k = 0; k < t->nrcpt; k++) {
 		if (!address_ok(t->rcpts[k])) {
 			error_set(e, SMTP_ERR_STATUS, "rcpt", true, "5.1.3",
-				  "bad recipient address");
+			          "bad recipient address");
 			return false;
 		}
 	}
@@ -855,7 +855,7 @@ static void txn_send_body(struct smtp_client *c)
 
 	smtp_dot_stuff((const unsigned char *)t->body, t->body_len, out);
 	log_event(LOG_DEBUG, "smtp_client", "server=%s cmd=<data> octets=%zu",
-		  log_quote(c->server_name), t->body_len);
+	          log_quote(c->server_name), t->body_len);
 }
 
 /* RFC 3030 §2: the chunk is sent as it is, no dot-stuffing; one chunk. */
@@ -957,7 +957,7 @@ static void txn_on_data(struct smtp_client *c, const struct smtp_reply *r)
 	if (r->code == 354)
 		/* A pipelined DATA can get 354 with no recipient accepted:
 		 * end it with a lone dot to stay in step (fix of SPEC [OBS] 9). */
-		return client_enter(c, ST_DATA_END);
+		return client_enter(c, nobody ? ST_DOT : ST_DATA_END);
 	if (c->mail_refused)
 		return txn_finish(c, &c->mail_err);
 	if (c->accepted == 0)
@@ -1138,9 +1138,9 @@ static void client_read(struct smtp_client *c)
 		if (st == SMTP_REPLY_MORE)
 			continue;
 		log_event(LOG_DEBUG, "smtp_client", "server=%s cmd=%s code=%d enhanced=%s text=%s",
-			  log_quote(c->server_name), state_command(c->state), c->parser.reply.code,
-			  c->parser.reply.enhanced[0] ? c->parser.reply.enhanced : "-",
-			  log_quote(c->parser.reply.text));
+		          log_quote(c->server_name), state_command(c->state), c->parser.reply.code,
+		          c->parser.reply.enhanced[0] ? c->parser.reply.enhanced : "-",
+		          log_quote(c->parser.reply.text));
 		client_on_reply(c, &c->parser.reply);
 	}
 	/* Between transactions the server has nothing to say: anything it
@@ -1148,7 +1148,7 @@ static void client_read(struct smtp_client *c)
 	if (c->bev && !c->doomed && c->state == ST_READY &&
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
 		log_event(LOG_DEBUG, "smtp_client", "server=%s unasked=yes",
-			  log_quote(c->server_name));
+		          log_quote(c->server_name));
 		client_close(c);
 		client_maybe_tell_idle(c);
 	}
@@ -1191,7 +1191,7 @@ static void client_on_broken(struct smtp_client *c, short what)
 	switch (c->state) {
 	case ST_CONNECTING:
 		return client_fail_io(c, "connect failed: %s",
-				      err ? strerror(err) : "connection closed");
+		                      err ? strerror(err) : "connection closed");
 	case ST_TLS_HANDSHAKE:
 		return client_fail_tls(c, "TLS handshake failed", err);
 	case ST_QUIT:
@@ -1226,7 +1226,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		struct smtp_client_error e;
 
 		error_set(&e, SMTP_ERR_TIMEOUT, state_command(c->state), false, NULL,
-			  "timed out writing to the server");
+		          "timed out writing to the server");
 		if (c->state == ST_QUIT) {
 			c->doomed = true;
 			client_close(c);
@@ -1257,13 +1257,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	case ST_CONNECTING:
 		ms = ms_or(c->cfg.connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS);
 		error_set(&e, SMTP_ERR_TIMEOUT, "connect", false, NULL,
-			  "no connection within %lld ms", (long long)ms);
+		          "no connection within %lld ms", (long long)ms);
 		client_fail(c, &e);
 		break;
 	case ST_TLS_HANDSHAKE:
 		ms = ms_or(c->cfg.tls_timeout_ms, DEFAULT_TLS_TIMEOUT_MS);
 		error_set(&e, SMTP_ERR_TLS, "tls", false, NULL,
-			  "TLS handshake not done within %lld ms", (long long)ms);
+		          "TLS handshake not done within %lld ms", (long long)ms);
 		client_fail(c, &e);
 		break;
 	case ST_READY:
@@ -1271,10 +1271,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		break;
 	default:
 		ms = (c->state == ST_DATA_END || c->state == ST_BDAT)
-			     ? ms_or(c->cfg.data_timeout_ms, DEFAULT_DATA_TIMEOUT_MS)
-			     : ms_or(c->cfg.command_timeout_ms, DEFAULT_COMMAND_TIMEOUT_MS);
+		         ? ms_or(c->cfg.data_timeout_ms, DEFAULT_DATA_TIMEOUT_MS)
+		         : ms_or(c->cfg.command_timeout_ms, DEFAULT_COMMAND_TIMEOUT_MS);
 		error_set(&e, SMTP_ERR_TIMEOUT, state_command(c->state), false, NULL,
-			  "no complete reply within %lld ms", (long long)ms);
+		          "no complete reply within %lld ms", (long long)ms);
 		client_fail(c, &e);
 		break;
 	}
@@ -1284,8 +1284,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 /* ---- API ------------------------------------------------------------------- */
 
 struct smtp_client *smtp_client_connect(struct event_base *base, const struct sockaddr *addr,
-					socklen_t addrlen, const struct smtp_client_config *cfg,
-					smtp_ready_fn ready, void *arg)
+                                        socklen_t addrlen, const struct smtp_client_config *cfg,
+                                        smtp_ready_fn ready, void *arg)
 {
 	struct smtp_client *c = calloc(1, sizeof *c);
 
@@ -1322,7 +1322,7 @@ const struct smtp_server_info *smtp_client_info(const struct smtp_client *c)
 }
 
 void smtp_client_send(struct smtp_client *c, const struct smtp_txn *txn, smtp_txn_fn done,
-		      void *arg)
+                      void *arg)
 {
 	size_t n = txn->nrcpt ? txn->nrcpt : 1;
 	struct smtp_client_error e;
@@ -1331,7 +1331,7 @@ void smtp_client_send(struct smtp_client *c, const struct smtp_txn *txn, smtp_tx
 	    c->state < ST_READY || c->state == ST_QUIT) {
 		/* The contract: a ready session, one transaction at a time. */
 		log_event(LOG_ERROR, "smtp_client_misuse", "server=%s state=%s",
-			  log_quote(c->server_name), state_command(c->state));
+		          log_quote(c->server_name), state_command(c->state));
 		abort();
 	}
 	if (c->notice == NOTICE_IDLE) { /* the send will report the loss */
@@ -1370,7 +1370,7 @@ bool smtp_client_usable(const struct smtp_client *c)
 }
 
 void smtp_client_watch_idle(struct smtp_client *c, void (*fn)(void *arg, struct smtp_client *c),
-			    void *arg)
+                            void *arg)
 {
 	c->idle_fn = fn;
 	c->idle_arg = arg;

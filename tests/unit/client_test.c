@@ -46,10 +46,11 @@ enum op {
 	OP_READ_BYTES, /* exactly n octets, kept in data */
 	OP_READ_SOME,  /* at least one octet, dropped */
 	OP_QUIET,      /* nothing arrives within 150 ms */
-	OP_TLS,	       /* TLS handshake as the server */
+	OP_TLS,        /* TLS handshake as the server */
 	OP_SLOW,       /* s, one octet a second, until the peer goes away */
 	OP_LONG_LINE,  /* "220 " and n octets of 'a' */
 	OP_ENDLESS,    /* "250-endless" lines, up to n of them */
+	OP_SLEEP,      /* n ms */
 	OP_CLOSE,
 	OP_RESET, /* close with RST */
 };
@@ -60,14 +61,38 @@ struct step {
 	size_t n;
 };
 
-#define SEND(x)	      {OP_SEND, x, 0}
-#define EXPECT(x)     {OP_EXPECT, x, 0}
-#define READ_DATA     {OP_READ_DATA, NULL, 0}
-#define READ_BYTES(n) {OP_READ_BYTES, NULL, n}
-#define READ_SOME     {OP_READ_SOME, NULL, 0}
-#define QUIET	      {OP_QUIET, NULL, 0}
-#define TLS	      {OP_TLS, NULL, 0}
-#define END	      {OP_END, NULL, 0}
+#define SEND(x)                                                                                    \
+	{                                                                                          \
+		OP_SEND, x, 0                                                                      \
+	}
+#define EXPECT(x)                                                                                  \
+	{                                                                                          \
+		OP_EXPECT, x, 0                                                                    \
+	}
+#define READ_DATA                                                                                  \
+	{                                                                                          \
+		OP_READ_DATA, NULL, 0                                                              \
+	}
+#define READ_BYTES(n)                                                                              \
+	{                                                                                          \
+		OP_READ_BYTES, NULL, n                                                             \
+	}
+#define READ_SOME                                                                                  \
+	{                                                                                          \
+		OP_READ_SOME, NULL, 0                                                              \
+	}
+#define QUIET                                                                                      \
+	{                                                                                          \
+		OP_QUIET, NULL, 0                                                                  \
+	}
+#define TLS                                                                                        \
+	{                                                                                          \
+		OP_TLS, NULL, 0                                                                    \
+	}
+#define END                                                                                        \
+	{                                                                                          \
+		OP_END, NULL, 0                                                                    \
+	}
 
 struct server {
 	int lfd, fd;
@@ -78,14 +103,16 @@ struct server {
 	pthread_t thread;
 	char in[65536];
 	size_t inlen;
-	char error[512];      /* the first deviation from the script */
+	char error[512];       /* the first deviation from the script */
 	char transcript[8192]; /* command lines received, '\n'-separated */
-	char *data;	      /* DATA (stuffed, with the final ".") or BDAT octets */
+	char *data;            /* DATA (stuffed, with the final ".") or BDAT octets */
 	size_t data_len;
 	char sni[256];
+	bool long_line_sent; /* OP_LONG_LINE got all its octets out */
 };
 
-static void server_error(struct server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void server_error(struct server *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void server_error(struct server *s, const char *fmt, ...)
 {
@@ -272,6 +299,7 @@ static bool step_long_line(struct server *s, size_t n)
 			return false; /* the client gave up, as it should */
 		n -= k;
 	}
+	s->long_line_sent = true;
 	return conn_send(s, "\r\n", 2);
 }
 
@@ -319,6 +347,9 @@ static bool server_step(struct server *s, const struct step *st)
 		return step_long_line(s, st->n);
 	case OP_ENDLESS:
 		return step_endless(s, st->n);
+	case OP_SLEEP:
+		usleep((useconds_t)st->n * 1000);
+		return true;
 	case OP_CLOSE:
 		close(s->fd);
 		s->fd = -1;
@@ -385,7 +416,7 @@ static SSL_CTX *server_tls_ctx(struct server *s)
 	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
 	X509_set_pubkey(x, key);
 	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"mx.test", -1,
-				   -1, 0);
+	                           -1, 0);
 	X509_set_issuer_name(x, name);
 	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
 	assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
@@ -396,6 +427,10 @@ static SSL_CTX *server_tls_ctx(struct server *s)
 	EVP_PKEY_free(key);
 	return ctx;
 }
+
+/* A small receive buffer for the next server (0: the kernel's default), so
+ * that a server that stops reading stalls the client soon. */
+static int next_server_rcvbuf;
 
 static void server_start(struct server *s, const struct step *script)
 {
@@ -410,6 +445,10 @@ static void server_start(struct server *s, const struct step *script)
 	s->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(s->lfd >= 0);
 	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (next_server_rcvbuf > 0)
+		setsockopt(s->lfd, SOL_SOCKET, SO_RCVBUF, &next_server_rcvbuf,
+		           sizeof next_server_rcvbuf);
+	next_server_rcvbuf = 0;
 	assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
 	assert_int_equal(listen(s->lfd, 4), 0);
 	assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &len), 0);
@@ -434,7 +473,7 @@ static void server_free(struct server *s)
 
 /* ---- the client side ---------------------------------------------------- */
 
-#define MAX_TXN	 3
+#define MAX_TXN  3
 #define MAX_RCPT 8
 
 struct run {
@@ -464,7 +503,7 @@ static void on_idle(void *arg, struct smtp_client *c)
 }
 
 static void on_txn(void *arg, struct smtp_client *c, const struct smtp_rcpt_result *results,
-		   const struct smtp_client_error *err);
+                   const struct smtp_client_error *err);
 
 static void run_next(struct run *r, struct smtp_client *c)
 {
@@ -479,7 +518,7 @@ static void run_next(struct run *r, struct smtp_client *c)
 }
 
 static void on_txn(void *arg, struct smtp_client *c, const struct smtp_rcpt_result *results,
-		   const struct smtp_client_error *err)
+                   const struct smtp_client_error *err)
 {
 	struct run *r = arg;
 	size_t i = r->done++;
@@ -513,14 +552,14 @@ static void on_ready(void *arg, struct smtp_client *c, bool ok, const struct smt
 static struct smtp_client_config config(SSL_CTX *tls)
 {
 	struct smtp_client_config cfg = {
-		.ehlo_name = "client.test",
-		.server_name = "mx.test",
-		.tls_mode = tls ? SMTP_TLS_OPPORTUNISTIC : SMTP_TLS_SKIP,
-		.tls_ctx = tls,
-		.connect_timeout_ms = 5000,
-		.command_timeout_ms = 5000,
-		.data_timeout_ms = 5000,
-		.tls_timeout_ms = 5000,
+	    .ehlo_name = "client.test",
+	    .server_name = "mx.test",
+	    .tls_mode = tls ? SMTP_TLS_OPPORTUNISTIC : SMTP_TLS_SKIP,
+	    .tls_ctx = tls,
+	    .connect_timeout_ms = 5000,
+	    .command_timeout_ms = 5000,
+	    .data_timeout_ms = 5000,
+	    .tls_timeout_ms = 5000,
 	};
 	return cfg;
 }
@@ -529,8 +568,8 @@ static struct smtp_client_config config(SSL_CTX *tls)
 static void run_client(struct run *r, const struct server *s, const struct smtp_client_config *cfg)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons(s->port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	                        .sin_port = htons(s->port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 
 	r->base = event_base_new();
 	r->in_api = true;
@@ -545,7 +584,7 @@ static void run_client(struct run *r, const struct server *s, const struct smtp_
 
 /* One scripted session: server, client, checks common to all. */
 static void session(struct run *r, struct server *s, const struct step *script,
-		    const struct smtp_client_config *cfg)
+                    const struct smtp_client_config *cfg)
 {
 	server_start(s, script);
 	run_client(r, s, cfg);
@@ -562,25 +601,25 @@ static void plain_session(struct run *r, struct server *s, const struct step *sc
 static const char *const two_rcpts[] = {"b@example.net", "c@example.net"};
 static const char *const three_rcpts[] = {"b@example.net", "c@example.net", "d@example.net"};
 static const char *const four_rcpts[] = {"b@example.net", "c@example.net", "d@example.net",
-					 "e@example.net"};
+                                         "e@example.net"};
 static const char *const one_rcpt[] = {"b@example.net"};
 static const char simple_body[] = "Subject: hi\r\n\r\nhello\r\n";
 
 static struct smtp_txn txn_of(const char *const *rcpts, size_t n)
 {
 	struct smtp_txn t = {
-		.sender = "a@example.org",
-		.rcpts = rcpts,
-		.nrcpt = n,
-		.body = simple_body,
-		.body_len = sizeof simple_body - 1,
+	    .sender = "a@example.org",
+	    .rcpts = rcpts,
+	    .nrcpt = n,
+	    .body = simple_body,
+	    .body_len = sizeof simple_body - 1,
 	};
 	return t;
 }
 
 #define GREETING      SEND("220 mx.test ESMTP fake\r\n")
-#define EHLO	      EXPECT("EHLO client.test")
-#define QUIT	      EXPECT("QUIT"), SEND("221 2.0.0 bye\r\n")
+#define EHLO          EXPECT("EHLO client.test")
+#define QUIT          EXPECT("QUIT"), SEND("221 2.0.0 bye\r\n")
 #define CAPS_PIPE_ENH "250-mx.test\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n"
 #define WIRE_BODY     "Subject: hi\r\n\r\nhello\r\n.\r\n"
 
@@ -589,23 +628,23 @@ static struct smtp_txn txn_of(const char *const *rcpts, size_t n)
 static void test_helo_fallback_sends_one_command_at_a_time(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND("502 5.5.2 what is EHLO\r\n"),
-		EXPECT("HELO client.test"),
-		SEND("250 mx.test\r\n"),
-		EXPECT("MAIL FROM:<a@example.org>"),
-		QUIET,
-		SEND("250 ok\r\n"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		QUIET,
-		SEND("250 ok\r\n"),
-		EXPECT("DATA"),
-		SEND("354 go\r\n"),
-		READ_DATA,
-		SEND("250 queued\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND("502 5.5.2 what is EHLO\r\n"),
+	    EXPECT("HELO client.test"),
+	    SEND("250 mx.test\r\n"),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    QUIET,
+	    SEND("250 ok\r\n"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    QUIET,
+	    SEND("250 ok\r\n"),
+	    EXPECT("DATA"),
+	    SEND("354 go\r\n"),
+	    READ_DATA,
+	    SEND("250 queued\r\n"),
+	    QUIT,
+	    END,
 	};
 	struct smtp_txn t = txn_of(one_rcpt, 1);
 	struct run r = {.txns = {&t}, .ntxn = 1};
@@ -626,9 +665,9 @@ static void test_helo_fallback_sends_one_command_at_a_time(void **state)
 static void test_greeting_554_is_permanent_and_quits(void **state)
 {
 	const struct step script[] = {
-		SEND("554 5.7.1 not you\r\n"),
-		QUIT,
-		END,
+	    SEND("554 5.7.1 not you\r\n"),
+	    QUIT,
+	    END,
 	};
 	struct run r = {0};
 	struct server s;
@@ -645,7 +684,10 @@ static void test_greeting_554_is_permanent_and_quits(void **state)
 static void test_endless_multiline_reply_is_protocol_error(void **state)
 {
 	const struct step script[] = {
-		GREETING, EHLO, {OP_ENDLESS, NULL, 100000}, END,
+	    GREETING,
+	    EHLO,
+	    {OP_ENDLESS, NULL, 100000},
+	    END,
 	};
 	struct run r = {0};
 	struct server s;
@@ -658,11 +700,13 @@ static void test_endless_multiline_reply_is_protocol_error(void **state)
 	server_free(&s);
 }
 
-static void test_megabyte_reply_line_is_protocol_error(void **state)
+/* The client gives up on a line as soon as it is too long, not at its end:
+ * a 64 MiB line cannot all be sent (socket buffers hold a few MiB). */
+static void test_endless_reply_line_is_protocol_error(void **state)
 {
 	const struct step script[] = {
-		{OP_LONG_LINE, NULL, 1024 * 1024},
-		END,
+	    {OP_LONG_LINE, NULL, 64 * 1024 * 1024},
+	    END,
 	};
 	struct run r = {0};
 	struct server s;
@@ -671,6 +715,31 @@ static void test_megabyte_reply_line_is_protocol_error(void **state)
 	assert_false(r.ready_ok);
 	assert_int_equal(r.ready_err.kind, SMTP_ERR_PROTOCOL);
 	assert_string_equal(r.ready_err.command, "greeting");
+	assert_false(s.long_line_sent);
+	server_free(&s);
+}
+
+/* A 1 MB line that does end is refused too. */
+static void test_megabyte_reply_line_is_protocol_error(void **state)
+{
+	const struct step script[] = {
+	    GREETING,
+	    EHLO,
+	    SEND("250 mx.test\r\n"),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    {OP_LONG_LINE, NULL, 1024 * 1024},
+	    END,
+	};
+	struct smtp_txn t = txn_of(one_rcpt, 1);
+	struct run r = {.txns = {&t}, .ntxn = 1};
+	struct server s;
+
+	plain_session(&r, &s, script);
+	assert_true(r.ready_ok);
+	assert_int_equal(r.err[0].kind, SMTP_ERR_PROTOCOL);
+	assert_string_equal(r.err[0].command, "mail");
+	assert_int_equal(r.res[0][0].status, SMTP_RCPT_NOT_TRIED);
+	assert_false(r.usable[0]);
 	server_free(&s);
 }
 
@@ -687,8 +756,8 @@ static double now_s(void)
 static void test_slow_server_times_out(void **state)
 {
 	const struct step script[] = {
-		{OP_SLOW, "220 slow.test ESMTP take your time\r\n", 0},
-		END,
+	    {OP_SLOW, "220 slow.test ESMTP take your time\r\n", 0},
+	    END,
 	};
 	struct smtp_client_config cfg = config(NULL);
 	struct run r = {0};
@@ -712,20 +781,21 @@ static void test_pipelined_rcpts_get_their_own_results(void **state)
 {
 	static char mail[128];
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND("250-mx.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 1000000\r\n"),
-		EXPECT(mail),
-		EXPECT("RCPT TO:<b@example.net>"),
-		EXPECT("RCPT TO:<c@example.net>"),
-		EXPECT("RCPT TO:<d@example.net>"),
-		EXPECT("DATA"),
-		SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n250 2.1.5 ok\r\n354 "
-		     "go\r\n"),
-		READ_DATA,
-		SEND("250 2.0.0 queued as 1\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND(
+	        "250-mx.test\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 1000000\r\n"),
+	    EXPECT(mail),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    EXPECT("RCPT TO:<c@example.net>"),
+	    EXPECT("RCPT TO:<d@example.net>"),
+	    EXPECT("DATA"),
+	    SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n250 2.1.5 ok\r\n354 "
+	         "go\r\n"),
+	    READ_DATA,
+	    SEND("250 2.0.0 queued as 1\r\n"),
+	    QUIT,
+	    END,
 	};
 	struct smtp_txn t = txn_of(three_rcpts, 3);
 	struct run r = {.txns = {&t}, .ntxn = 1};
@@ -754,21 +824,21 @@ static void test_pipelined_rcpts_get_their_own_results(void **state)
 static void test_452_leaves_the_rest_not_tried(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND(CAPS_PIPE_ENH),
-		EXPECT("MAIL FROM:<a@example.org>"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		EXPECT("RCPT TO:<c@example.net>"),
-		EXPECT("RCPT TO:<d@example.net>"),
-		EXPECT("RCPT TO:<e@example.net>"),
-		EXPECT("DATA"),
-		SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n452 4.5.3 too many "
-		     "recipients\r\n452 4.5.3 too many recipients\r\n354 go\r\n"),
-		READ_DATA,
-		SEND("250 2.0.0 queued\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND(CAPS_PIPE_ENH),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    EXPECT("RCPT TO:<c@example.net>"),
+	    EXPECT("RCPT TO:<d@example.net>"),
+	    EXPECT("RCPT TO:<e@example.net>"),
+	    EXPECT("DATA"),
+	    SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n452 4.5.3 too many "
+	         "recipients\r\n452 4.5.3 too many recipients\r\n354 go\r\n"),
+	    READ_DATA,
+	    SEND("250 2.0.0 queued\r\n"),
+	    QUIT,
+	    END,
 	};
 	struct smtp_txn t = txn_of(four_rcpts, 4);
 	struct run r = {.txns = {&t}, .ntxn = 1};
@@ -789,21 +859,21 @@ static void test_452_leaves_the_rest_not_tried(void **state)
 static void test_452_without_pipelining_sends_no_more_rcpts(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND("250-mx.test\r\n250 8BITMIME\r\n"),
-		EXPECT("MAIL FROM:<a@example.org>"),
-		SEND("250 ok\r\n"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		SEND("250 ok\r\n"),
-		EXPECT("RCPT TO:<c@example.net>"),
-		SEND("452 too many recipients\r\n"),
-		EXPECT("DATA"),
-		SEND("354 go\r\n"),
-		READ_DATA,
-		SEND("250 queued\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND("250-mx.test\r\n250 8BITMIME\r\n"),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    SEND("250 ok\r\n"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    SEND("250 ok\r\n"),
+	    EXPECT("RCPT TO:<c@example.net>"),
+	    SEND("452 too many recipients\r\n"),
+	    EXPECT("DATA"),
+	    SEND("354 go\r\n"),
+	    READ_DATA,
+	    SEND("250 queued\r\n"),
+	    QUIT,
+	    END,
 	};
 	struct smtp_txn t = txn_of(three_rcpts, 3);
 	struct run r = {.txns = {&t}, .ntxn = 1};
@@ -819,17 +889,17 @@ static void test_452_without_pipelining_sends_no_more_rcpts(void **state)
 static void test_mail_refused_fails_every_rcpt_permanently(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND(CAPS_PIPE_ENH),
-		EXPECT("MAIL FROM:<a@example.org>"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		EXPECT("RCPT TO:<c@example.net>"),
-		EXPECT("DATA"),
-		SEND("550 5.7.1 sender refused\r\n503 5.5.1 MAIL first\r\n503 5.5.1 MAIL "
-		     "first\r\n503 5.5.1 no valid recipients\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND(CAPS_PIPE_ENH),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    EXPECT("RCPT TO:<c@example.net>"),
+	    EXPECT("DATA"),
+	    SEND("550 5.7.1 sender refused\r\n503 5.5.1 MAIL first\r\n503 5.5.1 MAIL "
+	         "first\r\n503 5.5.1 no valid recipients\r\n"),
+	    QUIT,
+	    END,
 	};
 	struct smtp_txn t = txn_of(two_rcpts, 2);
 	struct run r = {.txns = {&t}, .ntxn = 1};
@@ -852,18 +922,18 @@ static void test_mail_refused_fails_every_rcpt_permanently(void **state)
 static void test_no_rcpt_accepted_ends_pipelined_data_with_lone_dot(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND(CAPS_PIPE_ENH),
-		EXPECT("MAIL FROM:<a@example.org>"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		EXPECT("RCPT TO:<c@example.net>"),
-		EXPECT("DATA"),
-		SEND("250 2.1.0 ok\r\n550 5.1.1 no\r\n550 5.1.1 no\r\n354 go\r\n"),
-		EXPECT("."),
-		SEND("554 5.5.1 no valid recipients\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND(CAPS_PIPE_ENH),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    EXPECT("RCPT TO:<c@example.net>"),
+	    EXPECT("DATA"),
+	    SEND("250 2.1.0 ok\r\n550 5.1.1 no\r\n550 5.1.1 no\r\n354 go\r\n"),
+	    EXPECT("."),
+	    SEND("554 5.5.1 no valid recipients\r\n"),
+	    QUIT,
+	    END,
 	};
 	struct smtp_txn t = txn_of(two_rcpts, 2);
 	struct run r = {.txns = {&t}, .ntxn = 1};
@@ -882,18 +952,18 @@ static void test_no_rcpt_accepted_ends_pipelined_data_with_lone_dot(void **state
 static void test_final_451_fails_accepted_rcpts_temporarily(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND(CAPS_PIPE_ENH),
-		EXPECT("MAIL FROM:<a@example.org>"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		EXPECT("RCPT TO:<c@example.net>"),
-		EXPECT("DATA"),
-		SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
-		READ_DATA,
-		SEND("451 4.3.0 try later\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND(CAPS_PIPE_ENH),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    EXPECT("RCPT TO:<c@example.net>"),
+	    EXPECT("DATA"),
+	    SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
+	    READ_DATA,
+	    SEND("451 4.3.0 try later\r\n"),
+	    QUIT,
+	    END,
 	};
 	struct smtp_txn t = txn_of(two_rcpts, 2);
 	struct run r = {.txns = {&t}, .ntxn = 1};
@@ -912,23 +982,23 @@ static void test_final_451_fails_accepted_rcpts_temporarily(void **state)
 }
 
 static const char tricky_body[] = ".starts with a dot\r\n..two\r\n8-bit: \xc3\xa9t\xc3\xa9\r\n.\r\n"
-				  "last\r\n";
+                                  "last\r\n";
 
 static void test_bdat_sends_the_body_exactly(void **state)
 {
 	static char bdat[64];
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND("250-mx.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n"),
-		EXPECT("MAIL FROM:<a@example.org> BODY=8BITMIME"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		SEND("250 ok\r\n250 ok\r\n"),
-		EXPECT(bdat),
-		READ_BYTES(sizeof tricky_body - 1),
-		SEND("250 queued\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND("250-mx.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n"),
+	    EXPECT("MAIL FROM:<a@example.org> BODY=8BITMIME"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    SEND("250 ok\r\n250 ok\r\n"),
+	    EXPECT(bdat),
+	    READ_BYTES(sizeof tricky_body - 1),
+	    SEND("250 queued\r\n"),
+	    QUIT,
+	    END,
 	};
 	struct smtp_txn t = txn_of(one_rcpt, 1);
 	struct run r = {.txns = {&t}, .ntxn = 1};
@@ -949,19 +1019,19 @@ static void test_bdat_sends_the_body_exactly(void **state)
 static void test_data_body_is_dot_stuffed(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND("250-mx.test\r\n250 8BITMIME\r\n"),
-		EXPECT("MAIL FROM:<a@example.org> BODY=8BITMIME"),
-		SEND("250 ok\r\n"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		SEND("250 ok\r\n"),
-		EXPECT("DATA"),
-		SEND("354 go\r\n"),
-		READ_DATA,
-		SEND("250 queued\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND("250-mx.test\r\n250 8BITMIME\r\n"),
+	    EXPECT("MAIL FROM:<a@example.org> BODY=8BITMIME"),
+	    SEND("250 ok\r\n"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    SEND("250 ok\r\n"),
+	    EXPECT("DATA"),
+	    SEND("354 go\r\n"),
+	    READ_DATA,
+	    SEND("250 queued\r\n"),
+	    QUIT,
+	    END,
 	};
 	struct smtp_txn t = txn_of(one_rcpt, 1);
 	struct run r = {.txns = {&t}, .ntxn = 1};
@@ -973,7 +1043,7 @@ static void test_data_body_is_dot_stuffed(void **state)
 	plain_session(&r, &s, script);
 	assert_int_equal(r.res[0][0].status, SMTP_RCPT_OK);
 	assert_string_equal(s.data, "..starts with a dot\r\n...two\r\n8-bit: \xc3\xa9t\xc3\xa9\r\n"
-				    "..\r\nlast\r\n.\r\n");
+	                            "..\r\nlast\r\n.\r\n");
 	server_free(&s);
 }
 
@@ -982,7 +1052,7 @@ static void test_data_body_is_dot_stuffed(void **state)
 static void local_refusal(struct smtp_txn *t, const char *caps, struct run *r)
 {
 	const struct step script[] = {
-		GREETING, EHLO, SEND(caps), QUIT, END,
+	    GREETING, EHLO, SEND(caps), QUIT, END,
 	};
 	struct server s;
 
@@ -1015,19 +1085,19 @@ static void test_size_exceeded_fails_permanently_without_sending(void **state)
 static void test_size_zero_means_no_limit(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND("250-mx.test\r\n250 SIZE 0\r\n"),
-		EXPECT("MAIL FROM:<a@example.org> SIZE=*"),
-		SEND("250 ok\r\n"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		SEND("251 ok, will forward\r\n"),
-		EXPECT("DATA"),
-		SEND("354 go\r\n"),
-		READ_DATA,
-		SEND("250 queued\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND("250-mx.test\r\n250 SIZE 0\r\n"),
+	    EXPECT("MAIL FROM:<a@example.org> SIZE=*"),
+	    SEND("250 ok\r\n"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    SEND("251 ok, will forward\r\n"),
+	    EXPECT("DATA"),
+	    SEND("354 go\r\n"),
+	    READ_DATA,
+	    SEND("250 queued\r\n"),
+	    QUIT,
+	    END,
 	};
 	struct smtp_txn t = txn_of(one_rcpt, 1);
 	struct run r = {.txns = {&t}, .ntxn = 1};
@@ -1078,18 +1148,18 @@ static void test_requiretls_without_tls_fails_without_mail(void **state)
 static void test_reset_mid_data_is_io_error(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND("250 mx.test\r\n"),
-		EXPECT("MAIL FROM:<a@example.org>"),
-		SEND("250 ok\r\n"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		SEND("250 ok\r\n"),
-		EXPECT("DATA"),
-		SEND("354 go\r\n"),
-		READ_SOME,
-		{OP_RESET, NULL, 0},
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND("250 mx.test\r\n"),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    SEND("250 ok\r\n"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    SEND("250 ok\r\n"),
+	    EXPECT("DATA"),
+	    SEND("354 go\r\n"),
+	    READ_SOME,
+	    {OP_RESET, NULL, 0},
+	    END,
 	};
 	size_t len = 512 * 1024;
 	char *body = malloc(len);
@@ -1114,19 +1184,96 @@ static void test_reset_mid_data_is_io_error(void **state)
 	server_free(&s);
 }
 
+/* data_timeout, not command_timeout, bounds the wait after the data. */
+static void test_final_reply_gets_data_timeout(void **state)
+{
+	const struct step script[] = {
+	    GREETING,
+	    EHLO,
+	    SEND("250 mx.test\r\n"),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    SEND("250 ok\r\n"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    SEND("250 ok\r\n"),
+	    EXPECT("DATA"),
+	    SEND("354 go\r\n"),
+	    READ_DATA,
+	    {OP_SLEEP, NULL, 1500},
+	    SEND("250 queued at last\r\n"),
+	    QUIT,
+	    END,
+	};
+	struct smtp_client_config cfg = config(NULL);
+	struct smtp_txn t = txn_of(one_rcpt, 1);
+	struct run r = {.txns = {&t}, .ntxn = 1};
+	struct server s;
+
+	cfg.command_timeout_ms = 700;
+	cfg.data_timeout_ms = 4000;
+	session(&r, &s, script, &cfg);
+	assert_int_equal(r.err[0].kind, SMTP_ERR_NONE);
+	assert_int_equal(r.res[0][0].status, SMTP_RCPT_OK);
+	server_free(&s);
+}
+
+/* A server that stops reading: the write stalls and command_timeout ends
+ * it, long before data_timeout would. */
+static void test_write_stall_times_out(void **state)
+{
+	const struct step script[] = {
+	    GREETING,
+	    EHLO,
+	    SEND("250 mx.test\r\n"),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    SEND("250 ok\r\n"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    SEND("250 ok\r\n"),
+	    EXPECT("DATA"),
+	    SEND("354 go\r\n"),
+	    {OP_SLEEP, NULL, 3000},
+	    END,
+	};
+	struct smtp_client_config cfg = config(NULL);
+	size_t len = 16 * 1024 * 1024;
+	char *body = malloc(len);
+	struct smtp_txn t = txn_of(one_rcpt, 1);
+	struct run r = {.txns = {&t}, .ntxn = 1};
+	struct server s;
+	double start = now_s(), took;
+
+	for (size_t i = 0; i < len; i += 64) {
+		memset(body + i, 'z', 62);
+		memcpy(body + i + 62, "\r\n", 2);
+	}
+	t.body = body;
+	t.body_len = len;
+	cfg.command_timeout_ms = 1000;
+	cfg.data_timeout_ms = 30000;
+	next_server_rcvbuf = 65536;
+	session(&r, &s, script, &cfg);
+	took = now_s() - start;
+	assert_int_equal(r.err[0].kind, SMTP_ERR_TIMEOUT);
+	assert_string_equal(r.err[0].command, "data");
+	assert_int_equal(r.res[0][0].status, SMTP_RCPT_FAILED);
+	assert_false(r.usable[0]);
+	assert_true(took < 10.0);
+	free(body);
+	server_free(&s);
+}
+
 /* SPEC §14: a server that closes after its RCPT reply is taken at its word. */
 static void test_close_after_rcpt_reply_uses_that_reply(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND(CAPS_PIPE_ENH),
-		EXPECT("MAIL FROM:<a@example.org>"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		EXPECT("DATA"),
-		SEND("250 2.1.0 ok\r\n550 5.1.1 no such user\r\n"),
-		{OP_CLOSE, NULL, 0},
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND(CAPS_PIPE_ENH),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    EXPECT("DATA"),
+	    SEND("250 2.1.0 ok\r\n550 5.1.1 no such user\r\n"),
+	    {OP_CLOSE, NULL, 0},
+	    END,
 	};
 	struct smtp_txn t = txn_of(one_rcpt, 1);
 	struct run r = {.txns = {&t}, .ntxn = 1};
@@ -1143,38 +1290,38 @@ static void test_close_after_rcpt_reply_uses_that_reply(void **state)
 static void test_rset_only_after_a_failed_transaction(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND("250-mx.test\r\n250 ENHANCEDSTATUSCODES\r\n"),
-		/* 1: refused at DATA, the server keeps the transaction */
-		EXPECT("MAIL FROM:<a@example.org>"),
-		SEND("250 2.1.0 ok\r\n"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		SEND("250 2.1.5 ok\r\n"),
-		EXPECT("DATA"),
-		SEND("554 5.3.0 not today\r\n"),
-		/* 2: RSET first */
-		EXPECT("RSET"),
-		SEND("250 2.0.0 ok\r\n"),
-		EXPECT("MAIL FROM:<a@example.org>"),
-		SEND("250 2.1.0 ok\r\n"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		SEND("250 2.1.5 ok\r\n"),
-		EXPECT("DATA"),
-		SEND("354 go\r\n"),
-		READ_DATA,
-		SEND("250 2.0.0 queued\r\n"),
-		/* 3: after a delivered message, no RSET */
-		EXPECT("MAIL FROM:<a@example.org>"),
-		SEND("250 2.1.0 ok\r\n"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		SEND("250 2.1.5 ok\r\n"),
-		EXPECT("DATA"),
-		SEND("354 go\r\n"),
-		READ_DATA,
-		SEND("250 2.0.0 queued\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND("250-mx.test\r\n250 ENHANCEDSTATUSCODES\r\n"),
+	    /* 1: refused at DATA, the server keeps the transaction */
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    SEND("250 2.1.0 ok\r\n"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    SEND("250 2.1.5 ok\r\n"),
+	    EXPECT("DATA"),
+	    SEND("554 5.3.0 not today\r\n"),
+	    /* 2: RSET first */
+	    EXPECT("RSET"),
+	    SEND("250 2.0.0 ok\r\n"),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    SEND("250 2.1.0 ok\r\n"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    SEND("250 2.1.5 ok\r\n"),
+	    EXPECT("DATA"),
+	    SEND("354 go\r\n"),
+	    READ_DATA,
+	    SEND("250 2.0.0 queued\r\n"),
+	    /* 3: after a delivered message, no RSET */
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    SEND("250 2.1.0 ok\r\n"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    SEND("250 2.1.5 ok\r\n"),
+	    EXPECT("DATA"),
+	    SEND("354 go\r\n"),
+	    READ_DATA,
+	    SEND("250 2.0.0 queued\r\n"),
+	    QUIT,
+	    END,
 	};
 	struct smtp_txn t = txn_of(one_rcpt, 1);
 	struct run r = {.txns = {&t, &t, &t}, .ntxn = 3};
@@ -1194,13 +1341,13 @@ static void test_rset_only_after_a_failed_transaction(void **state)
 static void test_server_leaving_idle_connection_calls_watcher(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND("250 mx.test\r\n"),
-		QUIET,
-		SEND("421 4.4.2 idle too long\r\n"),
-		{OP_CLOSE, NULL, 0},
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND("250 mx.test\r\n"),
+	    QUIET,
+	    SEND("421 4.4.2 idle too long\r\n"),
+	    {OP_CLOSE, NULL, 0},
+	    END,
 	};
 	struct run r = {.park = true};
 	struct server s;
@@ -1224,22 +1371,22 @@ static SSL_CTX *client_tls_ctx(void)
 static void test_starttls_forgets_old_caps_and_records_tls(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND("250-mx.test\r\n250-STARTTLS\r\n250-SIZE 10\r\n250 8BITMIME\r\n"),
-		EXPECT("STARTTLS"),
-		SEND("220 2.0.0 go ahead\r\n"),
-		TLS,
-		EHLO,
-		SEND(CAPS_PIPE_ENH),
-		EXPECT("MAIL FROM:<a@example.org>"),
-		EXPECT("RCPT TO:<b@example.net>"),
-		EXPECT("DATA"),
-		SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
-		READ_DATA,
-		SEND("250 2.0.0 queued\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND("250-mx.test\r\n250-STARTTLS\r\n250-SIZE 10\r\n250 8BITMIME\r\n"),
+	    EXPECT("STARTTLS"),
+	    SEND("220 2.0.0 go ahead\r\n"),
+	    TLS,
+	    EHLO,
+	    SEND(CAPS_PIPE_ENH),
+	    EXPECT("MAIL FROM:<a@example.org>"),
+	    EXPECT("RCPT TO:<b@example.net>"),
+	    EXPECT("DATA"),
+	    SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"),
+	    READ_DATA,
+	    SEND("250 2.0.0 queued\r\n"),
+	    QUIT,
+	    END,
 	};
 	SSL_CTX *tls = client_tls_ctx();
 	struct smtp_client_config cfg = config(tls);
@@ -1266,14 +1413,14 @@ static void test_starttls_forgets_old_caps_and_records_tls(void **state)
 static void test_garbage_after_starttls_220_is_tls_error(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND("250-mx.test\r\n250 STARTTLS\r\n"),
-		EXPECT("STARTTLS"),
-		SEND("220 go ahead\r\n250 injected reply\r\n"),
-		READ_SOME,
-		SEND("this is not TLS at all, just text\r\n"),
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND("250-mx.test\r\n250 STARTTLS\r\n"),
+	    EXPECT("STARTTLS"),
+	    SEND("220 go ahead\r\n250 injected reply\r\n"),
+	    READ_SOME,
+	    SEND("this is not TLS at all, just text\r\n"),
+	    END,
 	};
 	SSL_CTX *tls = client_tls_ctx();
 	struct smtp_client_config cfg = config(tls);
@@ -1292,13 +1439,13 @@ static void test_garbage_after_starttls_220_is_tls_error(void **state)
 static void test_starttls_refused_is_tls_error(void **state)
 {
 	const struct step script[] = {
-		GREETING,
-		EHLO,
-		SEND("250-mx.test\r\n250 STARTTLS\r\n"),
-		EXPECT("STARTTLS"),
-		SEND("454 4.7.0 TLS not available\r\n"),
-		QUIT,
-		END,
+	    GREETING,
+	    EHLO,
+	    SEND("250-mx.test\r\n250 STARTTLS\r\n"),
+	    EXPECT("STARTTLS"),
+	    SEND("454 4.7.0 TLS not available\r\n"),
+	    QUIT,
+	    END,
 	};
 	SSL_CTX *tls = client_tls_ctx();
 	struct smtp_client_config cfg = config(tls);
@@ -1338,32 +1485,35 @@ static void test_error_format(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_helo_fallback_sends_one_command_at_a_time),
-		cmocka_unit_test(test_greeting_554_is_permanent_and_quits),
-		cmocka_unit_test(test_endless_multiline_reply_is_protocol_error),
-		cmocka_unit_test(test_megabyte_reply_line_is_protocol_error),
-		cmocka_unit_test(test_slow_server_times_out),
-		cmocka_unit_test(test_pipelined_rcpts_get_their_own_results),
-		cmocka_unit_test(test_452_leaves_the_rest_not_tried),
-		cmocka_unit_test(test_452_without_pipelining_sends_no_more_rcpts),
-		cmocka_unit_test(test_mail_refused_fails_every_rcpt_permanently),
-		cmocka_unit_test(test_no_rcpt_accepted_ends_pipelined_data_with_lone_dot),
-		cmocka_unit_test(test_final_451_fails_accepted_rcpts_temporarily),
-		cmocka_unit_test(test_bdat_sends_the_body_exactly),
-		cmocka_unit_test(test_data_body_is_dot_stuffed),
-		cmocka_unit_test(test_size_exceeded_fails_permanently_without_sending),
-		cmocka_unit_test(test_size_zero_means_no_limit),
-		cmocka_unit_test(test_8bit_without_8bitmime_fails_without_mail),
-		cmocka_unit_test(test_smtputf8_without_support_fails_without_mail),
-		cmocka_unit_test(test_requiretls_without_tls_fails_without_mail),
-		cmocka_unit_test(test_reset_mid_data_is_io_error),
-		cmocka_unit_test(test_close_after_rcpt_reply_uses_that_reply),
-		cmocka_unit_test(test_rset_only_after_a_failed_transaction),
-		cmocka_unit_test(test_server_leaving_idle_connection_calls_watcher),
-		cmocka_unit_test(test_starttls_forgets_old_caps_and_records_tls),
-		cmocka_unit_test(test_garbage_after_starttls_220_is_tls_error),
-		cmocka_unit_test(test_starttls_refused_is_tls_error),
-		cmocka_unit_test(test_error_format),
+	    cmocka_unit_test(test_helo_fallback_sends_one_command_at_a_time),
+	    cmocka_unit_test(test_greeting_554_is_permanent_and_quits),
+	    cmocka_unit_test(test_endless_multiline_reply_is_protocol_error),
+	    cmocka_unit_test(test_endless_reply_line_is_protocol_error),
+	    cmocka_unit_test(test_megabyte_reply_line_is_protocol_error),
+	    cmocka_unit_test(test_slow_server_times_out),
+	    cmocka_unit_test(test_pipelined_rcpts_get_their_own_results),
+	    cmocka_unit_test(test_452_leaves_the_rest_not_tried),
+	    cmocka_unit_test(test_452_without_pipelining_sends_no_more_rcpts),
+	    cmocka_unit_test(test_mail_refused_fails_every_rcpt_permanently),
+	    cmocka_unit_test(test_no_rcpt_accepted_ends_pipelined_data_with_lone_dot),
+	    cmocka_unit_test(test_final_451_fails_accepted_rcpts_temporarily),
+	    cmocka_unit_test(test_bdat_sends_the_body_exactly),
+	    cmocka_unit_test(test_data_body_is_dot_stuffed),
+	    cmocka_unit_test(test_size_exceeded_fails_permanently_without_sending),
+	    cmocka_unit_test(test_size_zero_means_no_limit),
+	    cmocka_unit_test(test_8bit_without_8bitmime_fails_without_mail),
+	    cmocka_unit_test(test_smtputf8_without_support_fails_without_mail),
+	    cmocka_unit_test(test_requiretls_without_tls_fails_without_mail),
+	    cmocka_unit_test(test_reset_mid_data_is_io_error),
+	    cmocka_unit_test(test_final_reply_gets_data_timeout),
+	    cmocka_unit_test(test_write_stall_times_out),
+	    cmocka_unit_test(test_close_after_rcpt_reply_uses_that_reply),
+	    cmocka_unit_test(test_rset_only_after_a_failed_transaction),
+	    cmocka_unit_test(test_server_leaving_idle_connection_calls_watcher),
+	    cmocka_unit_test(test_starttls_forgets_old_caps_and_records_tls),
+	    cmocka_unit_test(test_garbage_after_starttls_220_is_tls_error),
+	    cmocka_unit_test(test_starttls_refused_is_tls_error),
+	    cmocka_unit_test(test_error_format),
 	};
 
 	/* a server that resets the connection must not kill the test */
