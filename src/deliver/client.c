@@ -31,6 +31,7 @@
 #include "smtp/data.h"
 #include "smtp/reply.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -118,7 +119,22 @@ struct smtp_client {
 	bool mail_refused;
 	struct smtp_client_error mail_err;
 	bool need_rset; /* the server may hold transaction state */
+	bool counted;	/* in outpost_delivery_connections_open */
 };
+
+static struct metric *m_open;
+
+/* The gauge of open outgoing connections: +1 when TCP connects, -1 when
+ * the socket is closed, whoever closes it. */
+static void count_open(struct smtp_client *c, bool open)
+{
+	if (m_open == NULL)
+		m_open = metric_gauge("outpost_delivery_connections_open",
+				      "outgoing SMTP connections open (active and pooled)", NULL);
+	if (open != c->counted)
+		metric_add(m_open, NULL, open ? 1 : -1);
+	c->counted = open;
+}
 
 static void client_enter(struct smtp_client *c, enum client_state next);
 static void client_fail(struct smtp_client *c, const struct smtp_client_error *e);
@@ -292,6 +308,7 @@ static void client_maybe_tell_idle(struct smtp_client *c)
 
 static void client_free(struct smtp_client *c)
 {
+	count_open(c, false);
 	if (c->bev)
 		bufferevent_free(c->bev); /* the TLS filter frees the socket's too */
 	event_free(c->timer);
@@ -317,6 +334,7 @@ static void client_close(struct smtp_client *c)
 		bufferevent_free(c->bev);
 		c->bev = c->sock = NULL;
 	}
+	count_open(c, false);
 	evtimer_del(c->timer);
 	c->state = ST_DEAD;
 }
@@ -1180,6 +1198,7 @@ static void client_connected(struct smtp_client *c)
 
 	/* a write that makes no progress for command_timeout fails */
 	bufferevent_set_timeouts(c->sock, NULL, &tv);
+	count_open(c, true);
 	client_enter(c, ST_GREETING);
 }
 
