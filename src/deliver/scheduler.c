@@ -46,6 +46,8 @@ struct scheduler {
 	size_t in_flight;
 	struct running *jobs; /* in flight */
 	struct idset flying;
+	struct spool_due *due; /* scratch for schedule(), due_cap entries */
+	size_t due_cap;
 	struct destination *dests;
 	size_t ndests;
 };
@@ -246,6 +248,11 @@ static void job_start(struct scheduler *s, struct running *r)
 	spool_writer_submit(s->ctx.writer, begin_job, begin_done, r);
 }
 
+static bool same_job(const struct spool_due *d, const struct running *r)
+{
+	return d->rcpt_id != 0 && d->msg_id == r->job.msg_id && strcmp(d->domain, r->job.domain) == 0;
+}
+
 /* The due recipients of one message at one domain, in due order. */
 static struct running *job_collect(struct scheduler *s, struct spool_due *due, int n, int first)
 {
@@ -254,12 +261,14 @@ static struct running *job_collect(struct scheduler *s, struct spool_due *due, i
 		abort();
 	r->job.msg_id = due[first].msg_id;
 	snprintf(r->job.domain, sizeof r->job.domain, "%s", due[first].domain);
-	r->job.rcpts = calloc((size_t)(n - first), sizeof *r->job.rcpts);
+	size_t count = 0;
+	for (int i = first; i < n; i++)
+		count += same_job(&due[i], r);
+	r->job.rcpts = calloc(count, sizeof *r->job.rcpts);
 	if (r->job.rcpts == NULL)
 		abort();
 	for (int i = first; i < n; i++) {
-		if (due[i].rcpt_id == 0 || due[i].msg_id != r->job.msg_id ||
-		    strcmp(due[i].domain, r->job.domain) != 0)
+		if (!same_job(&due[i], r))
 			continue;
 		struct job_rcpt *jr = &r->job.rcpts[r->job.n++];
 		jr->id = due[i].rcpt_id;
@@ -301,8 +310,13 @@ static void schedule(struct scheduler *s)
 	size_t max = (size_t)s->ctx.conf->delivery_max_connections;
 	if (s->in_flight < max) {
 		size_t want = (max - s->in_flight) * 2 + 16;
-		struct spool_due *due = calloc(want, sizeof *due);
-		const char **skip = calloc(s->ndests + 1, sizeof *skip);
+		if (want > s->due_cap) { /* kept between calls: no zeroing per wake-up */
+			free(s->due);
+			s->due = malloc(want * sizeof *s->due);
+			s->due_cap = want;
+		}
+		struct spool_due *due = s->due;
+		const char **skip = malloc((s->ndests + 1) * sizeof *skip);
 		if (due == NULL || skip == NULL)
 			abort();
 		size_t nskip = full_destinations(s, skip, s->ndests);
@@ -313,7 +327,6 @@ static void schedule(struct scheduler *s)
 			log_event(LOG_ERROR, "scheduler_read_failed", "reason=%s", log_quote(why));
 		else
 			start_due(s, due, n);
-		free(due);
 		free(skip);
 	}
 	int64_t next = spool_next_due(s->ctx.reader);
@@ -446,6 +459,7 @@ void scheduler_free(struct scheduler *s)
 	if (s->ctx.dns)
 		dns_resolver_free(s->ctx.dns);
 	free(s->flying.slots);
+	free(s->due);
 	free(s->dests);
 	free(s);
 }
