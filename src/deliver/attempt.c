@@ -93,18 +93,43 @@ static size_t undecided(const struct attempt *a)
 	return n;
 }
 
+/* Our own failures get an enhanced code too, so that the log and the DSN
+ * say what kind of trouble it was (RFC 3463 §3.5, §3.6). A remote reply
+ * without one (no ENHANCEDSTATUSCODES) gets its class only. */
+static const char *enhanced_code(const struct smtp_client_error *e)
+{
+	if (e->enhanced[0])
+		return e->enhanced;
+	if (e->code)
+		return e->code >= 500 ? "5.0.0" : "4.0.0";
+	switch (e->kind) {
+	case SMTP_ERR_IO:
+		return e->command && strcmp(e->command, "connect") == 0 ? "4.4.1" : "4.4.2";
+	case SMTP_ERR_TIMEOUT:
+		return e->command && strcmp(e->command, "connect") == 0 ? "4.4.1" : "4.4.2";
+	case SMTP_ERR_PROTOCOL:
+		return "4.5.0";
+	case SMTP_ERR_TLS:
+		return "4.7.0";
+	default:
+		return e->permanent ? "5.0.0" : "4.0.0";
+	}
+}
+
 static void settle(struct job_rcpt *r, enum rcpt_state state, const struct smtp_client_error *e,
 		   const char *mx, const char *ip)
 {
 	r->state = state;
 	r->remote = e->code != 0;
-	snprintf(r->enhanced, sizeof r->enhanced, "%s", e->enhanced);
-	if (e->code)
+	const char *enh = enhanced_code(e);
+	snprintf(r->enhanced, sizeof r->enhanced, "%s", enh);
+	if (e->code) /* the remote reply as it came: it is the Diagnostic-Code */
 		snprintf(r->error, sizeof r->error, "%d %s%s%s", e->code, e->enhanced,
 			 e->enhanced[0] ? " " : "", e->text);
+	else if (e->command && e->command[0]) /* ours: say at which stage */
+		snprintf(r->error, sizeof r->error, "%s %s: %s", enh, e->command, e->text);
 	else
-		snprintf(r->error, sizeof r->error, "%s%s%s", e->enhanced, e->enhanced[0] ? " " : "",
-			 e->text);
+		snprintf(r->error, sizeof r->error, "%s %s", enh, e->text);
 	snprintf(r->mx, sizeof r->mx, "%s", mx ? mx : "");
 	snprintf(r->ip, sizeof r->ip, "%s", ip ? ip : "");
 }

@@ -19,10 +19,18 @@
 #define IDLE_RECHECK_MS 60000	/* also catches mail queued by another process */
 #define CLEANUP_EVERY_MS 3600000
 
+/* A destination with attempts in flight. Its window is how many may run at
+ * once: it starts small and opens by one with every delivered attempt, up to
+ * delivery.max_connections_per_destination (Postfix's slow start), so that
+ * a burst first fills few connections and then reuses them instead of
+ * opening one per message. Forgotten when the destination goes idle. */
 struct destination {
 	char domain[256];
 	size_t active;
+	size_t window;
 };
+
+#define INITIAL_WINDOW 5
 
 struct running {
 	struct scheduler *sched;
@@ -100,19 +108,23 @@ static struct destination *destination(struct scheduler *s, const char *domain, 
 	struct destination *d = &s->dests[s->ndests++];
 	snprintf(d->domain, sizeof d->domain, "%s", domain);
 	d->active = 0;
+	d->window = INITIAL_WINDOW;
 	return d;
 }
 
-static void destination_release(struct scheduler *s, const char *domain)
+static void destination_release(struct scheduler *s, const char *domain, bool delivered)
 {
 	struct destination *d = destination(s, domain, false);
+	if (d && delivered)
+		d->window++;
 	if (d && --d->active == 0)
 		*d = s->dests[--s->ndests]; /* only busy destinations are kept */
 }
 
 static bool destination_full(const struct scheduler *s, const struct destination *d)
 {
-	return d && d->active >= (size_t)s->ctx.conf->delivery_max_per_destination;
+	size_t max = (size_t)s->ctx.conf->delivery_max_per_destination;
+	return d && d->active >= (d->window < max ? d->window : max);
 }
 
 static size_t idset_slot(const struct idset *set, int64_t id)
@@ -181,9 +193,12 @@ static void job_finished(void *arg, struct delivery_job *job)
 {
 	struct running *r = arg;
 	struct scheduler *s = r->sched;
-	for (size_t i = 0; i < job->n; i++)
+	bool delivered = false;
+	for (size_t i = 0; i < job->n; i++) {
 		idset_remove(&s->flying, job->rcpts[i].id);
-	destination_release(s, job->domain);
+		delivered |= job->rcpts[i].state == RCPT_DELIVERED;
+	}
+	destination_release(s, job->domain, delivered);
 	if (r->prev)
 		r->prev->next = r->next;
 	else

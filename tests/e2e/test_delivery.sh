@@ -68,9 +68,6 @@ nameserver = $DNS_RESOLVER
 trust_ad = yes
 [delivery]
 port = $DP_PORT
-# a burst to one destination shares connections only when fewer attempts run
-# at once than there are messages (Postfix's initial_destination_concurrency)
-max_connections_per_destination = 5
 first_retry = 10s
 max_attempts = 8
 delay_notice_after = 5
