@@ -30,8 +30,8 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
-#define DEST_CNAME_MAX 16 /* SPEC §4.2: the 16th lookup is an error, 15 hops at most */
-#define IPS_CNAME_MAX  11 /* SPEC §4.3: at most 11 CNAME lookups per host */
+#define DEST_CNAME_MAX 16 /* SPEC §4.2: 16 CNAME lookups, so 15 hops; one more is an error */
+#define IPS_CNAME_MAX  11 /* SPEC §4.3: 11 CNAME lookups per host, one more is an error */
 
 enum gather_kind { GATHER_DESTINATIONS, GATHER_IPS };
 
@@ -51,11 +51,11 @@ struct gather {
 	enum gather_kind kind;
 	struct dns_resolver *r;
 	struct dns_query *q[2]; /* in flight: CNAME, MX or A in [0]; AAAA in [1] */
-	struct event *defer;	/* a result that needed no DNS waits for the loop */
+	struct event *defer;    /* a result that needed no DNS waits for the loop */
 	bool defer_ok;
-	char name[DNS_NAME_MAX];		  /* the name being expanded */
+	char name[DNS_NAME_MAX];                 /* the name being expanded */
 	char seen[DEST_CNAME_MAX][DNS_NAME_MAX]; /* names asked so far, for loops */
-	int hops;				  /* CNAME lookups done */
+	int hops;                                /* CNAME lookups done */
 	void *arg;
 	/* GATHER_DESTINATIONS */
 	destinations_callback dcb;
@@ -121,8 +121,8 @@ static bool name_normalize(const char *in, char *out, size_t n)
 	for (const char *p = in; *p; p++)
 		ascii = ascii && (unsigned char)*p < 0x80;
 	if (!ascii) {
-		if (idn2_lookup_u8((const uint8_t *)in, (uint8_t **)&alabel, IDN2_NONTRANSITIONAL) !=
-		    IDN2_OK)
+		if (idn2_lookup_u8((const uint8_t *)in, (uint8_t **)&alabel,
+		                   IDN2_NONTRANSITIONAL) != IDN2_OK)
 			return false;
 		src = alabel;
 	}
@@ -145,7 +145,7 @@ void dns_addr_format(const struct dns_addr *a, char *buf, size_t n)
 	if (n == 0)
 		return;
 	if (inet_ntop(a->family, a->family == AF_INET ? (const void *)&a->v4 : (const void *)&a->v6,
-		      buf, (socklen_t)n) == NULL)
+	              buf, (socklen_t)n) == NULL)
 		snprintf(buf, n, "?");
 }
 
@@ -242,7 +242,8 @@ void order_ips(struct dns_addr *addrs, size_t n, const struct dns_addr *dialed, 
 		if (addrs[i].family == last->family && prefer_last && addr_equal(&addrs[i], last))
 			out[o++] = addrs[i];
 	for (size_t i = 0; i < n; i++)
-		if (addrs[i].family == last->family && !(prefer_last && addr_equal(&addrs[i], last)))
+		if (addrs[i].family == last->family &&
+		    !(prefer_last && addr_equal(&addrs[i], last)))
 			out[o++] = addrs[i];
 	memcpy(addrs, out, n * sizeof(*out));
 	free(out);
@@ -324,6 +325,11 @@ static void gather_finish(struct gather *g, bool ok)
 		struct destinations *d = g->d;
 
 		g->d = NULL;
+		if (!ok) { /* a failure carries no hosts, not even some */
+			free(d->hosts);
+			d->hosts = NULL;
+			d->n = 0;
+		}
 		g->dcb(g->arg, d, ok);
 	} else {
 		struct host_ips *ips = g->ips;
@@ -355,13 +361,14 @@ static struct gather *gather_finish_later(struct gather *g, bool ok)
 
 /* Records a failure in the result (destinations or host_ips). */
 static void gather_error(struct gather *g, bool permanent, const char *enhanced, int ede,
-			 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void gather_error(struct gather *g, bool permanent, const char *enhanced, int ede,
-			 const char *fmt, ...)
+                         const char *fmt, ...)
 {
 	char *error = g->kind == GATHER_DESTINATIONS ? g->d->error : g->ips->error;
-	size_t errlen = g->kind == GATHER_DESTINATIONS ? sizeof(g->d->error) : sizeof(g->ips->error);
+	size_t errlen =
+	    g->kind == GATHER_DESTINATIONS ? sizeof(g->d->error) : sizeof(g->ips->error);
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -384,15 +391,15 @@ static bool gather_chain_step_ok(struct gather *g, int max)
 {
 	for (int i = 0; i < g->hops && i < DEST_CNAME_MAX; i++) {
 		if (strcmp(g->seen[i], g->name) == 0) {
-			gather_error(g, false, "4.4.3", -1,
-				     "dns lookup error: cname loop at %s", g->name);
+			gather_error(g, false, "4.4.3", -1, "dns lookup error: cname loop at %s",
+			             g->name);
 			return false;
 		}
 	}
 	if (g->hops >= max) {
 		gather_error(g, false, "4.4.3", -1,
-			     "dns lookup error: too many cname records (more than %d) from %s",
-			     max - 1, g->name);
+		             "dns lookup error: too many cname records (more than %d) from %s",
+		             max - 1, g->name);
 		return false;
 	}
 	snprintf(g->seen[g->hops], sizeof(g->seen[g->hops]), "%s", g->name);
@@ -420,11 +427,11 @@ static void dest_fail_lookup(struct gather *g, const char *what, const struct dn
 	if (a->status == DNS_NOTFOUND && a->nxdomain) {
 		/* The name does not exist: no later attempt can reach it. */
 		gather_error(g, true, "5.1.2", a->ede,
-			     "domain %s does not exist (NXDOMAIN in %s lookup)", g->name, what);
+		             "domain %s does not exist (NXDOMAIN in %s lookup)", g->name, what);
 		return;
 	}
 	gather_error(g, false, "4.4.3", a->ede, "dns lookup error: %s lookup for %s: %s", what,
-		     g->name, a->error);
+	             g->name, a->error);
 }
 
 static void dest_implicit_mx(struct gather *g)
@@ -448,9 +455,9 @@ static void dest_take_mx(struct gather *g, const struct dns_answer *a)
 	/* RFC 7505 §3: a single MX with the root as target says "no mail". */
 	if (a->n == 1 && a->mx[0].host[0] == '\0') {
 		gather_error(g, true, "5.1.10", -1,
-			     "domain %s does not accept email as indicated with single dot for "
-			     "mx record (RFC 7505 null MX)",
-			     g->name);
+		             "domain %s does not accept email as indicated with single dot for "
+		             "mx record (RFC 7505 null MX)",
+		             g->name);
 		gather_finish(g, false);
 		return;
 	}
@@ -466,14 +473,21 @@ static void dest_take_mx(struct gather *g, const struct dns_answer *a)
 		}
 		if (!dns_host_name_valid(mx->host)) {
 			gather_error(g, true, "5.4.4", -1,
-				     "invalid host name in mx record for %s: \"%s\"", g->name,
-				     mx->host);
+			             "invalid host name in mx record for %s: \"%s\"", g->name,
+			             mx->host);
 			gather_finish(g, false);
 			return;
 		}
 		snprintf(d->hosts[d->n].name, sizeof(d->hosts[d->n].name), "%s", mx->host);
 		d->hosts[d->n].preference = mx->preference;
 		d->n++;
+	}
+	if (d->n == 0) { /* nothing but null MXes: the domain still said no */
+		gather_error(g, true, "5.1.10", -1,
+		             "domain %s does not accept email as indicated with null mx records",
+		             g->name);
+		gather_finish(g, false);
+		return;
 	}
 	shuffle_equal_preferences(d->hosts, d->n);
 	gather_finish(g, true);
@@ -517,8 +531,8 @@ static void dest_on_cname(void *arg, const struct dns_answer *a)
 	}
 	if (!dns_host_name_valid(a->cname)) {
 		gather_error(g, false, "4.4.3", a->ede,
-			     "dns lookup error: cname lookup for %s: invalid target \"%s\"",
-			     g->name, a->cname);
+		             "dns lookup error: cname lookup for %s: invalid target \"%s\"",
+		             g->name, a->cname);
 		gather_finish(g, false);
 		return;
 	}
@@ -537,7 +551,7 @@ static void dest_step_cname(struct gather *g)
 }
 
 struct gather *gather_destinations(struct dns_resolver *r, const char *domain,
-				   destinations_callback cb, void *arg)
+                                   destinations_callback cb, void *arg)
 {
 	struct gather *g = gather_new(GATHER_DESTINATIONS, r, arg);
 	struct destinations *d = gather_alloc(sizeof(*d));
@@ -589,8 +603,8 @@ static void ips_finish_addrs(struct gather *g)
 	if (fam[0].n + fam[1].n == 0) {
 		if (failed != NULL)
 			gather_error(g, false, "4.4.3", failed->ede,
-				     "dns lookup error: address lookup for %s: %s", g->name,
-				     failed->error);
+			             "dns lookup error: address lookup for %s: %s", g->name,
+			             failed->error);
 		else
 			gather_error(g, false, "4.4.4", -1, "no address for host %s", g->name);
 		gather_finish(g, false);
@@ -608,7 +622,7 @@ static void ips_finish_addrs(struct gather *g)
 	}
 	if (failed != NULL)
 		log_event(LOG_INFO, "dns_address_family_failed", "host=%s error=%s", g->name,
-			  log_quote(failed->error));
+		          log_quote(failed->error));
 	ips->dualstack = fam[0].n > 0 && fam[1].n > 0;
 	ips->n = fam[0].n + fam[1].n;
 	ips->addrs = gather_alloc(ips->n * sizeof(*ips->addrs));
@@ -664,7 +678,7 @@ static void ips_on_cname(void *arg, const struct dns_answer *a)
 	g->hops++;
 	if (a->status == DNS_NOTFOUND && a->nxdomain) {
 		gather_error(g, false, "4.4.4", a->ede, "no address for host %s (NXDOMAIN)",
-			     g->name);
+		             g->name);
 		gather_finish(g, false);
 		return;
 	}
@@ -674,14 +688,14 @@ static void ips_on_cname(void *arg, const struct dns_answer *a)
 	}
 	if (a->status != DNS_OK) {
 		gather_error(g, false, "4.4.3", a->ede, "dns lookup error: cname lookup for %s: %s",
-			     g->name, a->error);
+		             g->name, a->error);
 		gather_finish(g, false);
 		return;
 	}
 	if (!dns_host_name_valid(a->cname)) {
 		gather_error(g, false, "4.4.3", a->ede,
-			     "dns lookup error: cname lookup for %s: invalid target \"%s\"",
-			     g->name, a->cname);
+		             "dns lookup error: cname lookup for %s: invalid target \"%s\"",
+		             g->name, a->cname);
 		gather_finish(g, false);
 		return;
 	}
@@ -700,7 +714,7 @@ static void ips_step_cname(struct gather *g)
 }
 
 struct gather *gather_ips(struct dns_resolver *r, const char *host, const struct dns_addr *dialed,
-			  size_t ndialed, ips_callback cb, void *arg)
+                          size_t ndialed, ips_callback cb, void *arg)
 {
 	struct gather *g = gather_new(GATHER_IPS, r, arg);
 	struct host_ips *ips = gather_alloc(sizeof(*ips));

@@ -30,11 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DNS_TIMEOUT_MS	3000 /* first try; c-ares doubles it per round */
-#define DNS_TRIES	2
-#define DNS_EDNS_UDP	1232 /* the DNS flag day 2020 buffer size */
-#define DNS_CHAIN_MAX	16   /* CNAMEs followed inside one answer */
-#define DNS_EDE_OPTION	15   /* RFC 8914 §2 */
+#define DNS_TIMEOUT_MS  3000 /* first try; c-ares doubles it per round */
+#define DNS_TRIES       2
+#define DNS_EDNS_UDP    1232 /* the DNS flag day 2020 buffer size */
+#define DNS_CHAIN_MAX   16   /* CNAMEs followed inside one answer */
+#define DNS_EDE_OPTION  15   /* RFC 8914 §2 */
 #define DNS_SERVERS_MAX 512  /* the nameserver list as one csv string */
 
 static void *dns_alloc(size_t n)
@@ -77,7 +77,7 @@ static void answer_init(struct dns_answer *a)
 }
 
 static enum dns_status answer_fail(struct dns_answer *a, enum dns_status st, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static enum dns_status answer_fail(struct dns_answer *a, enum dns_status st, const char *fmt, ...)
 {
@@ -210,7 +210,8 @@ static bool answer_question_matches(const ldns_pkt *p, const ldns_rdf *want, enu
 		return false;
 	q = ldns_rr_list_rr(ql, 0);
 	return ldns_rr_owner(q) != NULL && ldns_dname_compare(ldns_rr_owner(q), want) == 0 &&
-	       ldns_rr_get_type(q) == (ldns_rr_type)qtype && ldns_rr_get_class(q) == LDNS_RR_CLASS_IN;
+	       ldns_rr_get_type(q) == (ldns_rr_type)qtype &&
+	       ldns_rr_get_class(q) == LDNS_RR_CLASS_IN;
 }
 
 /* The target of the CNAME owned by name in the answer section, or NULL. */
@@ -316,8 +317,8 @@ static bool answer_take_txt(const ldns_rr *rr, struct dns_answer *a)
 	for (size_t i = 0; i < rd; i++) {
 		const ldns_rdf *f = ldns_rr_rdf(rr, i);
 
-		if (f == NULL || ldns_rdf_get_type(f) != LDNS_RDF_TYPE_STR || ldns_rdf_size(f) < 1 ||
-		    (size_t)ldns_rdf_data(f)[0] + 1 != ldns_rdf_size(f))
+		if (f == NULL || ldns_rdf_get_type(f) != LDNS_RDF_TYPE_STR ||
+		    ldns_rdf_size(f) < 1 || (size_t)ldns_rdf_data(f)[0] + 1 != ldns_rdf_size(f))
 			return false;
 		total += ldns_rdf_size(f) - 1;
 	}
@@ -409,9 +410,8 @@ static void answer_alloc(struct dns_answer *a, enum dns_type qtype, size_t n)
 /* The records of the asked type owned by the canonical name. Records whose
  * rdata is unusable are skipped; when that leaves nothing, the answer is
  * malformed rather than empty. */
-static enum dns_status answer_collect(const ldns_pkt *p, const ldns_rdf *owner,
-				      enum dns_type qtype, uint32_t *ttl, struct dns_answer *a,
-				      const char *qname)
+static enum dns_status answer_collect(const ldns_pkt *p, const ldns_rdf *owner, enum dns_type qtype,
+                                      uint32_t *ttl, struct dns_answer *a, const char *qname)
 {
 	const ldns_rr_list *an = ldns_pkt_answer(p);
 	size_t count = 0, bad = 0;
@@ -427,7 +427,7 @@ static enum dns_status answer_collect(const ldns_pkt *p, const ldns_rdf *owner,
 		*ttl = min_ttl(*ttl, answer_negative_ttl(p));
 		a->status = DNS_NOTFOUND;
 		snprintf(a->error, sizeof(a->error), "%s %s: no such record (NODATA)", qname,
-			 dns_type_name(qtype));
+		         dns_type_name(qtype));
 		return DNS_NOTFOUND;
 	}
 	answer_alloc(a, qtype, count);
@@ -446,7 +446,7 @@ static enum dns_status answer_collect(const ldns_pkt *p, const ldns_rdf *owner,
 	}
 	if (a->n == 0)
 		return answer_fail(a, DNS_MALFORMED, "%s %s: %zu malformed record(s)", qname,
-				   dns_type_name(qtype), bad);
+		                   dns_type_name(qtype), bad);
 	if (qtype == DNS_MX)
 		answer_sort_mx(a);
 	a->status = DNS_OK;
@@ -455,7 +455,7 @@ static enum dns_status answer_collect(const ldns_pkt *p, const ldns_rdf *owner,
 
 /* A CNAME query: the target of qname's own CNAME, not followed further. */
 static enum dns_status answer_cname(const ldns_pkt *p, const ldns_rdf *want, uint32_t *ttl,
-				    struct dns_answer *a, const char *qname)
+                                    struct dns_answer *a, const char *qname)
 {
 	const ldns_rdf *target = answer_cname_of(ldns_pkt_answer(p), want, ttl);
 
@@ -473,8 +473,8 @@ static enum dns_status answer_cname(const ldns_pkt *p, const ldns_rdf *want, uin
 static const char *rcode_name(int rcode)
 {
 	static const char *const names[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
-					    "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
-					    "NXRRSET", "NOTAUTH", "NOTZONE"};
+	                                    "NOTIMP",  "REFUSED", "YXDOMAIN", "YXRRSET",
+	                                    "NXRRSET", "NOTAUTH", "NOTZONE"};
 
 	if (rcode >= 0 && (size_t)rcode < sizeof(names) / sizeof(names[0]))
 		return names[rcode];
@@ -483,8 +483,8 @@ static const char *rcode_name(int rcode)
 
 /* Everything after the packet was decoded and its question checked. */
 static enum dns_status answer_interpret(const ldns_pkt *p, const ldns_rdf *want,
-					enum dns_type qtype, bool trust_ad, struct dns_answer *a,
-					const char *qname)
+                                        enum dns_type qtype, bool trust_ad, struct dns_answer *a,
+                                        const char *qname)
 {
 	const ldns_rdf *owner = want;
 	uint32_t ttl = UINT32_MAX;
@@ -495,10 +495,10 @@ static enum dns_status answer_interpret(const ldns_pkt *p, const ldns_rdf *want,
 	if (a->rcode != LDNS_RCODE_NOERROR && a->rcode != LDNS_RCODE_NXDOMAIN) {
 		if (a->ede >= 0)
 			return answer_fail(a, DNS_TEMPFAIL, "%s %s: %s (%d) ede %d%s%s", qname,
-					   dns_type_name(qtype), rcode_name(a->rcode), a->rcode,
-					   a->ede, a->ede_text[0] ? " " : "", a->ede_text);
+			                   dns_type_name(qtype), rcode_name(a->rcode), a->rcode,
+			                   a->ede, a->ede_text[0] ? " " : "", a->ede_text);
 		return answer_fail(a, DNS_TEMPFAIL, "%s %s: %s (%d)", qname, dns_type_name(qtype),
-				   rcode_name(a->rcode), a->rcode);
+		                   rcode_name(a->rcode), a->rcode);
 	}
 	a->authentic = trust_ad && ldns_pkt_ad(p);
 	/* RFC 1034 §3.6.2: the answer may lead through CNAMEs to the name that
@@ -511,19 +511,19 @@ static enum dns_status answer_interpret(const ldns_pkt *p, const ldns_rdf *want,
 				break;
 			if (hops == DNS_CHAIN_MAX)
 				return answer_fail(a, DNS_MALFORMED,
-						   "%s %s: cname chain longer than %d in answer",
-						   qname, dns_type_name(qtype), DNS_CHAIN_MAX);
+				                   "%s %s: cname chain longer than %d in answer",
+				                   qname, dns_type_name(qtype), DNS_CHAIN_MAX);
 			owner = next;
 		}
 	}
 	if (!name_render(owner, a->canonical, sizeof(a->canonical)))
 		return answer_fail(a, DNS_MALFORMED, "%s %s: canonical name too long", qname,
-				   dns_type_name(qtype));
+		                   dns_type_name(qtype));
 	if (a->rcode == LDNS_RCODE_NXDOMAIN) {
 		a->nxdomain = true;
 		a->ttl = min_ttl(ttl, answer_negative_ttl(p));
 		return answer_fail(a, DNS_NOTFOUND, "%s %s: no such domain (NXDOMAIN)", qname,
-				   dns_type_name(qtype));
+		                   dns_type_name(qtype));
 	}
 	if (qtype == DNS_CNAME)
 		st = answer_cname(p, want, &ttl, a, qname);
@@ -534,7 +534,7 @@ static enum dns_status answer_interpret(const ldns_pkt *p, const ldns_rdf *want,
 }
 
 enum dns_status dns_answer_parse(const uint8_t *wire, size_t len, const char *qname,
-				 enum dns_type qtype, bool trust_ad, struct dns_answer *a)
+                                 enum dns_type qtype, bool trust_ad, struct dns_answer *a)
 {
 	ldns_pkt *p = NULL;
 	ldns_rdf *want;
@@ -545,19 +545,19 @@ enum dns_status dns_answer_parse(const uint8_t *wire, size_t len, const char *qn
 		return answer_fail(a, DNS_MALFORMED, "invalid query name");
 	if (wire == NULL || len < LDNS_HEADER_SIZE) {
 		answer_fail(a, DNS_MALFORMED, "%s %s: malformed answer (%zu octets)", qname,
-			    dns_type_name(qtype), len);
+		            dns_type_name(qtype), len);
 		goto out;
 	}
 	s = ldns_wire2pkt(&p, wire, len);
 	if (s != LDNS_STATUS_OK) {
 		answer_fail(a, DNS_MALFORMED, "%s %s: malformed answer: %s", qname,
-			    dns_type_name(qtype), ldns_get_errorstr_by_id(s));
+		            dns_type_name(qtype), ldns_get_errorstr_by_id(s));
 		goto out;
 	}
 	if (!ldns_pkt_qr(p) || ldns_pkt_get_opcode(p) != LDNS_PACKET_QUERY ||
 	    !answer_question_matches(p, want, qtype)) {
 		answer_fail(a, DNS_MALFORMED, "%s %s: answer is not for our question", qname,
-			    dns_type_name(qtype));
+		            dns_type_name(qtype));
 		goto out;
 	}
 	answer_interpret(p, want, qtype, trust_ad, a, qname);
@@ -616,10 +616,10 @@ struct dns_query {
 	enum dns_type type;
 	dns_callback cb;
 	void *arg;
-	bool sending;	      /* inside ares_send: a result now must wait */
-	bool cancelled;	      /* the caller gave up; c-ares still holds q */
-	bool in_callback;     /* the caller's callback is running */
-	struct event *defer;  /* set: answer waits for delivery on the loop */
+	bool sending;        /* inside ares_send: a result now must wait */
+	bool cancelled;      /* the caller gave up; c-ares still holds q */
+	bool in_callback;    /* the caller's callback is running */
+	struct event *defer; /* set: answer waits for delivery on the loop */
 	struct dns_answer answer;
 };
 
@@ -660,7 +660,7 @@ static void resolver_on_socket(evutil_socket_t fd, short what, void *arg)
 	struct dns_resolver *r = arg;
 
 	ares_process_fd(r->ch, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
-			(what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	                (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
 	resolver_rearm(r);
 }
 
@@ -730,8 +730,8 @@ static bool resolver_servers(struct dns_resolver *r, char *list, size_t n)
 		all_loopback = all_loopback && addr_is_loopback(s);
 		inet_ntop(s->family, &s->addr, ip, sizeof(ip));
 		w = snprintf(list + o, n - o, "%s%s%s%s:%d", o ? "," : "",
-			     s->family == AF_INET6 ? "[" : "", ip, s->family == AF_INET6 ? "]" : "",
-			     s->udp_port ? s->udp_port : 53);
+		             s->family == AF_INET6 ? "[" : "", ip, s->family == AF_INET6 ? "]" : "",
+		             s->udp_port ? s->udp_port : 53);
 		if (w > 0 && (size_t)w < n - o)
 			o += (size_t)w;
 	}
@@ -739,29 +739,82 @@ static bool resolver_servers(struct dns_resolver *r, char *list, size_t n)
 	return all_loopback;
 }
 
-/* conf->dns_nameserver entries ("ip", "ip:port", "[v6]:port") as the csv
- * that ares_set_servers_ports_csv takes. */
-static bool resolver_join_servers(const struct conf *conf, char *csv, size_t n)
+/* One dns.nameserver entry: "ip", "ip:port", "[v6]:port" or "[v6]", put
+ * into the form ares_set_servers_ports_csv takes ("[v6]" alone it refuses).
+ * Checked here because c-ares 1.18 lets a port above 65535 wrap around. */
+static bool nameserver_normalize(const char *s, char *out, size_t n)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *port = NULL, *end;
+	struct in6_addr a6;
+	struct in_addr a4;
+	bool v6;
+	size_t hl;
+
+	if (s[0] == '[') {
+		if ((end = strchr(s, ']')) == NULL || (end[1] != '\0' && end[1] != ':'))
+			return false;
+		hl = (size_t)(end - s - 1);
+		port = end[1] == ':' ? end + 2 : NULL;
+		s++;
+	} else {
+		end = strchr(s, ':');
+		if (end != NULL && strchr(end + 1, ':') == NULL) { /* one colon: v4 with port */
+			hl = (size_t)(end - s);
+			port = end + 1;
+		} else {
+			hl = strlen(s);
+		}
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return false;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	v6 = inet_pton(AF_INET6, host, &a6) == 1;
+	if (!v6 && inet_pton(AF_INET, host, &a4) != 1)
+		return false;
+	if (port != NULL) {
+		char *stop;
+		long p = strtol(port, &stop, 10);
+
+		if (port[0] < '0' || port[0] > '9' || *stop != '\0' || p < 1 || p > 65535)
+			return false;
+		return (size_t)snprintf(out, n, v6 ? "[%s]:%ld" : "%s:%ld", host, p) < n;
+	}
+	return (size_t)snprintf(out, n, "%s", host) < n;
+}
+
+/* conf->dns_nameserver as one csv; on error why names the bad entry. */
+static bool resolver_join_servers(const struct conf *conf, char *csv, size_t n, char *why,
+                                  size_t whylen)
 {
 	size_t o = 0;
 
 	csv[0] = '\0';
 	for (size_t i = 0; i < conf->dns_nameserver.len; i++) {
 		const char *s = conf->dns_nameserver.items[i];
+		char one[INET6_ADDRSTRLEN + 16];
 		int w;
 
-		if (s[0] == '\0' || strchr(s, ','))
+		if (!nameserver_normalize(s, one, sizeof(one))) {
+			snprintf(why, whylen,
+			         "dns.nameserver \"%.64s\": not \"ip\", \"ip:port\" or "
+			         "\"[ipv6]:port\"",
+			         s);
 			return false;
-		w = snprintf(csv + o, n - o, "%s%s", o ? "," : "", s);
-		if (w < 0 || (size_t)w >= n - o)
+		}
+		w = snprintf(csv + o, n - o, "%s%s", o ? "," : "", one);
+		if (w < 0 || (size_t)w >= n - o) {
+			snprintf(why, whylen, "dns.nameserver: too many entries");
 			return false;
+		}
 		o += (size_t)w;
 	}
 	return true;
 }
 
 struct dns_resolver *dns_resolver_new(struct event_base *base, const struct conf *conf, char *why,
-				      size_t whylen)
+                                      size_t whylen)
 {
 	struct dns_resolver *r = dns_alloc(sizeof(*r));
 	struct ares_options o;
@@ -786,24 +839,26 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const struct conf
 	o.sock_state_cb = resolver_sock_state;
 	o.sock_state_cb_data = r;
 	rc = ares_init_options(&r->ch, &o,
-			       ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-				       ARES_OPT_SOCK_STATE_CB);
+	                       ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+	                           ARES_OPT_SOCK_STATE_CB);
 	if (rc != ARES_SUCCESS) {
 		snprintf(why, whylen, "c-ares: %s", ares_strerror(rc));
 		goto fail_lib;
 	}
 	r->ch_live = true;
 	if (conf->dns_nameserver.len > 0) {
-		if (!resolver_join_servers(conf, csv, sizeof(csv)) ||
-		    (rc = ares_set_servers_ports_csv(r->ch, csv)) != ARES_SUCCESS) {
-			snprintf(why, whylen, "dns.nameserver: invalid list \"%s\"", csv);
+		if (!resolver_join_servers(conf, csv, sizeof(csv), why, whylen))
+			goto fail;
+		if ((rc = ares_set_servers_ports_csv(r->ch, csv)) != ARES_SUCCESS) {
+			snprintf(why, whylen, "dns.nameserver \"%s\": %s", csv, ares_strerror(rc));
 			goto fail;
 		}
 	}
 	loopback = resolver_servers(r, used, sizeof(used));
-	r->trust_ad = conf->trust_ad == TRUST_AD_YES || (conf->trust_ad == TRUST_AD_AUTO && loopback);
+	r->trust_ad =
+	    conf->trust_ad == TRUST_AD_YES || (conf->trust_ad == TRUST_AD_AUTO && loopback);
 	log_event(LOG_INFO, "dns_resolver", "servers=%s source=%s trust_ad=%s", log_quote(used),
-		  conf->dns_nameserver.len ? "config" : "resolv.conf", r->trust_ad ? "yes" : "no");
+	          conf->dns_nameserver.len ? "config" : "resolv.conf", r->trust_ad ? "yes" : "no");
 	return r;
 fail:
 	ares_destroy(r->ch);
@@ -907,7 +962,7 @@ static void query_on_answer(void *arg, int status, int timeouts, unsigned char *
 	} else {
 		answer_init(&a);
 		answer_fail(&a, DNS_TEMPFAIL, "%s %s: %s", q->name, dns_type_name(q->type),
-			    status == ARES_ETIMEOUT ? "timeout" : ares_strerror(status));
+		            status == ARES_ETIMEOUT ? "timeout" : ares_strerror(status));
 	}
 	if (q->sending) {
 		query_defer(q, &a);
@@ -950,7 +1005,7 @@ static bool query_build(const char *name, enum dns_type type, uint8_t **wire, si
 }
 
 struct dns_query *dns_query(struct dns_resolver *r, const char *name, enum dns_type type,
-			    dns_callback cb, void *arg)
+                            dns_callback cb, void *arg)
 {
 	struct dns_query *q = dns_alloc(sizeof(*q));
 	uint8_t *wire = NULL;
@@ -966,7 +1021,7 @@ struct dns_query *dns_query(struct dns_resolver *r, const char *name, enum dns_t
 
 		answer_init(&a);
 		answer_fail(&a, DNS_MALFORMED, "%s %s: invalid query name", q->name,
-			    dns_type_name(type));
+		            dns_type_name(type));
 		query_defer(q, &a);
 		free(wire);
 		return q;

@@ -93,6 +93,8 @@ const char *dns_type_name(enum dns_type t);
  * ("ip:port" or "ip"), else /etc/resolv.conf; trust_ad per conf. */
 struct dns_resolver *dns_resolver_new(struct event_base *base, const struct conf *conf, char *why,
 				      size_t whylen);
+/* Queries still pending are dropped without their callbacks (cancel the
+ * gathers first: their state is the caller's). Not from within a callback. */
 void dns_resolver_free(struct dns_resolver *r);
 
 /* True when AD bits from the configured nameservers are believed. */

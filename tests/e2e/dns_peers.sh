@@ -5,6 +5,7 @@
 #   PEERS=/abs/scratch/dir            # required, created if missing
 #   source tests/e2e/dns_peers.sh
 #   dns_peers_add_record secure.test "extra 300 IN A 127.0.0.1"   # optional, before start
+#   SECURE_EXTRA=$'a A 127.0.0.2\nb A 127.0.0.3'  # same, as variables (INSECURE_EXTRA too)
 #   dns_peers_start                   # sets DNS_RESOLVER=127.0.0.1:PORT, DNS_AUTH=127.0.0.1:PORT
 #   ...                               # dns_peers_add_record + dns_peers_reload to change zones
 #   dns_peers_stop                    # kills by PID and waits
@@ -44,8 +45,8 @@ EOF
 }
 
 dns_peers__wait_port() { # PROTO(u|t) PORT TIMEOUT_S
-	local i
-	for i in $(seq 1 $(($3 * 20))); do
+	local _
+	for _ in $(seq 1 $(($3 * 20))); do
 		if ss -H -l -n "-$1" "sport = :$2" | grep -q .; then return 0; fi
 		sleep 0.05
 	done
@@ -66,7 +67,7 @@ dns_peers__pki() {
 	[ -f "$P/ca.crt" ] && return 0
 	mkdir -p "$P"
 	(
-		cd "$P"
+		cd "$P" || exit 1
 		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
 			-out ca.crt -days 30 -subj "/CN=Test Mail CA" \
 			-addext "basicConstraints=critical,CA:TRUE" \
@@ -116,7 +117,7 @@ EOF
 }
 
 dns_peers__zones() {
-	local D=$PEERS/dns z
+	local D=$PEERS/dns
 	mkdir -p "$D"
 	dns_peers__tlsa_hashes
 	{
@@ -129,13 +130,17 @@ mta-sts  A    127.0.0.1
 _smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@secure.test"
 EOF
 		cat "$D/extra.secure.test" 2>/dev/null || true
+		printf '%s\n' "${SECURE_EXTRA:-}"
 	} >"$D/secure.test.zone"
-	for z in insecure.test bogus.test; do
-		{
-			dns_peers__zone_common $z
-			cat "$D/extra.$z" 2>/dev/null || true
-		} >"$D/$z.zone"
-	done
+	{
+		dns_peers__zone_common insecure.test
+		cat "$D/extra.insecure.test" 2>/dev/null || true
+		printf '%s\n' "${INSECURE_EXTRA:-}"
+	} >"$D/insecure.test.zone"
+	{
+		dns_peers__zone_common bogus.test
+		cat "$D/extra.bogus.test" 2>/dev/null || true
+	} >"$D/bogus.test.zone"
 	{
 		cat <<EOF
 \$ORIGIN test.
@@ -165,13 +170,17 @@ dns_peers__keys() {
 
 dns_peers__sign() {
 	(
-		cd "$PEERS/dns"
+		cd "$PEERS/dns" || exit 1
+		local ksk zsk
 		# children first: test.zone carries their DS records
-		ldns-signzone -n -o secure.test. secure.test.zone $(cat keys.secure.test)
+		read -r ksk zsk <keys.secure.test
+		ldns-signzone -n -o secure.test. secure.test.zone "$ksk" "$zsk"
 		# expired signatures: validators answer SERVFAIL, EDE 7 (or 6 from cache)
+		read -r ksk zsk <keys.bogus.test
 		ldns-signzone -n -e 20200201000000 -i 20200101000000 -o bogus.test. bogus.test.zone \
-			$(cat keys.bogus.test)
-		ldns-signzone -n -o test. test.zone $(cat keys.test)
+			"$ksk" "$zsk"
+		read -r ksk zsk <keys.test
+		ldns-signzone -n -o test. test.zone "$ksk" "$zsk"
 	)
 }
 

@@ -2,7 +2,8 @@
  * DNS scenarios (tests/e2e/test_dns.sh). Prints one JSON object per run.
  *
  *   dns_probe NAMESERVER KIND NAME [DIALED-IP...]
- *     NAMESERVER  "127.0.0.1:25353" (trust_ad = auto, so loopback is trusted)
+ *     NAMESERVER  "127.0.0.1:25353" (trust_ad = auto, so loopback is trusted),
+ *                 "-" for the servers of /etc/resolv.conf
  *     KIND        mx | a | aaaa | tlsa | txt | cname   one query, raw answer
  *                 destinations                         gather_destinations
  *                 ips                                  gather_ips (DIALED-IPs: history)
@@ -83,10 +84,10 @@ static void on_answer(void *arg, const struct dns_answer *a)
 	for (size_t i = 0; i < a->n; i++)
 		json_array_append_new(records, record_json(a, t, i));
 	result = json_pack("{s:s, s:i, s:b, s:b, s:i, s:s, s:I, s:s, s:o, s:s}", "status",
-			   status_name(a->status), "rcode", a->rcode, "nxdomain", a->nxdomain,
-			   "authentic", a->authentic, "ede", a->ede, "ede_text", a->ede_text, "ttl",
-			   (json_int_t)a->ttl, "canonical", a->canonical, "records", records,
-			   "error", a->error);
+	                   status_name(a->status), "rcode", a->rcode, "nxdomain", a->nxdomain,
+	                   "authentic", a->authentic, "ede", a->ede, "ede_text", a->ede_text, "ttl",
+	                   (json_int_t)a->ttl, "canonical", a->canonical, "records", records,
+	                   "error", a->error);
 	event_base_loopbreak(base);
 }
 
@@ -96,13 +97,13 @@ static void on_destinations(void *arg, struct destinations *d, bool ok)
 
 	for (size_t i = 0; i < d->n; i++)
 		json_array_append_new(hosts, json_pack("{s:s, s:b, s:i}", "name", d->hosts[i].name,
-						       "is_ip", d->hosts[i].is_ip, "preference",
-						       d->hosts[i].preference));
-	result = json_pack("{s:b, s:b, s:b, s:b, s:s, s:o, s:b, s:s, s:s, s:i}", "ok", ok,
-			   "have_mx", d->have_mx, "orig_authentic", d->orig_authentic,
-			   "expanded_authentic", d->expanded_authentic, "expanded", d->expanded,
-			   "hosts", hosts, "permanent", d->permanent, "enhanced", d->enhanced,
-			   "error", d->error, "ede", d->ede);
+		                                       "is_ip", d->hosts[i].is_ip, "preference",
+		                                       d->hosts[i].preference));
+	result =
+	    json_pack("{s:b, s:b, s:b, s:b, s:s, s:o, s:b, s:s, s:s, s:i}", "ok", ok, "have_mx",
+	              d->have_mx, "orig_authentic", d->orig_authentic, "expanded_authentic",
+	              d->expanded_authentic, "expanded", d->expanded, "hosts", hosts, "permanent",
+	              d->permanent, "enhanced", d->enhanced, "error", d->error, "ede", d->ede);
 	destinations_free(d);
 	event_base_loopbreak(base);
 }
@@ -114,10 +115,10 @@ static void on_ips(void *arg, struct host_ips *ips, bool ok)
 	for (size_t i = 0; i < ips->n; i++)
 		json_array_append_new(addrs, addr_json(&ips->addrs[i]));
 	result = json_pack("{s:b, s:b, s:b, s:s, s:b, s:o, s:b, s:s, s:s, s:i}", "ok", ok,
-			   "authentic", ips->authentic, "expanded_authentic",
-			   ips->expanded_authentic, "expanded", ips->expanded, "dualstack",
-			   ips->dualstack, "addrs", addrs, "permanent", ips->permanent, "enhanced",
-			   ips->enhanced, "error", ips->error, "ede", ips->ede);
+	                   "authentic", ips->authentic, "expanded_authentic",
+	                   ips->expanded_authentic, "expanded", ips->expanded, "dualstack",
+	                   ips->dualstack, "addrs", addrs, "permanent", ips->permanent, "enhanced",
+	                   ips->enhanced, "error", ips->error, "ede", ips->ede);
 	host_ips_free(ips);
 	event_base_loopbreak(base);
 }
@@ -127,8 +128,8 @@ static bool kind_type(const char *kind, enum dns_type *t)
 	static const struct {
 		const char *name;
 		enum dns_type type;
-	} kinds[] = {{"mx", DNS_MX},   {"a", DNS_A},	 {"aaaa", DNS_AAAA},
-		     {"tlsa", DNS_TLSA}, {"txt", DNS_TXT}, {"cname", DNS_CNAME}};
+	} kinds[] = {{"mx", DNS_MX},     {"a", DNS_A},     {"aaaa", DNS_AAAA},
+	             {"tlsa", DNS_TLSA}, {"txt", DNS_TXT}, {"cname", DNS_CNAME}};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		if (strcmp(kinds[i].name, kind) == 0) {
@@ -152,7 +153,7 @@ int main(int argc, char **argv)
 
 	if (argc < 4) {
 		fprintf(stderr, "usage: dns_probe NAMESERVER mx|a|aaaa|tlsa|txt|cname|destinations|"
-				"ips NAME [DIALED-IP...]\n");
+		                "ips NAME [DIALED-IP...]\n");
 		return 2;
 	}
 	for (int i = 4; i < argc && nd < 16; i++)
@@ -160,7 +161,8 @@ int main(int argc, char **argv)
 			return 2;
 	base = event_base_new();
 	conf_defaults(&c);
-	strlist_add(&c.dns_nameserver, argv[1]);
+	if (strcmp(argv[1], "-") != 0) /* "-": /etc/resolv.conf */
+		strlist_add(&c.dns_nameserver, argv[1]);
 	r = dns_resolver_new(base, &c, why, sizeof(why));
 	if (r == NULL) {
 		fprintf(stderr, "dns_probe: %s\n", why);

@@ -23,15 +23,15 @@ dns_peers__tlsa_hashes
 probe() { "$PROBE" "$DNS_RESOLVER" "$@" 2>>"$E2E_DIR/probe.log"; }
 # expect DESCRIPTION PYTHON-EXPRESSION-OVER-j PROBE-ARGS...
 expect() {
-	local d=$1 e=$2 out
+	local d=$1 e=$2 out rc=0
 	shift 2
-	out=$(probe "$@") || true
-	if $PY -c "import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if ($e) else 1)" "$out" 2>/dev/null; then
+	out=$(probe "$@") || rc=$? # non-zero also when a sanitizer found something
+	if [ $rc -eq 0 ] && $PY -c "import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if ($e) else 1)" "$out" 2>/dev/null; then
 		pass "$d"
 	else
 		fail "$d"
 		echo "     dns_probe $*"
-		echo "     got: $out"
+		echo "     got (exit $rc): $out"
 	fi
 }
 

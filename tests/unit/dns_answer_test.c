@@ -51,14 +51,14 @@ static uint8_t *build(const struct pkt_spec *s, size_t *len)
 		ldns_rr *rr = NULL;
 
 		assert_int_equal(ldns_rr_new_frm_str(&rr, s->answer[i], 300, NULL, NULL),
-				 LDNS_STATUS_OK);
+		                 LDNS_STATUS_OK);
 		ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr);
 	}
 	for (size_t i = 0; i < 4 && s->authority[i]; i++) {
 		ldns_rr *rr = NULL;
 
 		assert_int_equal(ldns_rr_new_frm_str(&rr, s->authority[i], 300, NULL, NULL),
-				 LDNS_STATUS_OK);
+		                 LDNS_STATUS_OK);
 		ldns_pkt_push_rr(p, LDNS_SECTION_AUTHORITY, rr);
 	}
 	if (!s->no_edns) {
@@ -85,7 +85,7 @@ static uint8_t *build(const struct pkt_spec *s, size_t *len)
 }
 
 static enum dns_status parse(const struct pkt_spec *s, const char *qname, enum dns_type t,
-			     bool trust, struct dns_answer *a)
+                             bool trust, struct dns_answer *a)
 {
 	size_t len;
 	uint8_t *wire = build(s, &len);
@@ -97,13 +97,19 @@ static enum dns_status parse(const struct pkt_spec *s, const char *qname, enum d
 
 static void test_mx_sorted_by_preference_ties_in_answer_order(void **state)
 {
-	struct pkt_spec s = {"example.org.", LDNS_RR_TYPE_MX, LDNS_RCODE_NOERROR, false,
-			     {"example.org. 300 IN MX 20 b.example.org.",
-			      "example.org. 200 IN MX 10 First.Example.ORG.",
-			      "example.org. 300 IN MX 20 a.example.org.",
-			      "example.org. 300 IN MX 10 second.example.org.",
-			      "example.org. 300 IN MX 5 zero.example.org."},
-			     {NULL}, -1, NULL, false};
+	struct pkt_spec s = {"example.org.",
+	                     LDNS_RR_TYPE_MX,
+	                     LDNS_RCODE_NOERROR,
+	                     false,
+	                     {"example.org. 300 IN MX 20 b.example.org.",
+	                      "example.org. 200 IN MX 10 First.Example.ORG.",
+	                      "example.org. 300 IN MX 20 a.example.org.",
+	                      "example.org. 300 IN MX 10 second.example.org.",
+	                      "example.org. 300 IN MX 5 zero.example.org."},
+	                     {NULL},
+	                     -1,
+	                     NULL,
+	                     false};
 	struct dns_answer a;
 
 	assert_int_equal(parse(&s, "example.org", DNS_MX, true, &a), DNS_OK);
@@ -123,8 +129,15 @@ static void test_mx_sorted_by_preference_ties_in_answer_order(void **state)
 
 static void test_null_mx_is_empty_host(void **state)
 {
-	struct pkt_spec s = {"nullmx.example.", LDNS_RR_TYPE_MX, LDNS_RCODE_NOERROR, true,
-			     {"nullmx.example. 300 IN MX 0 ."}, {NULL}, -1, NULL, false};
+	struct pkt_spec s = {"nullmx.example.",
+	                     LDNS_RR_TYPE_MX,
+	                     LDNS_RCODE_NOERROR,
+	                     true,
+	                     {"nullmx.example. 300 IN MX 0 ."},
+	                     {NULL},
+	                     -1,
+	                     NULL,
+	                     false};
 	struct dns_answer a;
 
 	assert_int_equal(parse(&s, "nullmx.example.", DNS_MX, true, &a), DNS_OK);
@@ -137,12 +150,18 @@ static void test_null_mx_is_empty_host(void **state)
 
 static void test_cname_chain_in_answer_is_followed(void **state)
 {
-	struct pkt_spec s = {"alias.example.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, false,
-			     {"other.example. 300 IN A 192.0.2.99", /* not on the chain */
-			      "alias.example. 60 IN CNAME mid.example.",
-			      "mid.example. 300 IN CNAME Real.Example.",
-			      "real.example. 300 IN A 192.0.2.1", "real.example. 300 IN A 192.0.2.2"},
-			     {NULL}, -1, NULL, false};
+	struct pkt_spec s = {
+	    "alias.example.",
+	    LDNS_RR_TYPE_A,
+	    LDNS_RCODE_NOERROR,
+	    false,
+	    {"other.example. 300 IN A 192.0.2.99", /* not on the chain */
+	     "alias.example. 60 IN CNAME mid.example.", "mid.example. 300 IN CNAME Real.Example.",
+	     "real.example. 300 IN A 192.0.2.1", "real.example. 300 IN A 192.0.2.2"},
+	    {NULL},
+	    -1,
+	    NULL,
+	    false};
 	struct dns_answer a;
 	char buf[64];
 
@@ -158,9 +177,15 @@ static void test_cname_chain_in_answer_is_followed(void **state)
 
 static void test_cname_chain_to_nothing_is_nodata(void **state)
 {
-	struct pkt_spec s = {"alias.example.", LDNS_RR_TYPE_MX, LDNS_RCODE_NOERROR, false,
-			     {"alias.example. 300 IN CNAME real.example."}, {NULL}, -1, NULL,
-			     false};
+	struct pkt_spec s = {"alias.example.",
+	                     LDNS_RR_TYPE_MX,
+	                     LDNS_RCODE_NOERROR,
+	                     false,
+	                     {"alias.example. 300 IN CNAME real.example."},
+	                     {NULL},
+	                     -1,
+	                     NULL,
+	                     false};
 	struct dns_answer a;
 
 	assert_int_equal(parse(&s, "alias.example", DNS_MX, false, &a), DNS_NOTFOUND);
@@ -171,10 +196,16 @@ static void test_cname_chain_to_nothing_is_nodata(void **state)
 
 static void test_cname_loop_in_answer_is_malformed(void **state)
 {
-	struct pkt_spec s = {"a.example.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR, false,
-			     {"a.example. 300 IN CNAME b.example.",
-			      "b.example. 300 IN CNAME a.example."},
-			     {NULL}, -1, NULL, false};
+	struct pkt_spec s = {
+	    "a.example.",
+	    LDNS_RR_TYPE_A,
+	    LDNS_RCODE_NOERROR,
+	    false,
+	    {"a.example. 300 IN CNAME b.example.", "b.example. 300 IN CNAME a.example."},
+	    {NULL},
+	    -1,
+	    NULL,
+	    false};
 	struct dns_answer a;
 
 	assert_int_equal(parse(&s, "a.example", DNS_A, false, &a), DNS_MALFORMED);
@@ -184,12 +215,25 @@ static void test_cname_loop_in_answer_is_malformed(void **state)
 
 static void test_cname_query_gives_first_target_only(void **state)
 {
-	struct pkt_spec s = {"alias.example.", LDNS_RR_TYPE_CNAME, LDNS_RCODE_NOERROR, true,
-			     {"alias.example. 300 IN CNAME Mid.Example.",
-			      "mid.example. 300 IN CNAME real.example."},
-			     {NULL}, -1, NULL, false};
-	struct pkt_spec none = {"plain.example.", LDNS_RR_TYPE_CNAME, LDNS_RCODE_NOERROR, true,
-				{NULL}, {"example. 300 IN SOA ns. h. 1 2 3 4 30"}, -1, NULL, false};
+	struct pkt_spec s = {
+	    "alias.example.",
+	    LDNS_RR_TYPE_CNAME,
+	    LDNS_RCODE_NOERROR,
+	    true,
+	    {"alias.example. 300 IN CNAME Mid.Example.", "mid.example. 300 IN CNAME real.example."},
+	    {NULL},
+	    -1,
+	    NULL,
+	    false};
+	struct pkt_spec none = {"plain.example.",
+	                        LDNS_RR_TYPE_CNAME,
+	                        LDNS_RCODE_NOERROR,
+	                        true,
+	                        {NULL},
+	                        {"example. 300 IN SOA ns. h. 1 2 3 4 30"},
+	                        -1,
+	                        NULL,
+	                        false};
 	struct dns_answer a;
 
 	assert_int_equal(parse(&s, "alias.example", DNS_CNAME, true, &a), DNS_OK);
@@ -208,11 +252,24 @@ static void test_cname_query_gives_first_target_only(void **state)
 
 static void test_nxdomain_and_nodata_are_not_found(void **state)
 {
-	struct pkt_spec nx = {"nope.example.", LDNS_RR_TYPE_MX, LDNS_RCODE_NXDOMAIN, true,
-			      {NULL}, {"example. 600 IN SOA ns. h. 1 2 3 4 120"}, -1, NULL, false};
-	struct pkt_spec nodata = {"example.", LDNS_RR_TYPE_MX, LDNS_RCODE_NOERROR, false,
-				  {"example. 300 IN A 192.0.2.1"}, /* another type */
-				  {NULL}, -1, NULL, false};
+	struct pkt_spec nx = {"nope.example.",
+	                      LDNS_RR_TYPE_MX,
+	                      LDNS_RCODE_NXDOMAIN,
+	                      true,
+	                      {NULL},
+	                      {"example. 600 IN SOA ns. h. 1 2 3 4 120"},
+	                      -1,
+	                      NULL,
+	                      false};
+	struct pkt_spec nodata = {"example.",
+	                          LDNS_RR_TYPE_MX,
+	                          LDNS_RCODE_NOERROR,
+	                          false,
+	                          {"example. 300 IN A 192.0.2.1"}, /* another type */
+	                          {NULL},
+	                          -1,
+	                          NULL,
+	                          false};
 	struct dns_answer a;
 
 	assert_int_equal(parse(&nx, "nope.example", DNS_MX, true, &a), DNS_NOTFOUND);
@@ -234,14 +291,14 @@ static void test_nxdomain_and_nodata_are_not_found(void **state)
 static void test_servfail_carries_ede_signature_expired(void **state)
 {
 	struct pkt_spec s = {"_25._tcp.mx1.bogus.test.",
-			     LDNS_RR_TYPE_TLSA,
-			     LDNS_RCODE_SERVFAIL,
-			     false,
-			     {NULL},
-			     {NULL},
-			     7,
-			     "validation failure <x>: signature expired\x01\xff",
-			     false};
+	                     LDNS_RR_TYPE_TLSA,
+	                     LDNS_RCODE_SERVFAIL,
+	                     false,
+	                     {NULL},
+	                     {NULL},
+	                     7,
+	                     "validation failure <x>: signature expired\x01\xff",
+	                     false};
 	struct dns_answer a;
 
 	assert_int_equal(parse(&s, "_25._tcp.mx1.bogus.test", DNS_TLSA, true, &a), DNS_TEMPFAIL);
@@ -256,8 +313,8 @@ static void test_servfail_carries_ede_signature_expired(void **state)
 
 static void test_refused_is_temporary(void **state)
 {
-	struct pkt_spec s = {"example.", LDNS_RR_TYPE_MX, LDNS_RCODE_REFUSED, false, {NULL},
-			     {NULL}, -1, NULL, true};
+	struct pkt_spec s = {
+	    "example.", LDNS_RR_TYPE_MX, LDNS_RCODE_REFUSED, false, {NULL}, {NULL}, -1, NULL, true};
 	struct dns_answer a;
 
 	assert_int_equal(parse(&s, "example", DNS_MX, true, &a), DNS_TEMPFAIL);
@@ -268,9 +325,15 @@ static void test_refused_is_temporary(void **state)
 
 static void test_ad_bit_believed_only_when_trusted(void **state)
 {
-	struct pkt_spec s = {"secure.test.", LDNS_RR_TYPE_MX, LDNS_RCODE_NOERROR, true,
-			     {"secure.test. 300 IN MX 10 mx1.secure.test."}, {NULL}, -1, NULL,
-			     false};
+	struct pkt_spec s = {"secure.test.",
+	                     LDNS_RR_TYPE_MX,
+	                     LDNS_RCODE_NOERROR,
+	                     true,
+	                     {"secure.test. 300 IN MX 10 mx1.secure.test."},
+	                     {NULL},
+	                     -1,
+	                     NULL,
+	                     false};
 	struct dns_answer a;
 
 	assert_int_equal(parse(&s, "secure.test", DNS_MX, true, &a), DNS_OK);
@@ -288,23 +351,36 @@ static void test_ad_bit_believed_only_when_trusted(void **state)
 static void test_tlsa_txt_aaaa_records(void **state)
 {
 	struct pkt_spec tlsa = {
-		"_25._tcp.mx1.secure.test.",
-		LDNS_RR_TYPE_TLSA,
-		LDNS_RCODE_NOERROR,
-		true,
-		{"_25._tcp.mx1.secure.test. 300 IN TLSA 3 1 1 "
-		 "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
-		 "_25._tcp.mx1.secure.test. 300 IN TLSA 2 0 1 "
-		 "ba66450f78c2e53bcb1eede31b5918254171caa202ca00000000000000000000"},
-		{NULL},
-		-1,
-		NULL,
-		false};
-	struct pkt_spec txt = {"_mta-sts.secure.test.", LDNS_RR_TYPE_TXT, LDNS_RCODE_NOERROR,
-			       false, {"_mta-sts.secure.test. 300 IN TXT \"v=STSv1; \" \"id=1;\""},
-			       {NULL}, -1, NULL, false};
-	struct pkt_spec aaaa = {"mx1.secure.test.", LDNS_RR_TYPE_AAAA, LDNS_RCODE_NOERROR, false,
-				{"mx1.secure.test. 300 IN AAAA ::1"}, {NULL}, -1, NULL, false};
+	    "_25._tcp.mx1.secure.test.",
+	    LDNS_RR_TYPE_TLSA,
+	    LDNS_RCODE_NOERROR,
+	    true,
+	    {"_25._tcp.mx1.secure.test. 300 IN TLSA 3 1 1 "
+	     "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
+	     "_25._tcp.mx1.secure.test. 300 IN TLSA 2 0 1 "
+	     "ba66450f78c2e53bcb1eede31b5918254171caa202ca00000000000000000000"},
+	    {NULL},
+	    -1,
+	    NULL,
+	    false};
+	struct pkt_spec txt = {"_mta-sts.secure.test.",
+	                       LDNS_RR_TYPE_TXT,
+	                       LDNS_RCODE_NOERROR,
+	                       false,
+	                       {"_mta-sts.secure.test. 300 IN TXT \"v=STSv1; \" \"id=1;\""},
+	                       {NULL},
+	                       -1,
+	                       NULL,
+	                       false};
+	struct pkt_spec aaaa = {"mx1.secure.test.",
+	                        LDNS_RR_TYPE_AAAA,
+	                        LDNS_RCODE_NOERROR,
+	                        false,
+	                        {"mx1.secure.test. 300 IN AAAA ::1"},
+	                        {NULL},
+	                        -1,
+	                        NULL,
+	                        false};
 	struct dns_answer a;
 
 	assert_int_equal(parse(&tlsa, "_25._tcp.mx1.secure.test", DNS_TLSA, true, &a), DNS_OK);
@@ -334,9 +410,15 @@ static void test_tlsa_txt_aaaa_records(void **state)
 
 static void test_mx_target_octets_are_escaped(void **state)
 {
-	struct pkt_spec s = {"example.", LDNS_RR_TYPE_MX, LDNS_RCODE_NOERROR, false,
-			     {"example. 300 IN MX 10 bad\\032host\\.x.example."}, {NULL}, -1,
-			     NULL, false};
+	struct pkt_spec s = {"example.",
+	                     LDNS_RR_TYPE_MX,
+	                     LDNS_RCODE_NOERROR,
+	                     false,
+	                     {"example. 300 IN MX 10 bad\\032host\\.x.example."},
+	                     {NULL},
+	                     -1,
+	                     NULL,
+	                     false};
 	struct dns_answer a;
 
 	assert_int_equal(parse(&s, "example", DNS_MX, false, &a), DNS_OK);
@@ -346,9 +428,15 @@ static void test_mx_target_octets_are_escaped(void **state)
 
 static void test_answer_to_another_question_is_malformed(void **state)
 {
-	struct pkt_spec s = {"other.example.", LDNS_RR_TYPE_MX, LDNS_RCODE_NOERROR, false,
-			     {"other.example. 300 IN MX 10 mx.other.example."}, {NULL}, -1, NULL,
-			     false};
+	struct pkt_spec s = {"other.example.",
+	                     LDNS_RR_TYPE_MX,
+	                     LDNS_RCODE_NOERROR,
+	                     false,
+	                     {"other.example. 300 IN MX 10 mx.other.example."},
+	                     {NULL},
+	                     -1,
+	                     NULL,
+	                     false};
 	struct dns_answer a;
 
 	assert_int_equal(parse(&s, "example", DNS_MX, false, &a), DNS_MALFORMED);
@@ -363,9 +451,16 @@ static void test_answer_to_another_question_is_malformed(void **state)
 
 static void test_truncated_and_garbage_packets_are_malformed(void **state)
 {
-	struct pkt_spec s = {"example.", LDNS_RR_TYPE_MX, LDNS_RCODE_NOERROR, false,
-			     {"example. 300 IN MX 10 mx1.example.", "example. 300 IN MX 20 mx2.example."},
-			     {NULL}, -1, NULL, false};
+	struct pkt_spec s = {
+	    "example.",
+	    LDNS_RR_TYPE_MX,
+	    LDNS_RCODE_NOERROR,
+	    false,
+	    {"example. 300 IN MX 10 mx1.example.", "example. 300 IN MX 20 mx2.example."},
+	    {NULL},
+	    -1,
+	    NULL,
+	    false};
 	size_t len;
 	uint8_t *wire = build(&s, &len);
 	struct dns_answer a;
@@ -391,7 +486,7 @@ static void test_truncated_and_garbage_packets_are_malformed(void **state)
 	for (size_t i = 0; i < sizeof(garbage); i++)
 		garbage[i] = (uint8_t)(i * 37 + 11);
 	assert_int_equal(dns_answer_parse(garbage, sizeof(garbage), "example", DNS_MX, false, &a),
-			 DNS_MALFORMED);
+	                 DNS_MALFORMED);
 	dns_answer_free(&a);
 	assert_int_equal(dns_answer_parse(NULL, 0, "example", DNS_MX, false, &a), DNS_MALFORMED);
 	dns_answer_free(&a);
@@ -407,21 +502,21 @@ static void test_type_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mx_sorted_by_preference_ties_in_answer_order),
-		cmocka_unit_test(test_null_mx_is_empty_host),
-		cmocka_unit_test(test_cname_chain_in_answer_is_followed),
-		cmocka_unit_test(test_cname_chain_to_nothing_is_nodata),
-		cmocka_unit_test(test_cname_loop_in_answer_is_malformed),
-		cmocka_unit_test(test_cname_query_gives_first_target_only),
-		cmocka_unit_test(test_nxdomain_and_nodata_are_not_found),
-		cmocka_unit_test(test_servfail_carries_ede_signature_expired),
-		cmocka_unit_test(test_refused_is_temporary),
-		cmocka_unit_test(test_ad_bit_believed_only_when_trusted),
-		cmocka_unit_test(test_tlsa_txt_aaaa_records),
-		cmocka_unit_test(test_mx_target_octets_are_escaped),
-		cmocka_unit_test(test_answer_to_another_question_is_malformed),
-		cmocka_unit_test(test_truncated_and_garbage_packets_are_malformed),
-		cmocka_unit_test(test_type_names),
+	    cmocka_unit_test(test_mx_sorted_by_preference_ties_in_answer_order),
+	    cmocka_unit_test(test_null_mx_is_empty_host),
+	    cmocka_unit_test(test_cname_chain_in_answer_is_followed),
+	    cmocka_unit_test(test_cname_chain_to_nothing_is_nodata),
+	    cmocka_unit_test(test_cname_loop_in_answer_is_malformed),
+	    cmocka_unit_test(test_cname_query_gives_first_target_only),
+	    cmocka_unit_test(test_nxdomain_and_nodata_are_not_found),
+	    cmocka_unit_test(test_servfail_carries_ede_signature_expired),
+	    cmocka_unit_test(test_refused_is_temporary),
+	    cmocka_unit_test(test_ad_bit_believed_only_when_trusted),
+	    cmocka_unit_test(test_tlsa_txt_aaaa_records),
+	    cmocka_unit_test(test_mx_target_octets_are_escaped),
+	    cmocka_unit_test(test_answer_to_another_question_is_malformed),
+	    cmocka_unit_test(test_truncated_and_garbage_packets_are_malformed),
+	    cmocka_unit_test(test_type_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,7 +40,7 @@ static const char *join(const struct dns_addr *a, size_t n)
 /* Simulates attempts: each one dials the first address of the ordering and
  * appends it to the history, as the delivery code does on a connect. */
 static void attempts(const char *const *resolver_order, size_t n, size_t rounds,
-		     const char *const *expect_first)
+                     const char *const *expect_first)
 {
 	struct dns_addr dialed[16];
 	size_t ndialed = 0;
@@ -70,7 +70,7 @@ static void test_dual_stack_alternates_families(void **state)
 {
 	const char *const order[] = {"192.0.2.1", "2001:db8::1", "192.0.2.2", "2001:db8::2"};
 	const char *const first[] = {"192.0.2.1", "2001:db8::1", "192.0.2.1", "2001:db8::1",
-				     "192.0.2.1"};
+	                             "192.0.2.1"};
 
 	attempts(order, 4, 5, first);
 }
@@ -78,7 +78,7 @@ static void test_dual_stack_alternates_families(void **state)
 static void test_dual_stack_other_family_first_keeps_order_inside(void **state)
 {
 	struct dns_addr a[4] = {ip("2001:db8::1"), ip("192.0.2.1"), ip("2001:db8::2"),
-				ip("192.0.2.2")};
+	                        ip("192.0.2.2")};
 	struct dns_addr dialed[1] = {ip("2001:db8::2")};
 
 	/* last was v6, the only v6 in the history: v4 first, then the same v6
@@ -141,13 +141,13 @@ static void test_addr_parse_and_format(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_no_history_keeps_resolver_order),
-		cmocka_unit_test(test_dual_stack_alternates_families),
-		cmocka_unit_test(test_dual_stack_other_family_first_keeps_order_inside),
-		cmocka_unit_test(test_single_stack_second_attempt_retries_same_ip),
-		cmocka_unit_test(test_single_stack_prefers_last_when_it_is_not_first),
-		cmocka_unit_test(test_history_of_other_addresses_only_moves_families),
-		cmocka_unit_test(test_addr_parse_and_format),
+	    cmocka_unit_test(test_no_history_keeps_resolver_order),
+	    cmocka_unit_test(test_dual_stack_alternates_families),
+	    cmocka_unit_test(test_dual_stack_other_family_first_keeps_order_inside),
+	    cmocka_unit_test(test_single_stack_second_attempt_retries_same_ip),
+	    cmocka_unit_test(test_single_stack_prefers_last_when_it_is_not_first),
+	    cmocka_unit_test(test_history_of_other_addresses_only_moves_families),
+	    cmocka_unit_test(test_addr_parse_and_format),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
