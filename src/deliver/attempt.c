@@ -60,11 +60,12 @@ struct attempt {
 
 static struct metric *m_results, *m_duration, *m_connections, *m_fallbacks, *m_dsn;
 
-static void metrics_init(void)
+void attempt_metrics_init(void)
 {
 	static const double secs[] = {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 20, 30, 60, 120};
 	if (m_results)
 		return;
+	smtp_client_metrics_init();
 	m_results = metric_counter("outpost_delivery_recipients_total",
 				   "recipient outcomes of delivery attempts", "result");
 	m_duration = metric_histogram("outpost_delivery_duration_seconds",
@@ -723,7 +724,7 @@ bool attempt_abort(struct attempt *a)
 struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
 			    attempt_done_fn done, void *arg)
 {
-	metrics_init();
+	attempt_metrics_init();
 	struct attempt *a = calloc(1, sizeof *a);
 	if (a == NULL)
 		abort();

@@ -73,6 +73,9 @@ struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
  * then done will still be called once the writer has finished. */
 bool attempt_abort(struct attempt *a);
 
+/* Registers the delivery metrics (so they show before the first attempt). */
+void attempt_metrics_init(void);
+
 /* The wait before attempt number n+1 after attempt n (1-based) failed, and
  * the times of the attempts still to come after attempt n started at t:
  * fills up to max entries, returns how many. For delay notices. */

@@ -126,11 +126,16 @@ static struct metric *m_open;
 
 /* The gauge of open outgoing connections: +1 when TCP connects, -1 when
  * the socket is closed, whoever closes it. */
-static void count_open(struct smtp_client *c, bool open)
+void smtp_client_metrics_init(void)
 {
 	if (m_open == NULL)
 		m_open = metric_gauge("outpost_delivery_connections_open",
 				      "outgoing SMTP connections open (active and pooled)", NULL);
+}
+
+static void count_open(struct smtp_client *c, bool open)
+{
+	smtp_client_metrics_init();
 	if (open != c->counted)
 		metric_add(m_open, NULL, open ? 1 : -1);
 	c->counted = open;

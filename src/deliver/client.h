@@ -56,6 +56,9 @@ struct smtp_client_error {
 	char text[512];	      /* the reply's text (lines joined by spaces), or our reason */
 };
 
+/* Registers the client's metrics (connections open). */
+void smtp_client_metrics_init(void);
+
 /* "mail: 550 5.7.1 relaying denied" style, for logs and DSNs. */
 void smtp_client_error_format(const struct smtp_client_error *e, char *buf, size_t n);
 

@@ -409,6 +409,7 @@ struct scheduler *scheduler_start(struct event_base *base, const struct conf *co
 		m_attempts = metric_counter("outpost_delivery_attempts_total",
 					    "delivery attempts (one message, one domain) by stage",
 					    "stage");
+	attempt_metrics_init();
 	struct scheduler *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		abort();

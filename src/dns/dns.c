@@ -18,8 +18,11 @@
  * remote octet reaches a log or a host name unescaped.
  */
 #include "dns/dns.h"
+
 #include "dns/dns_internal.h"
 #include "util/log.h"
+#include "util/metrics.h"
+#include "util/timeutil.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -621,7 +624,10 @@ struct dns_query {
 	bool in_callback;    /* the caller's callback is running */
 	struct event *defer; /* set: answer waits for delivery on the loop */
 	struct dns_answer answer;
+	int64_t started_us;
 };
+
+static void metrics_init(void);
 
 struct event_base *dns_resolver_base(const struct dns_resolver *r)
 {
@@ -816,6 +822,7 @@ static bool resolver_join_servers(const struct conf *conf, char *csv, size_t n, 
 struct dns_resolver *dns_resolver_new(struct event_base *base, const struct conf *conf, char *why,
                                       size_t whylen)
 {
+	metrics_init();
 	struct dns_resolver *r = dns_alloc(sizeof(*r));
 	struct ares_options o;
 	char csv[DNS_SERVERS_MAX], used[DNS_SERVERS_MAX];
@@ -916,8 +923,34 @@ void dns_resolver_free(struct dns_resolver *r)
 	free(r);
 }
 
+static struct metric *m_lookups, *m_lookup_seconds;
+
+static void metrics_init(void)
+{
+	static const double secs[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 20, 30};
+	if (m_lookups)
+		return;
+	m_lookups = metric_counter("outpost_dns_lookups_total", "DNS lookups by type and result",
+				   "type,result");
+	m_lookup_seconds = metric_histogram("outpost_dns_lookup_seconds", "DNS lookup time", secs,
+					    sizeof secs / sizeof secs[0]);
+}
+
+static void count_lookup(const struct dns_query *q, const struct dns_answer *a)
+{
+	static const char *const results[] = {
+		[DNS_OK] = "ok", [DNS_NOTFOUND] = "notfound", [DNS_TEMPFAIL] = "temporary",
+		[DNS_MALFORMED] = "malformed"};
+	char value[32];
+	const char *result = a->nxdomain ? "nxdomain" : results[a->status];
+	snprintf(value, sizeof value, "%s,%s", dns_type_name(q->type), result);
+	metric_add(m_lookups, value, 1);
+	metric_observe(m_lookup_seconds, (double)(time_mono_us() - q->started_us) / 1e6);
+}
+
 static void query_deliver(struct dns_query *q, struct dns_answer *a)
 {
+	count_lookup(q, a);
 	q->in_callback = true;
 	q->cb(q->arg, a);
 }
@@ -1015,6 +1048,7 @@ struct dns_query *dns_query(struct dns_resolver *r, const char *name, enum dns_t
 	q->type = type;
 	q->cb = cb;
 	q->arg = arg;
+	q->started_us = time_mono_us();
 	snprintf(q->name, sizeof(q->name), "%s", name ? name : "");
 	if (name == NULL || !query_build(name, type, &wire, &len) || len > 65535) {
 		struct dns_answer a;

@@ -8,7 +8,7 @@
 
 enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM };
 
-#define MAX_VALUES  32 /* label values per metric */
+#define MAX_VALUES  64 /* label values per metric */
 #define MAX_BOUNDS  24
 
 struct metric {
@@ -126,6 +126,21 @@ static void render_histogram(FILE *f, const struct metric *m)
 	fprintf(f, "%s_sum %.6f\n%s_count %llu\n", m->name, m->sum, m->name, m->count);
 }
 
+/* Writes {a="x",b="y"} for label names "a,b" and value "x,y". */
+static void render_labels(FILE *f, const char *names, const char *values)
+{
+	fputc('{', f);
+	while (*names) {
+		size_t nl = strcspn(names, ","), vl = strcspn(values, ",");
+		fprintf(f, "%.*s=\"%.*s\"", (int)nl, names, (int)vl, values);
+		names += nl + (names[nl] == ',');
+		values += vl + (values[vl] == ',');
+		if (*names)
+			fputc(',', f);
+	}
+	fputc('}', f);
+}
+
 static void render_metric(FILE *f, const struct metric *m)
 {
 	static const char *kinds[] = {"counter", "gauge", "histogram"};
@@ -135,9 +150,11 @@ static void render_metric(FILE *f, const struct metric *m)
 		return;
 	}
 	for (size_t i = 0; i < m->nvalues; i++) {
-		if (m->label)
-			fprintf(f, "%s{%s=\"%s\"} %.17g\n", m->name, m->label, m->values[i], m->v[i]);
-		else
+		if (m->label) {
+			fputs(m->name, f);
+			render_labels(f, m->label, m->values[i]);
+			fprintf(f, " %.17g\n", m->v[i]);
+		} else
 			fprintf(f, "%s %.17g\n", m->name, m->v[i]);
 	}
 }

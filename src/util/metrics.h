@@ -2,9 +2,11 @@
  *
  * Metrics are created once (at start-up, by the module that owns them) and
  * live until exit. Updates are thread-safe (the spool writer thread observes
- * commit latencies). Labels: at most one label name per metric, with values
- * created on first use, bounded by the caller's vocabulary (never remote
- * input). Rendering follows the text exposition format 0.0.4.
+ * commit latencies). Labels: a metric has one label name, or several
+ * separated by commas ("type,result"), and is updated with a value of the
+ * same shape ("mx,ok"). Values are created on first use and come from the
+ * caller's vocabulary, never from remote input (at most 64 per metric).
+ * Rendering follows the text exposition format 0.0.4.
  */
 #ifndef OUTPOST_UTIL_METRICS_H
 #define OUTPOST_UTIL_METRICS_H
