@@ -36,7 +36,8 @@ struct attempt {
 	size_t ip_i;
 	enum smtp_tls_mode mode;
 
-	struct smtp_client *client;
+	struct smtp_client *client;     /* ready, owned by the attempt */
+	struct smtp_client *connecting; /* set up in progress, until on_ready */
 	struct pool_conn_info conn;
 
 	/* the recipients of the transaction in flight */
@@ -67,16 +68,16 @@ void attempt_metrics_init(void)
 		return;
 	smtp_client_metrics_init();
 	m_results = metric_counter("outpost_delivery_recipients_total",
-				   "recipient outcomes of delivery attempts", "result");
+	                           "recipient outcomes of delivery attempts", "result");
 	m_duration = metric_histogram("outpost_delivery_duration_seconds",
-				      "one delivery attempt, start to committed outcome", secs,
-				      sizeof secs / sizeof secs[0]);
+	                              "one delivery attempt, start to committed outcome", secs,
+	                              sizeof secs / sizeof secs[0]);
 	m_connections = metric_counter("outpost_delivery_connections_total",
-				       "outgoing connections by result", "result");
+	                               "outgoing connections by result", "result");
 	m_fallbacks = metric_counter("outpost_delivery_plaintext_fallbacks_total",
-				     "plaintext retries after a failed TLS handshake", NULL);
+	                             "plaintext retries after a failed TLS handshake", NULL);
 	m_dsn = metric_counter("outpost_dsn_queued_total", "delivery status notifications queued",
-			       "kind");
+	                       "kind");
 }
 
 static void next_host(struct attempt *a);
@@ -118,7 +119,7 @@ static const char *enhanced_code(const struct smtp_client_error *e)
 }
 
 static void settle(struct job_rcpt *r, enum rcpt_state state, const struct smtp_client_error *e,
-		   const char *mx, const char *ip)
+                   const char *mx, const char *ip)
 {
 	r->state = state;
 	r->remote = e->code != 0;
@@ -126,7 +127,7 @@ static void settle(struct job_rcpt *r, enum rcpt_state state, const struct smtp_
 	snprintf(r->enhanced, sizeof r->enhanced, "%s", enh);
 	if (e->code) /* the remote reply as it came: it is the Diagnostic-Code */
 		snprintf(r->error, sizeof r->error, "%d %s%s%s", e->code, e->enhanced,
-			 e->enhanced[0] ? " " : "", e->text);
+		         e->enhanced[0] ? " " : "", e->text);
 	else if (e->command && e->command[0]) /* ours: say at which stage */
 		snprintf(r->error, sizeof r->error, "%s %s: %s", enh, e->command, e->text);
 	else
@@ -137,7 +138,7 @@ static void settle(struct job_rcpt *r, enum rcpt_state state, const struct smtp_
 
 /* Every undecided recipient gets the same fate. */
 static void settle_undecided(struct attempt *a, enum rcpt_state state,
-			     const struct smtp_client_error *e)
+                             const struct smtp_client_error *e)
 {
 	for (size_t i = 0; i < a->job->n; i++)
 		if (a->job->rcpts[i].state == RCPT_QUEUED)
@@ -145,7 +146,7 @@ static void settle_undecided(struct attempt *a, enum rcpt_state state,
 }
 
 static void our_error(struct smtp_client_error *e, bool permanent, const char *enhanced,
-		      const char *fmt, const char *arg)
+                      const char *fmt, const char *arg)
 {
 	memset(e, 0, sizeof *e);
 	e->permanent = permanent;
@@ -231,6 +232,7 @@ static void on_ready(void *arg, struct smtp_client *c, bool ok, const struct smt
 {
 	struct attempt *a = arg;
 	char ip[64];
+	a->connecting = NULL;
 	dns_addr_format(&a->ips->addrs[a->ip_i - 1], ip, sizeof ip);
 	if (ok) {
 		metric_add(m_connections, "ok", 1);
@@ -239,7 +241,7 @@ static void on_ready(void *arg, struct smtp_client *c, bool ok, const struct smt
 		const struct smtp_server_info *info = smtp_client_info(c);
 		if (info->tls)
 			snprintf(a->conn.tls, sizeof a->conn.tls, "%s %s", info->tls_version,
-				 info->tls_cipher);
+			         info->tls_cipher);
 		return send_txn(a);
 	}
 	remember_error(a, e, ip);
@@ -254,7 +256,7 @@ static void on_ready(void *arg, struct smtp_client *c, bool ok, const struct smt
 		metric_add(m_connections, "tls_failed", 1);
 		metric_add(m_fallbacks, NULL, 1);
 		log_event(LOG_INFO, "plaintext_fallback", "qid=%s mx=%s ip=%s error=%s", a->qid,
-			  a->host->name, ip, log_quote(e->text));
+		          a->host->name, ip, log_quote(e->text));
 		a->mode = host_tls_mode(a, true);
 		a->ip_i--;
 		return dial_next_ip(a);
@@ -290,16 +292,17 @@ static void dial_next_ip(struct attempt *a)
 		len = sizeof *in6;
 	}
 	struct smtp_client_config cfg = {
-		.ehlo_name = conf->hostname,
-		.server_name = a->host->is_ip ? NULL : a->host->name,
-		.tls_mode = a->mode,
-		.tls_ctx = a->ctx->tls,
-		.connect_timeout_ms = conf->connect_timeout_ms,
-		.command_timeout_ms = conf->command_timeout_ms,
-		.data_timeout_ms = conf->data_timeout_ms,
-		.tls_timeout_ms = conf->tls_timeout_ms,
+	    .ehlo_name = conf->hostname,
+	    .server_name = a->host->is_ip ? NULL : a->host->name,
+	    .tls_mode = a->mode,
+	    .tls_ctx = a->ctx->tls,
+	    .connect_timeout_ms = conf->connect_timeout_ms,
+	    .command_timeout_ms = conf->command_timeout_ms,
+	    .data_timeout_ms = conf->data_timeout_ms,
+	    .tls_timeout_ms = conf->tls_timeout_ms,
 	};
-	smtp_client_connect(a->ctx->base, (struct sockaddr *)&ss, len, &cfg, on_ready, a);
+	a->connecting =
+	    smtp_client_connect(a->ctx->base, (struct sockaddr *)&ss, len, &cfg, on_ready, a);
 }
 
 /* ---- hosts ------------------------------------------------------------------ */
@@ -332,7 +335,8 @@ static size_t previous_ips(struct attempt *a, const char *host, struct dns_addr 
 	snprintf(copy, sizeof copy, "%s", d->ips);
 	size_t n = 0;
 	char *save = NULL;
-	for (char *tok = strtok_r(copy, " ", &save); tok && n < max; tok = strtok_r(NULL, " ", &save))
+	for (char *tok = strtok_r(copy, " ", &save); tok && n < max;
+	     tok = strtok_r(NULL, " ", &save))
 		if (dns_addr_parse(tok, &out[n]))
 			n++;
 	return n;
@@ -402,7 +406,7 @@ static bool capability_error(const struct smtp_client_error *e)
  * decided; one caught in a failed transaction stays undecided when the
  * failure was temporary (the next host may take it). */
 static bool apply_results(struct attempt *a, const struct smtp_rcpt_result *res,
-			  const struct smtp_client_error *err)
+                          const struct smtp_client_error *err)
 {
 	bool more_here = false;
 	const char *mx = a->conn.mx, *ip = a->conn.ip;
@@ -423,7 +427,7 @@ static bool apply_results(struct attempt *a, const struct smtp_rcpt_result *res,
 }
 
 static void on_txn(void *arg, struct smtp_client *c, const struct smtp_rcpt_result *res,
-		   const struct smtp_client_error *err)
+                   const struct smtp_client_error *err)
 {
 	struct attempt *a = arg;
 	if (err->kind != SMTP_ERR_NONE)
@@ -458,14 +462,14 @@ static void send_txn(struct attempt *a)
 		}
 	unsigned f = a->env.flags;
 	a->txn = (struct smtp_txn){
-		.sender = a->env.sender,
-		.rcpts = a->txn_rcpts,
-		.nrcpt = k,
-		.body = a->body,
-		.body_len = a->body_len,
-		.eightbit = f & SPOOL_F_8BIT,
-		.smtputf8 = f & SPOOL_F_SMTPUTF8,
-		.requiretls = f & SPOOL_F_REQUIRETLS,
+	    .sender = a->env.sender,
+	    .rcpts = a->txn_rcpts,
+	    .nrcpt = k,
+	    .body = a->body,
+	    .body_len = a->body_len,
+	    .eightbit = f & SPOOL_F_8BIT,
+	    .smtputf8 = f & SPOOL_F_SMTPUTF8,
+	    .requiretls = f & SPOOL_F_REQUIRETLS,
 	};
 	smtp_client_send(a->client, &a->txn, on_txn, a);
 }
@@ -473,7 +477,7 @@ static void send_txn(struct attempt *a)
 /* ---- the outcome ------------------------------------------------------------ */
 
 size_t attempt_remaining_schedule(const struct conf *conf, int n, int64_t t, int64_t *out,
-				  size_t max)
+                                  size_t max)
 {
 	size_t k = 0;
 	for (int next = n + 1; next <= conf->max_attempts && k < max; next++) {
@@ -498,8 +502,8 @@ static void decide_rest(struct attempt *a)
 		if (r->state == RCPT_DEFERRED && r->attempt >= a->ctx->conf->max_attempts) {
 			r->state = RCPT_FAILED;
 			size_t len = strlen(r->error);
-			snprintf(r->error + len, sizeof r->error - len, " (gave up after %d attempts)",
-				 r->attempt);
+			snprintf(r->error + len, sizeof r->error - len,
+			         " (gave up after %d attempts)", r->attempt);
 		}
 	}
 }
@@ -528,52 +532,52 @@ static char *compose_dsn(struct attempt *a, bool delay, size_t *len)
 {
 	const struct conf *conf = a->ctx->conf;
 	struct dsn_recipient *dr = calloc(a->job->n, sizeof *dr);
-	char (*status)[16] = calloc(a->job->n, 16);
-	char (*ipbuf)[72] = calloc(a->job->n, 72);
+	char(*status)[16] = calloc(a->job->n, 16);
+	char(*ipbuf)[72] = calloc(a->job->n, 72);
 	size_t n = 0;
 	int attempt_no = 0;
 	for (size_t i = 0; i < a->job->n; i++) {
 		struct job_rcpt *r = &a->job->rcpts[i];
-		bool want = delay ? (r->state == RCPT_DEFERRED &&
-				     r->attempt == conf->delay_notice_after)
-				  : r->state == RCPT_FAILED;
+		bool want =
+		    delay ? (r->state == RCPT_DEFERRED && r->attempt == conf->delay_notice_after)
+		          : r->state == RCPT_FAILED;
 		if (!want)
 			continue;
 		attempt_no = r->attempt;
 		dr[n] = (struct dsn_recipient){
-			.address = r->address,
-			.status = dsn_status(r, delay, status[n], sizeof status[n]),
-			.remote_mta = r->mx[0] ? r->mx : NULL,
-			.remote_ip = r->ip[0] ? r->ip : NULL,
-			.diagnostic = r->remote ? r->error : NULL,
-			.reason = r->error,
-			.last_attempt_ms = a->started_ms,
+		    .address = r->address,
+		    .status = dsn_status(r, delay, status[n], sizeof status[n]),
+		    .remote_mta = r->mx[0] ? r->mx : NULL,
+		    .remote_ip = r->ip[0] ? r->ip : NULL,
+		    .diagnostic = r->remote ? r->error : NULL,
+		    .reason = r->error,
+		    .last_attempt_ms = a->started_ms,
 		};
 		n++;
 	}
 	char *text = NULL;
 	if (n > 0) {
 		int64_t next[64];
-		size_t nnext = delay ? attempt_remaining_schedule(conf, attempt_no, a->started_ms,
-								  next, 64)
-				     : 0;
+		size_t nnext =
+		    delay ? attempt_remaining_schedule(conf, attempt_no, a->started_ms, next, 64)
+		          : 0;
 		size_t hlen = msg_header_end(a->body, a->body_len);
 		struct dsn_report rep = {
-			.delay = delay,
-			.utf8 = a->env.flags & SPOOL_F_SMTPUTF8,
-			.redact = a->env.flags & SPOOL_F_REQUIRETLS,
-			.reporting_mta = conf->hostname,
-			.original_sender = a->env.sender,
-			.original_id = a->qid,
-			.arrival_ms = a->env.queued_ms,
-			.now_ms = time_now_ms(),
-			.original_headers = a->body,
-			.original_headers_len = hlen,
-			.rcpts = dr,
-			.nrcpt = n,
-			.next_attempts_ms = next,
-			.nnext = nnext,
-			.will_retry_until_ms = nnext ? next[nnext - 1] : 0,
+		    .delay = delay,
+		    .utf8 = a->env.flags & SPOOL_F_SMTPUTF8,
+		    .redact = a->env.flags & SPOOL_F_REQUIRETLS,
+		    .reporting_mta = conf->hostname,
+		    .original_sender = a->env.sender,
+		    .original_id = a->qid,
+		    .arrival_ms = a->env.queued_ms,
+		    .now_ms = time_now_ms(),
+		    .original_headers = a->body,
+		    .original_headers_len = hlen,
+		    .rcpts = dr,
+		    .nrcpt = n,
+		    .next_attempts_ms = next,
+		    .nnext = nnext,
+		    .will_retry_until_ms = nnext ? next[nnext - 1] : 0,
 		};
 		text = dsn_compose(&rep, len);
 	}
@@ -589,19 +593,24 @@ static int outcome_write(struct spool *sp, void *arg, char *why, size_t whylen)
 	struct attempt *a = o->a;
 	int64_t now = time_now_ms();
 	static const enum spool_attempt_result result_of[] = {
-		[RCPT_DELIVERED] = SPOOL_ATTEMPT_DELIVERED,
-		[RCPT_DEFERRED] = SPOOL_ATTEMPT_DEFERRED,
-		[RCPT_FAILED] = SPOOL_ATTEMPT_FAILED,
+	    [RCPT_DELIVERED] = SPOOL_ATTEMPT_DELIVERED,
+	    [RCPT_DEFERRED] = SPOOL_ATTEMPT_DEFERRED,
+	    [RCPT_FAILED] = SPOOL_ATTEMPT_FAILED,
 	};
 	bool deferred = false;
 	for (size_t i = 0; i < a->job->n; i++) {
 		struct job_rcpt *r = &a->job->rcpts[i];
 		const char *tls = r->tls;
 		struct spool_attempt_log l = {
-			.msg_id = a->job->msg_id, .rcpt_id = r->id, .started_ms = a->started_ms,
-			.duration_ms = now - a->started_ms, .mx = r->mx[0] ? r->mx : NULL,
-			.ip = r->ip[0] ? r->ip : NULL, .tls = tls[0] ? tls : NULL,
-			.result = result_of[r->state], .reply = r->error,
+		    .msg_id = a->job->msg_id,
+		    .rcpt_id = r->id,
+		    .started_ms = a->started_ms,
+		    .duration_ms = now - a->started_ms,
+		    .mx = r->mx[0] ? r->mx : NULL,
+		    .ip = r->ip[0] ? r->ip : NULL,
+		    .tls = tls[0] ? tls : NULL,
+		    .result = result_of[r->state],
+		    .reply = r->error,
 		};
 		deferred |= r->state == RCPT_DEFERRED;
 		if (spool_attempt_end(sp, r->id, r->state, r->error, why, whylen) < 0 ||
@@ -609,16 +618,21 @@ static int outcome_write(struct spool *sp, void *arg, char *why, size_t whylen)
 			return -1;
 	}
 	for (size_t i = 0; deferred && i < a->ndialed; i++)
-		if (a->dialed[i].ips[0] &&
-		    spool_dialed_put(sp, a->job->msg_id, a->dialed[i].host, a->dialed[i].ips, why,
-				     whylen) < 0)
+		if (a->dialed[i].ips[0] && spool_dialed_put(sp, a->job->msg_id, a->dialed[i].host,
+		                                            a->dialed[i].ips, why, whylen) < 0)
 			return -1;
 	if (o->dsn) {
 		const char *rcpt = a->env.sender;
 		struct spool_message_in m = {
-			.id = o->dsn_id, .sender = "", .rcpts = &rcpt, .nrcpt = 1,
-			.flags = o->dsn_flags, .client = "dsn", .queued_ms = now,
-			.body = o->dsn, .body_len = o->dsn_len,
+		    .id = o->dsn_id,
+		    .sender = "",
+		    .rcpts = &rcpt,
+		    .nrcpt = 1,
+		    .flags = o->dsn_flags,
+		    .client = "dsn",
+		    .queued_ms = now,
+		    .body = o->dsn,
+		    .body_len = o->dsn_len,
 		};
 		if (spool_insert_message(sp, &m, why, whylen) < 0)
 			return -1;
@@ -630,6 +644,8 @@ static void attempt_free(struct attempt *a)
 {
 	if (a->gather)
 		gather_cancel(a->gather);
+	if (a->connecting) /* shutdown while a connection was being set up */
+		smtp_client_abort(a->connecting);
 	release_client(a, false);
 	if (a->ips)
 		host_ips_free(a->ips);
@@ -645,9 +661,9 @@ static void log_outcome(struct attempt *a)
 		struct job_rcpt *r = &a->job->rcpts[i];
 		metric_add(m_results, names[r->state], 1);
 		log_event(r->state == RCPT_FAILED ? LOG_WARN : LOG_INFO, "delivery",
-			  "qid=%s rcpt=%s attempt=%d result=%s mx=%s ip=%s reply=%s", a->qid,
-			  log_quote(r->address), r->attempt, names[r->state],
-			  r->mx[0] ? r->mx : "-", r->ip[0] ? r->ip : "-", log_quote(r->error));
+		          "qid=%s rcpt=%s attempt=%d result=%s mx=%s ip=%s reply=%s", a->qid,
+		          log_quote(r->address), r->attempt, names[r->state],
+		          r->mx[0] ? r->mx : "-", r->ip[0] ? r->ip : "-", log_quote(r->error));
 	}
 }
 
@@ -657,7 +673,7 @@ static void outcome_done(void *arg, int status, const char *why)
 	struct attempt *a = o->a;
 	if (status != 0)
 		log_event(LOG_ERROR, "outcome_not_recorded", "qid=%s reason=%s", a->qid,
-			  log_quote(why));
+		          log_quote(why));
 	else if (o->dsn)
 		metric_add(m_dsn, o->delay ? "delay" : "failure", 1);
 	metric_observe(m_duration, (double)(time_mono_us() - a->started_us) / 1e6);
@@ -688,7 +704,8 @@ static void outcome(struct attempt *a)
 	}
 	if (o->dsn) {
 		o->dsn_id = spool_new_id();
-		o->dsn_flags = SPOOL_F_DSN | (a->env.flags & (SPOOL_F_SMTPUTF8 | SPOOL_F_REQUIRETLS));
+		o->dsn_flags =
+		    SPOOL_F_DSN | (a->env.flags & (SPOOL_F_SMTPUTF8 | SPOOL_F_REQUIRETLS));
 		if (a->env.flags & SPOOL_F_SMTPUTF8)
 			o->dsn_flags |= SPOOL_F_8BIT;
 	}
@@ -703,7 +720,7 @@ static bool load_message(struct attempt *a)
 	char why[256];
 	if (spool_load_envelope(a->ctx->reader, a->job->msg_id, &a->env, why, sizeof why) < 0 ||
 	    spool_message_body(a->ctx->reader, a->job->msg_id, &a->body, &a->body_len, why,
-			       sizeof why) < 0) {
+	                       sizeof why) < 0) {
 		struct smtp_client_error e;
 		our_error(&e, false, "4.3.0", "cannot read the message: %s", why);
 		a->last = e;
@@ -721,8 +738,8 @@ bool attempt_abort(struct attempt *a)
 	return true;
 }
 
-struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
-			    attempt_done_fn done, void *arg)
+struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job, attempt_done_fn done,
+                            void *arg)
 {
 	attempt_metrics_init();
 	struct attempt *a = calloc(1, sizeof *a);

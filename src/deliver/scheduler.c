@@ -15,8 +15,8 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define MAX_BACKOFF_MS	(30LL * 86400 * 1000)
-#define IDLE_RECHECK_MS 60000	/* also catches mail queued by another process */
+#define MAX_BACKOFF_MS   (30LL * 86400 * 1000)
+#define IDLE_RECHECK_MS  60000 /* also catches mail queued by another process */
 #define CLEANUP_EVERY_MS 3600000
 
 /* A destination with attempts in flight. Its window is how many may run at
@@ -35,7 +35,7 @@ struct destination {
 struct running {
 	struct scheduler *sched;
 	struct delivery_job job;
-	int64_t *backoffs; /* per recipient, jittered */
+	int64_t *backoffs;       /* per recipient, jittered */
 	struct attempt *attempt; /* NULL until its begin is committed */
 	struct running *prev, *next;
 };
@@ -218,7 +218,8 @@ static int begin_job(struct spool *sp, void *arg, char *why, size_t whylen)
 	int64_t now = time_now_ms();
 	size_t kept = 0;
 	for (size_t i = 0; i < r->job.n; i++) {
-		int n = spool_attempt_begin(sp, r->job.rcpts[i].id, now, r->backoffs[i], why, whylen);
+		int n =
+		    spool_attempt_begin(sp, r->job.rcpts[i].id, now, r->backoffs[i], why, whylen);
 		if (n < 0)
 			return -1;
 		if (n > 0) /* held or dropped meanwhile: not part of the attempt */
@@ -251,7 +252,7 @@ static void job_start(struct scheduler *s, struct running *r)
 	for (size_t i = 0; i < r->job.n; i++) {
 		struct job_rcpt *jr = &r->job.rcpts[i];
 		r->backoffs[i] =
-			jitter(scheduler_backoff_ms(s->ctx.conf->first_retry_ms, jr->attempt - 1));
+		    jitter(scheduler_backoff_ms(s->ctx.conf->first_retry_ms, jr->attempt - 1));
 		idset_add(&s->flying, jr->id);
 	}
 	destination(s, r->job.domain, true)->active++;
@@ -265,7 +266,8 @@ static void job_start(struct scheduler *s, struct running *r)
 
 static bool same_job(const struct spool_due *d, const struct running *r)
 {
-	return d->rcpt_id != 0 && d->msg_id == r->job.msg_id && strcmp(d->domain, r->job.domain) == 0;
+	return d->rcpt_id != 0 && d->msg_id == r->job.msg_id &&
+	       strcmp(d->domain, r->job.domain) == 0;
 }
 
 /* The due recipients of one message at one domain, in due order. */
@@ -312,7 +314,8 @@ static void start_due(struct scheduler *s, struct spool_due *due, int n)
 		if (idset_has(&s->flying, due[i].rcpt_id))
 			due[i].rcpt_id = 0; /* picked already, its attempt not yet recorded */
 	for (int i = 0; i < n && s->in_flight < max; i++) {
-		if (due[i].rcpt_id == 0 || destination_full(s, destination(s, due[i].domain, false)))
+		if (due[i].rcpt_id == 0 ||
+		    destination_full(s, destination(s, due[i].domain, false)))
 			continue;
 		job_start(s, job_collect(s, due, n, i));
 	}
@@ -337,7 +340,7 @@ static void schedule(struct scheduler *s)
 		size_t nskip = full_destinations(s, skip, s->ndests);
 		char why[256];
 		int n = spool_due_list(s->ctx.reader, time_now_ms(), skip, nskip, due, want, why,
-				       sizeof why);
+		                       sizeof why);
 		if (n < 0)
 			log_event(LOG_ERROR, "scheduler_read_failed", "reason=%s", log_quote(why));
 		else
@@ -386,7 +389,7 @@ void scheduler_wake(struct scheduler *s)
 }
 
 static bool make_context(struct scheduler *s, struct event_base *base, const struct conf *conf,
-			 char *why, size_t whylen)
+                         char *why, size_t whylen)
 {
 	s->ctx.base = base;
 	s->ctx.conf = conf;
@@ -396,19 +399,20 @@ static bool make_context(struct scheduler *s, struct event_base *base, const str
 	s->ctx.tls = tls_client_ctx_new(why, whylen);
 	if (s->ctx.tls == NULL)
 		return false;
-	s->ctx.pool = pool_new(base, conf->connection_idle_timeout_ms,
-			       (int)conf->connection_max_messages, (size_t)conf->delivery_max_connections);
+	s->ctx.pool =
+	    pool_new(base, conf->connection_idle_timeout_ms, (int)conf->connection_max_messages,
+	             (size_t)conf->delivery_max_connections);
 	return true;
 }
 
 struct scheduler *scheduler_start(struct event_base *base, const struct conf *conf,
-				  struct spool *reader, struct spool_writer *writer, char *why,
-				  size_t whylen)
+                                  struct spool *reader, struct spool_writer *writer, char *why,
+                                  size_t whylen)
 {
 	if (m_attempts == NULL)
-		m_attempts = metric_counter("outpost_delivery_attempts_total",
-					    "delivery attempts (one message, one domain) by stage",
-					    "stage");
+		m_attempts =
+		    metric_counter("outpost_delivery_attempts_total",
+		                   "delivery attempts (one message, one domain) by stage", "stage");
 	attempt_metrics_init();
 	struct scheduler *s = calloc(1, sizeof *s);
 	if (s == NULL)
@@ -433,7 +437,7 @@ void scheduler_set_paused(struct scheduler *s, bool paused)
 {
 	s->paused = paused;
 	log_event(LOG_INFO, paused ? "delivery_paused" : "delivery_resumed", "in_flight=%zu",
-		  s->in_flight);
+	          s->in_flight);
 	if (!paused)
 		arm(s, 0);
 }

@@ -18,47 +18,47 @@
 /* Each entry upgrades the schema by one version (PRAGMA user_version). An
  * entry is never edited once released: a change is a new entry. */
 static const char *const migrations[] = {
-	/* 1: messages, recipients, bodies */
-	"CREATE TABLE messages ("
-	"  id INTEGER PRIMARY KEY,"
-	"  sender TEXT NOT NULL,"
-	"  size INTEGER NOT NULL,"
-	"  queued INTEGER NOT NULL,"
-	"  flags INTEGER NOT NULL,"
-	"  auth_user TEXT,"
-	"  client TEXT);"
-	"CREATE TABLE recipients ("
-	"  id INTEGER PRIMARY KEY,"
-	"  msg_id INTEGER NOT NULL,"
-	"  address TEXT NOT NULL,"
-	"  domain TEXT NOT NULL,"
-	"  state INTEGER NOT NULL,"
-	"  held_from INTEGER,"
-	"  attempts INTEGER NOT NULL DEFAULT 0,"
-	"  next_attempt INTEGER NOT NULL,"
-	"  last_attempt INTEGER,"
-	"  last_error TEXT);"
-	"CREATE INDEX recipients_by_msg ON recipients(msg_id);"
-	"CREATE INDEX recipients_due ON recipients(next_attempt) WHERE state IN (0, 2);"
-	"CREATE TABLE bodies (msg_id INTEGER PRIMARY KEY, data BLOB NOT NULL);",
-	/* 2: the delivery log, dialed addresses, finished messages */
-	"ALTER TABLE messages ADD COLUMN done_at INTEGER;"
-	"CREATE INDEX messages_done ON messages(done_at) WHERE done_at IS NOT NULL;"
-	"CREATE TABLE attempt_log ("
-	"  id INTEGER PRIMARY KEY,"
-	"  msg_id INTEGER NOT NULL,"
-	"  rcpt_id INTEGER NOT NULL,"
-	"  started INTEGER NOT NULL,"
-	"  duration_ms INTEGER NOT NULL,"
-	"  mx TEXT, ip TEXT, tls TEXT,"
-	"  result INTEGER NOT NULL,"
-	"  reply TEXT);"
-	"CREATE INDEX attempt_log_by_msg ON attempt_log(msg_id);"
-	"CREATE TABLE dialed ("
-	"  msg_id INTEGER NOT NULL,"
-	"  host TEXT NOT NULL,"
-	"  ips TEXT NOT NULL,"
-	"  PRIMARY KEY (msg_id, host));",
+    /* 1: messages, recipients, bodies */
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  sender TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  queued INTEGER NOT NULL,"
+    "  flags INTEGER NOT NULL,"
+    "  auth_user TEXT,"
+    "  client TEXT);"
+    "CREATE TABLE recipients ("
+    "  id INTEGER PRIMARY KEY,"
+    "  msg_id INTEGER NOT NULL,"
+    "  address TEXT NOT NULL,"
+    "  domain TEXT NOT NULL,"
+    "  state INTEGER NOT NULL,"
+    "  held_from INTEGER,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt INTEGER NOT NULL,"
+    "  last_attempt INTEGER,"
+    "  last_error TEXT);"
+    "CREATE INDEX recipients_by_msg ON recipients(msg_id);"
+    "CREATE INDEX recipients_due ON recipients(next_attempt) WHERE state IN (0, 2);"
+    "CREATE TABLE bodies (msg_id INTEGER PRIMARY KEY, data BLOB NOT NULL);",
+    /* 2: the delivery log, dialed addresses, finished messages */
+    "ALTER TABLE messages ADD COLUMN done_at INTEGER;"
+    "CREATE INDEX messages_done ON messages(done_at) WHERE done_at IS NOT NULL;"
+    "CREATE TABLE attempt_log ("
+    "  id INTEGER PRIMARY KEY,"
+    "  msg_id INTEGER NOT NULL,"
+    "  rcpt_id INTEGER NOT NULL,"
+    "  started INTEGER NOT NULL,"
+    "  duration_ms INTEGER NOT NULL,"
+    "  mx TEXT, ip TEXT, tls TEXT,"
+    "  result INTEGER NOT NULL,"
+    "  reply TEXT);"
+    "CREATE INDEX attempt_log_by_msg ON attempt_log(msg_id);"
+    "CREATE TABLE dialed ("
+    "  msg_id INTEGER NOT NULL,"
+    "  host TEXT NOT NULL,"
+    "  ips TEXT NOT NULL,"
+    "  PRIMARY KEY (msg_id, host));",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -82,27 +82,27 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_INSERT_MSG] = "INSERT INTO messages (id, sender, size, queued, flags, auth_user, "
-			  "client) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[ST_INSERT_RCPT] = "INSERT INTO recipients (msg_id, address, domain, state, "
-			   "next_attempt) VALUES (?1, ?2, ?3, 0, ?4)",
-	[ST_INSERT_BODY] = "INSERT INTO bodies (msg_id, data) VALUES (?1, ?2)",
-	[ST_ATTEMPT_BEGIN] = "UPDATE recipients SET attempts = attempts + 1, last_attempt = ?2, "
-			     "next_attempt = ?3, state = 2 WHERE id = ?1 AND state IN (0, 2)",
-	[ST_ATTEMPT_END] = "UPDATE recipients SET state = ?2, last_error = ?3 "
-			   "WHERE id = ?1 AND state = 2",
-	[ST_DUE] = "SELECT id, msg_id, attempts, domain, address FROM recipients "
-		   "WHERE state IN (0, 2) AND next_attempt <= ?1 ORDER BY next_attempt LIMIT ?2",
-	[ST_NEXT_DUE] = "SELECT min(next_attempt) FROM recipients WHERE state IN (0, 2)",
-	[ST_ENVELOPE] = "SELECT sender, flags, queued, size FROM messages WHERE id = ?1",
-	[ST_LOG_ATTEMPT] = "INSERT INTO attempt_log (msg_id, rcpt_id, started, duration_ms, mx, "
-			   "ip, tls, result, reply) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-	[ST_DIALED_GET] = "SELECT ips FROM dialed WHERE msg_id = ?1 AND host = ?2",
-	[ST_DIALED_PUT] = "INSERT OR REPLACE INTO dialed (msg_id, host, ips) VALUES (?1, ?2, ?3)",
-	[ST_PENDING] = "SELECT count(*) FROM recipients WHERE msg_id = ?1 AND state IN (0, 1, 2)",
-	[ST_MARK_DONE] = "UPDATE messages SET done_at = ?2 WHERE id = ?1",
-	[ST_DROP_BODY] = "DELETE FROM bodies WHERE msg_id = ?1",
-	[ST_DROP_DIALED] = "DELETE FROM dialed WHERE msg_id = ?1",
+    [ST_INSERT_MSG] = "INSERT INTO messages (id, sender, size, queued, flags, auth_user, "
+                      "client) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_INSERT_RCPT] = "INSERT INTO recipients (msg_id, address, domain, state, "
+                       "next_attempt) VALUES (?1, ?2, ?3, 0, ?4)",
+    [ST_INSERT_BODY] = "INSERT INTO bodies (msg_id, data) VALUES (?1, ?2)",
+    [ST_ATTEMPT_BEGIN] = "UPDATE recipients SET attempts = attempts + 1, last_attempt = ?2, "
+                         "next_attempt = ?3, state = 2 WHERE id = ?1 AND state IN (0, 2)",
+    [ST_ATTEMPT_END] = "UPDATE recipients SET state = ?2, last_error = ?3 "
+                       "WHERE id = ?1 AND state = 2",
+    [ST_DUE] = "SELECT id, msg_id, attempts, domain, address FROM recipients "
+               "WHERE state IN (0, 2) AND next_attempt <= ?1 ORDER BY next_attempt LIMIT ?2",
+    [ST_NEXT_DUE] = "SELECT min(next_attempt) FROM recipients WHERE state IN (0, 2)",
+    [ST_ENVELOPE] = "SELECT sender, flags, queued, size FROM messages WHERE id = ?1",
+    [ST_LOG_ATTEMPT] = "INSERT INTO attempt_log (msg_id, rcpt_id, started, duration_ms, mx, "
+                       "ip, tls, result, reply) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_DIALED_GET] = "SELECT ips FROM dialed WHERE msg_id = ?1 AND host = ?2",
+    [ST_DIALED_PUT] = "INSERT OR REPLACE INTO dialed (msg_id, host, ips) VALUES (?1, ?2, ?3)",
+    [ST_PENDING] = "SELECT count(*) FROM recipients WHERE msg_id = ?1 AND state IN (0, 1, 2)",
+    [ST_MARK_DONE] = "UPDATE messages SET done_at = ?2 WHERE id = ?1",
+    [ST_DROP_BODY] = "DELETE FROM bodies WHERE msg_id = ?1",
+    [ST_DROP_DIALED] = "DELETE FROM dialed WHERE msg_id = ?1",
 };
 
 struct spool {
@@ -163,7 +163,7 @@ static int migrate(struct spool *s, char *why, size_t whylen)
 		return db_error(s, "reading schema version", why, whylen);
 	if (v > SCHEMA_VERSION) {
 		snprintf(why, whylen, "spool: schema version %d is newer than this outpost (%d)", v,
-			 SCHEMA_VERSION);
+		         SCHEMA_VERSION);
 		return -1;
 	}
 	for (; v < SCHEMA_VERSION; v++) {
@@ -204,8 +204,8 @@ struct spool *spool_open(const char *data_dir, char *why, size_t whylen)
 	if (s == NULL)
 		abort();
 	if (sqlite3_open_v2(path, &s->db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                    NULL) != SQLITE_OK) {
 		db_error(s, path, why, whylen);
 		spool_close(s);
 		return NULL;
@@ -214,7 +214,7 @@ struct spool *spool_open(const char *data_dir, char *why, size_t whylen)
 		goto fail;
 	for (int i = 0; i < ST_COUNT; i++)
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-				       &s->stmt[i], NULL) != SQLITE_OK) {
+		                       &s->stmt[i], NULL) != SQLITE_OK) {
 			db_error(s, "preparing statements", why, whylen);
 			goto fail;
 		}
@@ -336,7 +336,7 @@ static void rcpt_domain(const char *addr, char *out, size_t n)
 }
 
 int spool_insert_message(struct spool *s, const struct spool_message_in *m, char *why,
-			 size_t whylen)
+                         size_t whylen)
 {
 	sqlite3_stmt *st = s->stmt[ST_INSERT_MSG];
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)m->id);
@@ -405,8 +405,8 @@ static bool filter_empty(const struct spool_filter *f)
 }
 
 static sqlite3_stmt *prepare_filtered(struct spool *s, const char *head, const char *tail,
-				      const struct spool_filter *f, int *next_bind, char *why,
-				      size_t whylen)
+                                      const struct spool_filter *f, int *next_bind, char *why,
+                                      size_t whylen)
 {
 	size_t n = strlen(head) + strlen(tail) + 128 + f->nids * 2;
 	char *sql = malloc(n);
@@ -435,19 +435,20 @@ static int64_t run_update(struct spool *s, sqlite3_stmt *st, char *why, size_t w
 }
 
 int64_t spool_apply(struct spool *s, enum spool_action a, const struct spool_filter *f,
-		    int64_t now_ms, char *why, size_t whylen)
+                    int64_t now_ms, char *why, size_t whylen)
 {
 	if (filter_empty(f) && !f->all) {
-		snprintf(why, whylen, "no message selected (give ids, a domain, a recipient or all)");
+		snprintf(why, whylen,
+		         "no message selected (give ids, a domain, a recipient or all)");
 		return -1;
 	}
 	static const char *const heads[] = {
-		[SPOOL_HOLD] = "UPDATE recipients AS r SET held_from = state, state = 1 "
-			       "WHERE state IN (0, 2)",
-		[SPOOL_RELEASE] = "UPDATE recipients AS r SET state = coalesce(held_from, 0), "
-				  "held_from = NULL WHERE state = 1",
-		[SPOOL_KICK] = "UPDATE recipients AS r SET next_attempt = ?1 WHERE state IN (0, 2)",
-		[SPOOL_DROP] = "DELETE FROM recipients AS r WHERE 1",
+	    [SPOOL_HOLD] = "UPDATE recipients AS r SET held_from = state, state = 1 "
+	                   "WHERE state IN (0, 2)",
+	    [SPOOL_RELEASE] = "UPDATE recipients AS r SET state = coalesce(held_from, 0), "
+	                      "held_from = NULL WHERE state = 1",
+	    [SPOOL_KICK] = "UPDATE recipients AS r SET next_attempt = ?1 WHERE state IN (0, 2)",
+	    [SPOOL_DROP] = "DELETE FROM recipients AS r WHERE 1",
 	};
 	int i;
 	sqlite3_stmt *st = prepare_filtered(s, heads[a], "", f, &i, why, whylen);
@@ -459,17 +460,26 @@ int64_t spool_apply(struct spool *s, enum spool_action a, const struct spool_fil
 	int64_t n = run_update(s, st, why, whylen);
 	if (n < 0 || a != SPOOL_DROP)
 		return n;
-	/* A message without recipients is gone: its body with it. */
-	if (exec(s,
-		 "DELETE FROM bodies WHERE msg_id NOT IN (SELECT msg_id FROM recipients);"
-		 "DELETE FROM messages WHERE id NOT IN (SELECT msg_id FROM recipients);",
-		 why, whylen) < 0)
+	/* A message without recipients is gone, with its body and log; one
+	 * left with only final recipients is done. */
+	char sql[1024];
+	snprintf(sql, sizeof sql,
+	         "DELETE FROM messages WHERE id NOT IN (SELECT msg_id FROM recipients);"
+	         "DELETE FROM attempt_log WHERE msg_id NOT IN (SELECT id FROM messages);"
+	         "UPDATE messages SET done_at = %lld WHERE done_at IS NULL AND id NOT IN "
+	         "(SELECT msg_id FROM recipients WHERE state IN (0, 1, 2));"
+	         "DELETE FROM bodies WHERE msg_id NOT IN "
+	         "(SELECT id FROM messages WHERE done_at IS NULL);"
+	         "DELETE FROM dialed WHERE msg_id NOT IN "
+	         "(SELECT id FROM messages WHERE done_at IS NULL);",
+	         (long long)now_ms);
+	if (exec(s, sql, why, whylen) < 0)
 		return -1;
 	return n;
 }
 
 static int collect_due(struct spool *s, sqlite3_stmt *st, struct spool_due *out, size_t max,
-		       char *why, size_t whylen)
+                       char *why, size_t whylen)
 {
 	int n = 0, rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && (size_t)n < max) {
@@ -486,7 +496,7 @@ static int collect_due(struct spool *s, sqlite3_stmt *st, struct spool_due *out,
 }
 
 int spool_due_list(struct spool *s, int64_t now_ms, const char *const *skip, size_t nskip,
-		   struct spool_due *out, size_t max, char *why, size_t whylen)
+                   struct spool_due *out, size_t max, char *why, size_t whylen)
 {
 	if (nskip == 0) {
 		sqlite3_stmt *st = s->stmt[ST_DUE];
@@ -502,8 +512,9 @@ int spool_due_list(struct spool *s, int64_t now_ms, const char *const *skip, siz
 	char *sql = malloc(len);
 	if (sql == NULL)
 		abort();
-	int o = snprintf(sql, len, "SELECT id, msg_id, attempts, domain, address FROM recipients "
-				   "WHERE state IN (0, 2) AND next_attempt <= ?1 AND domain NOT IN (");
+	int o = snprintf(sql, len,
+	                 "SELECT id, msg_id, attempts, domain, address FROM recipients "
+	                 "WHERE state IN (0, 2) AND next_attempt <= ?1 AND domain NOT IN (");
 	for (size_t i = 0; i < nskip; i++)
 		o += snprintf(sql + o, len - (size_t)o, i ? ",?" : "?");
 	snprintf(sql + o, len - (size_t)o, ") ORDER BY next_attempt LIMIT ?2");
@@ -532,7 +543,7 @@ int64_t spool_next_due(struct spool *s)
 }
 
 int spool_attempt_begin(struct spool *s, int64_t rcpt_id, int64_t now_ms, int64_t backoff_ms,
-			char *why, size_t whylen)
+                        char *why, size_t whylen)
 {
 	sqlite3_stmt *st = s->stmt[ST_ATTEMPT_BEGIN];
 	sqlite3_bind_int64(st, 1, rcpt_id);
@@ -544,7 +555,7 @@ int spool_attempt_begin(struct spool *s, int64_t rcpt_id, int64_t now_ms, int64_
 }
 
 int spool_attempt_end(struct spool *s, int64_t rcpt_id, enum rcpt_state state,
-		      const char *last_error, char *why, size_t whylen)
+                      const char *last_error, char *why, size_t whylen)
 {
 	sqlite3_stmt *st = s->stmt[ST_ATTEMPT_END];
 	sqlite3_bind_int64(st, 1, rcpt_id);
@@ -558,7 +569,7 @@ int spool_count_states(struct spool *s, int64_t counts[5])
 	sqlite3_stmt *st;
 	memset(counts, 0, 5 * sizeof counts[0]);
 	if (sqlite3_prepare_v2(s->db, "SELECT state, count(*) FROM recipients GROUP BY state", -1,
-			       &st, NULL) != SQLITE_OK)
+	                       &st, NULL) != SQLITE_OK)
 		return -1;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		int state = sqlite3_column_int(st, 0);
@@ -585,9 +596,9 @@ static json_t *json_text_or_null(sqlite3_stmt *st, int col)
 }
 
 /* Columns shared by list and show. */
-#define MSG_COLUMNS                                                                              \
-	"SELECT m.id, m.sender, m.size, m.queued, m.flags, m.auth_user, m.client, r.address, "  \
-	"r.state, r.attempts, r.next_attempt, r.last_error, r.last_attempt "                     \
+#define MSG_COLUMNS                                                                                \
+	"SELECT m.id, m.sender, m.size, m.queued, m.flags, m.auth_user, m.client, r.address, "     \
+	"r.state, r.attempts, r.next_attempt, r.last_error, r.last_attempt "                       \
 	"FROM messages m JOIN recipients r ON r.msg_id = m.id "
 
 static json_t *attempt_history(struct spool *s, uint64_t id);
@@ -597,15 +608,15 @@ static json_t *message_object(sqlite3_stmt *st, bool detailed)
 	char id[17], queued[32];
 	spool_id_format((uint64_t)sqlite3_column_int64(st, 0), id);
 	time_format_rfc3339(sqlite3_column_int64(st, 3), queued, sizeof queued);
-	json_t *m = json_pack("{s:s, s:s, s:I, s:s, s:[]}", "id", id, "sender",
-			      (const char *)sqlite3_column_text(st, 1), "size",
-			      (json_int_t)sqlite3_column_int64(st, 2), "queued", queued,
-			      "recipients");
+	json_t *m =
+	    json_pack("{s:s, s:s, s:I, s:s, s:[]}", "id", id, "sender",
+	              (const char *)sqlite3_column_text(st, 1), "size",
+	              (json_int_t)sqlite3_column_int64(st, 2), "queued", queued, "recipients");
 	if (detailed) {
 		int flags = sqlite3_column_int(st, 4);
 		json_object_set_new(m, "requiretls", json_boolean(flags & SPOOL_F_REQUIRETLS));
 		json_object_set_new(m, "tls_required_no",
-				    json_boolean(flags & SPOOL_F_TLS_REQUIRED_NO));
+		                    json_boolean(flags & SPOOL_F_TLS_REQUIRED_NO));
 		json_object_set_new(m, "eightbit", json_boolean(flags & SPOOL_F_8BIT));
 		json_object_set_new(m, "smtputf8", json_boolean(flags & SPOOL_F_SMTPUTF8));
 		json_object_set_new(m, "auth_user", json_text_or_null(st, 5));
@@ -618,11 +629,10 @@ static json_t *recipient_object(sqlite3_stmt *st, bool detailed)
 {
 	int state = sqlite3_column_int(st, 8);
 	bool pending = state == RCPT_QUEUED || state == RCPT_DEFERRED || state == RCPT_HELD;
-	json_t *r = json_pack("{s:s, s:s, s:i}", "address",
-			      (const char *)sqlite3_column_text(st, 7), "state",
-			      rcpt_state_name(state), "attempts", sqlite3_column_int(st, 9));
-	json_object_set_new(r, "next_attempt",
-			    pending ? json_time_or_null(st, 10) : json_null());
+	json_t *r =
+	    json_pack("{s:s, s:s, s:i}", "address", (const char *)sqlite3_column_text(st, 7),
+	              "state", rcpt_state_name(state), "attempts", sqlite3_column_int(st, 9));
+	json_object_set_new(r, "next_attempt", pending ? json_time_or_null(st, 10) : json_null());
 	const unsigned char *err = sqlite3_column_text(st, 11);
 	json_object_set_new(r, "last_error", json_string(err ? (const char *)err : ""));
 	if (detailed)
@@ -632,7 +642,7 @@ static json_t *recipient_object(sqlite3_stmt *st, bool detailed)
 
 /* Groups the joined rows (ordered by message) into message objects. */
 static json_t *collect_messages(struct spool *s, sqlite3_stmt *st, bool detailed, char *why,
-				size_t whylen)
+                                size_t whylen)
 {
 	json_t *list = json_array();
 	json_t *cur = NULL;
@@ -646,7 +656,7 @@ static json_t *collect_messages(struct spool *s, sqlite3_stmt *st, bool detailed
 			json_array_append_new(list, cur);
 		}
 		json_array_append_new(json_object_get(cur, "recipients"),
-				      recipient_object(st, detailed));
+		                      recipient_object(st, detailed));
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -660,8 +670,8 @@ static json_t *collect_messages(struct spool *s, sqlite3_stmt *st, bool detailed
 json_t *spool_list_json(struct spool *s, const struct spool_filter *f, char *why, size_t whylen)
 {
 	const char *head = f->state >= 0
-				   ? "SELECT r.msg_id FROM recipients r WHERE 1"
-				   : "SELECT r.msg_id FROM recipients r WHERE r.state IN (0, 1, 2)";
+	                       ? "SELECT r.msg_id FROM recipients r WHERE 1"
+	                       : "SELECT r.msg_id FROM recipients r WHERE r.state IN (0, 1, 2)";
 	size_t sublen = strlen(head) + 256 + f->nids * 2;
 	char *sub = malloc(sublen);
 	if (sub == NULL)
@@ -689,8 +699,8 @@ json_t *spool_list_json(struct spool *s, const struct spool_filter *f, char *why
 json_t *spool_show_json(struct spool *s, uint64_t id, char *why, size_t whylen)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, MSG_COLUMNS "WHERE m.id = ?1 ORDER BY r.id", -1, &st,
-			       NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(s->db, MSG_COLUMNS "WHERE m.id = ?1 ORDER BY r.id", -1, &st, NULL) !=
+	    SQLITE_OK) {
 		db_error(s, "preparing show", why, whylen);
 		return NULL;
 	}
@@ -709,11 +719,11 @@ json_t *spool_show_json(struct spool *s, uint64_t id, char *why, size_t whylen)
 }
 
 int spool_message_body(struct spool *s, uint64_t id, char **body, size_t *len, char *why,
-		       size_t whylen)
+                       size_t whylen)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, "SELECT data FROM bodies WHERE msg_id = ?1", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, "SELECT data FROM bodies WHERE msg_id = ?1", -1, &st, NULL) !=
+	    SQLITE_OK)
 		return db_error(s, "preparing body read", why, whylen);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	int rc = sqlite3_step(st);
@@ -735,7 +745,7 @@ int spool_message_body(struct spool *s, uint64_t id, char **body, size_t *len, c
 }
 
 static int check_query(struct spool *s, const char *sql, const char *problem,
-		       void (*fn)(const char *, void *), void *arg)
+                       void (*fn)(const char *, void *), void *arg)
 {
 	sqlite3_stmt *st;
 	int n = 0;
@@ -746,7 +756,7 @@ static int check_query(struct spool *s, const char *sql, const char *problem,
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		char line[512];
 		snprintf(line, sizeof line, "%s: %s", problem,
-			 (const char *)sqlite3_column_text(st, 0));
+		         (const char *)sqlite3_column_text(st, 0));
 		fn(line, arg);
 		n++;
 	}
@@ -768,20 +778,23 @@ int spool_check(struct spool *s, void (*fn)(const char *problem, void *arg), voi
 		}
 		sqlite3_finalize(st);
 	}
-	n += check_query(s, "SELECT printf('%X', id) FROM messages WHERE id NOT IN "
-			    "(SELECT msg_id FROM bodies)",
-			 "message without body", fn, arg);
-	n += check_query(s, "SELECT printf('%X', id) FROM messages WHERE id NOT IN "
-			    "(SELECT msg_id FROM recipients)",
-			 "message without recipients", fn, arg);
-	n += check_query(s, "SELECT printf('%X', msg_id) FROM recipients WHERE msg_id NOT IN "
-			    "(SELECT id FROM messages)",
-			 "recipient without message", fn, arg);
+	n += check_query(s,
+	                 "SELECT printf('%X', id) FROM messages WHERE id NOT IN "
+	                 "(SELECT msg_id FROM bodies)",
+	                 "message without body", fn, arg);
+	n += check_query(s,
+	                 "SELECT printf('%X', id) FROM messages WHERE id NOT IN "
+	                 "(SELECT msg_id FROM recipients)",
+	                 "message without recipients", fn, arg);
+	n += check_query(s,
+	                 "SELECT printf('%X', msg_id) FROM recipients WHERE msg_id NOT IN "
+	                 "(SELECT id FROM messages)",
+	                 "recipient without message", fn, arg);
 	return n;
 }
 
 int spool_load_envelope(struct spool *s, uint64_t id, struct spool_envelope *e, char *why,
-			size_t whylen)
+                        size_t whylen)
 {
 	sqlite3_stmt *st = s->stmt[ST_ENVELOPE];
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
@@ -829,8 +842,8 @@ int spool_dialed_get(struct spool *s, uint64_t msg_id, const char *host, char *i
 	return 0;
 }
 
-int spool_dialed_put(struct spool *s, uint64_t msg_id, const char *host, const char *ips,
-		     char *why, size_t whylen)
+int spool_dialed_put(struct spool *s, uint64_t msg_id, const char *host, const char *ips, char *why,
+                     size_t whylen)
 {
 	sqlite3_stmt *st = s->stmt[ST_DIALED_PUT];
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
@@ -877,13 +890,14 @@ int64_t spool_cleanup(struct spool *s, int64_t done_before_ms, char *why, size_t
 {
 	char sql[512];
 	snprintf(sql, sizeof sql,
-		 "CREATE TEMP TABLE IF NOT EXISTS expired (id INTEGER PRIMARY KEY);"
-		 "DELETE FROM expired;"
-		 "INSERT INTO expired SELECT id FROM messages WHERE done_at IS NOT NULL AND done_at < %lld;"
-		 "DELETE FROM attempt_log WHERE msg_id IN (SELECT id FROM expired);"
-		 "DELETE FROM recipients WHERE msg_id IN (SELECT id FROM expired);"
-		 "DELETE FROM messages WHERE id IN (SELECT id FROM expired);",
-		 (long long)done_before_ms);
+	         "CREATE TEMP TABLE IF NOT EXISTS expired (id INTEGER PRIMARY KEY);"
+	         "DELETE FROM expired;"
+	         "INSERT INTO expired SELECT id FROM messages WHERE done_at IS NOT NULL AND "
+	         "done_at < %lld;"
+	         "DELETE FROM attempt_log WHERE msg_id IN (SELECT id FROM expired);"
+	         "DELETE FROM recipients WHERE msg_id IN (SELECT id FROM expired);"
+	         "DELETE FROM messages WHERE id IN (SELECT id FROM expired);",
+	         (long long)done_before_ms);
 	if (exec(s, sql, why, whylen) < 0)
 		return -1;
 	return sqlite3_changes64(s->db);
@@ -896,10 +910,10 @@ static json_t *attempt_history(struct spool *s, uint64_t id)
 	json_t *list = json_array();
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db,
-			       "SELECT r.address, a.started, a.duration_ms, a.mx, a.ip, a.tls, "
-			       "a.result, a.reply FROM attempt_log a JOIN recipients r ON r.id = "
-			       "a.rcpt_id WHERE a.msg_id = ?1 ORDER BY a.id",
-			       -1, &st, NULL) != SQLITE_OK)
+	                       "SELECT r.address, a.started, a.duration_ms, a.mx, a.ip, a.tls, "
+	                       "a.result, a.reply FROM attempt_log a JOIN recipients r ON r.id = "
+	                       "a.rcpt_id WHERE a.msg_id = ?1 ORDER BY a.id",
+	                       -1, &st, NULL) != SQLITE_OK)
 		return list;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	while (sqlite3_step(st) == SQLITE_ROW) {
