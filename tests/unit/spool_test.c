@@ -1,14 +1,13 @@
 /* spool_test.c - the spool's schema, inserts, admin actions and attempts. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 
 #include "spool/spool.h"
 
 #include <sqlite3.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
