@@ -91,8 +91,8 @@ static int lock_data_dir(struct daemon *d)
 	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		fprintf(stderr, "outpost: %s: %s\n", path,
-			errno == EWOULDBLOCK ? "another outpost serves this spool"
-					     : strerror(errno));
+		        errno == EWOULDBLOCK ? "another outpost serves this spool"
+		                             : strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -103,9 +103,9 @@ static void log_recovery(struct spool *reader)
 	int64_t n[5];
 	spool_count_states(reader, n);
 	log_event(LOG_INFO, "spool_opened",
-		  "queued=%lld held=%lld deferred=%lld delivered=%lld failed=%lld",
-		  (long long)n[RCPT_QUEUED], (long long)n[RCPT_HELD], (long long)n[RCPT_DEFERRED],
-		  (long long)n[RCPT_DELIVERED], (long long)n[RCPT_FAILED]);
+	          "queued=%lld held=%lld deferred=%lld delivered=%lld failed=%lld",
+	          (long long)n[RCPT_QUEUED], (long long)n[RCPT_HELD], (long long)n[RCPT_DEFERRED],
+	          (long long)n[RCPT_DELIVERED], (long long)n[RCPT_FAILED]);
 }
 
 static int daemon_start(struct daemon *d)
@@ -160,7 +160,7 @@ static int cmd_serve(struct conf *conf)
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
 	log_event(LOG_INFO, "starting", "version=%s hostname=%s data_dir=%s", OUTPOST_VERSION,
-		  conf->hostname, log_quote(conf->data_dir));
+	          conf->hostname, log_quote(conf->data_dir));
 	int rc = daemon_start(&d) == 0 ? 0 : 1;
 	if (rc == 0)
 		event_base_dispatch(d.base);

@@ -29,8 +29,8 @@ struct event_base;
 struct admin;
 
 struct admin *admin_start(struct event_base *base, const struct conf *conf, struct spool *reader,
-			  struct spool_writer *writer, struct scheduler *sched, char *why,
-			  size_t whylen);
+                          struct spool_writer *writer, struct scheduler *sched, char *why,
+                          size_t whylen);
 void admin_stop(struct admin *a);
 
 #endif

@@ -19,7 +19,7 @@ struct key {
 	size_t offset;
 	const char *def;
 	const char *doc;
-	int64_t min, max;     /* T_INT, T_SIZE, T_DURATION */
+	int64_t min, max;          /* T_INT, T_SIZE, T_DURATION */
 	const char *const *values; /* T_ENUM: allowed names, index = value */
 };
 
@@ -32,76 +32,76 @@ static const char *const log_level_values[] = {"debug", "info", "warn", "error",
 /* The one table of every key. The docs/configuration.md reference is
  * generated from it (`outpost config defaults --markdown`). */
 static const struct key keys[] = {
-	{"server", "hostname", T_STRING, OFF(hostname), "",
-	 "name used in EHLO, Received: and DSNs; empty: the system host name"},
-	{"server", "data_dir", T_STRING, OFF(data_dir), "./data",
-	 "directory of the spool (spool.db) and other state"},
-	{"server", "log_level", T_ENUM, OFF(log_level), "info", "debug, info, warn or error", 0, 0,
-	 log_level_values},
-	{"submission", "listen", T_LIST, OFF(submission_listen), "127.0.0.1:2525",
-	 "host:port to accept submissions on (repeatable)"},
-	{"submission", "tls_cert", T_STRING, OFF(tls_cert), "",
-	 "PEM certificate chain; enables STARTTLS"},
-	{"submission", "tls_key", T_STRING, OFF(tls_key), "", "PEM private key of tls_cert"},
-	{"submission", "users_file", T_STRING, OFF(users_file), "",
-	 "lines user:crypt(3)-hash; enables AUTH PLAIN and LOGIN (over TLS or from loopback)"},
-	{"submission", "max_message_size", T_SIZE, OFF(max_message_size), "50M",
-	 "largest message accepted, advertised as SIZE", 1024, (int64_t)1 << 40},
-	{"submission", "max_recipients", T_INT, OFF(max_recipients), "1000",
-	 "recipients per message; more get 452 4.5.3", 1, 1000000},
-	{"submission", "max_line_length", T_INT, OFF(max_line_length), "998",
-	 "longest command or message line, without CRLF (RFC 5322 §2.1.1)", 512, 1 << 20},
-	{"submission", "max_errors", T_INT, OFF(max_errors), "10",
-	 "failed commands before the session is closed with 421", 1, 1000000},
-	{"submission", "max_commands", T_INT, OFF(max_commands), "1000000",
-	 "commands per session before it is closed with 421", 10, BIG},
-	{"submission", "max_auth_failures", T_INT, OFF(max_auth_failures), "3",
-	 "failed AUTH attempts before the session is closed", 1, 100},
-	{"submission", "idle_timeout", T_DURATION, OFF(idle_timeout_ms), "5m",
-	 "close a session silent for this long (RFC 5321 §4.5.3.2.7)", 1000, BIG},
-	{"submission", "max_connections", T_INT, OFF(max_connections), "1000",
-	 "sessions at once; more get 421 4.7.0", 1, 1000000},
-	{"submission", "max_connections_per_ip", T_INT, OFF(max_connections_per_ip), "100",
-	 "sessions at once from one client address; more get 421 4.7.0", 1, 1000000},
-	{"admin", "listen", T_LIST, OFF(admin_listen), "127.0.0.1:8025",
-	 "host:port or unix:PATH of the JSON API and /metrics (repeatable)"},
-	{"dns", "nameserver", T_LIST, OFF(dns_nameserver), "",
-	 "ip:port of a recursive resolver (repeatable); empty: /etc/resolv.conf"},
-	{"dns", "trust_ad", T_ENUM, OFF(trust_ad), "auto",
-	 "trust the AD bit: auto (only from loopback resolvers), yes, no", 0, 0, trust_ad_values},
-	{"delivery", "port", T_INT, OFF(delivery_port), "25", "TCP port of MX hosts", 1, 65535},
-	{"delivery", "max_attempts", T_INT, OFF(max_attempts), "8",
-	 "attempts before a recipient fails", 1, 1000},
-	{"delivery", "first_retry", T_DURATION, OFF(first_retry_ms), "7m30s",
-	 "wait after the first failed attempt; doubles after each further one", 1000, BIG},
-	{"delivery", "delay_notice_after", T_INT, OFF(delay_notice_after), "5",
-	 "failed attempts before a delay DSN is sent (0: never)", 0, 1000},
-	{"delivery", "paused", T_BOOL, OFF(paused), "no",
-	 "accept and queue but deliver nothing (also `outpost queue pause`)"},
-	{"delivery", "max_connections", T_INT, OFF(delivery_max_connections), "200",
-	 "delivery attempts (each holding at most one connection) at once", 1, 100000},
-	{"delivery", "max_connections_per_destination", T_INT, OFF(delivery_max_per_destination),
-	 "20", "delivery attempts at once to one recipient domain", 1, 100000},
-	{"delivery", "connection_max_messages", T_INT, OFF(connection_max_messages), "100",
-	 "messages one connection carries before it is closed", 1, 1000000},
-	{"delivery", "connection_idle_timeout", T_DURATION, OFF(connection_idle_timeout_ms), "10s",
-	 "how long an idle connection is kept for reuse", 0, 3600000},
-	{"delivery", "connect_timeout", T_DURATION, OFF(connect_timeout_ms), "30s",
-	 "TCP connection set-up to an MX host", 1000, 3600000},
-	{"delivery", "command_timeout", T_DURATION, OFF(command_timeout_ms), "5m",
-	 "a whole reply to a command, or a stalled write (RFC 5321 §4.5.3.2)", 1000, 3600000},
-	{"delivery", "data_timeout", T_DURATION, OFF(data_timeout_ms), "10m",
-	 "the reply after the end of the message data (RFC 5321 §4.5.3.2.6)", 1000, 3600000},
-	{"delivery", "tls_timeout", T_DURATION, OFF(tls_timeout_ms), "1m", "a TLS handshake", 1000,
-	 3600000},
-	{"delivery", "log_retention", T_DURATION, OFF(log_retention_ms), "7d",
-	 "how long a finished message and its delivery log stay visible", 0, BIG},
-	{"tls", "ca_file", T_STRING, OFF(ca_file), "",
-	 "extra PEM trust anchors for PKIX (SMTP and MTA-STS HTTPS)"},
-	{"tlsrpt", "enabled", T_BOOL, OFF(tlsrpt_enabled), "no", "send daily TLS reports (RFC 8460)"},
-	{"tlsrpt", "organization", T_STRING, OFF(tlsrpt_organization), "",
-	 "organization-name in TLS reports"},
-	{"tlsrpt", "contact", T_STRING, OFF(tlsrpt_contact), "", "contact-info in TLS reports"},
+    {"server", "hostname", T_STRING, OFF(hostname), "",
+     "name used in EHLO, Received: and DSNs; empty: the system host name"},
+    {"server", "data_dir", T_STRING, OFF(data_dir), "./data",
+     "directory of the spool (spool.db) and other state"},
+    {"server", "log_level", T_ENUM, OFF(log_level), "info", "debug, info, warn or error", 0, 0,
+     log_level_values},
+    {"submission", "listen", T_LIST, OFF(submission_listen), "127.0.0.1:2525",
+     "host:port to accept submissions on (repeatable)"},
+    {"submission", "tls_cert", T_STRING, OFF(tls_cert), "",
+     "PEM certificate chain; enables STARTTLS"},
+    {"submission", "tls_key", T_STRING, OFF(tls_key), "", "PEM private key of tls_cert"},
+    {"submission", "users_file", T_STRING, OFF(users_file), "",
+     "lines user:crypt(3)-hash; enables AUTH PLAIN and LOGIN (over TLS or from loopback)"},
+    {"submission", "max_message_size", T_SIZE, OFF(max_message_size), "50M",
+     "largest message accepted, advertised as SIZE", 1024, (int64_t)1 << 40},
+    {"submission", "max_recipients", T_INT, OFF(max_recipients), "1000",
+     "recipients per message; more get 452 4.5.3", 1, 1000000},
+    {"submission", "max_line_length", T_INT, OFF(max_line_length), "998",
+     "longest command or message line, without CRLF (RFC 5322 §2.1.1)", 512, 1 << 20},
+    {"submission", "max_errors", T_INT, OFF(max_errors), "10",
+     "failed commands before the session is closed with 421", 1, 1000000},
+    {"submission", "max_commands", T_INT, OFF(max_commands), "1000000",
+     "commands per session before it is closed with 421", 10, BIG},
+    {"submission", "max_auth_failures", T_INT, OFF(max_auth_failures), "3",
+     "failed AUTH attempts before the session is closed", 1, 100},
+    {"submission", "idle_timeout", T_DURATION, OFF(idle_timeout_ms), "5m",
+     "close a session silent for this long (RFC 5321 §4.5.3.2.7)", 1000, BIG},
+    {"submission", "max_connections", T_INT, OFF(max_connections), "1000",
+     "sessions at once; more get 421 4.7.0", 1, 1000000},
+    {"submission", "max_connections_per_ip", T_INT, OFF(max_connections_per_ip), "100",
+     "sessions at once from one client address; more get 421 4.7.0", 1, 1000000},
+    {"admin", "listen", T_LIST, OFF(admin_listen), "127.0.0.1:8025",
+     "host:port or unix:PATH of the JSON API and /metrics (repeatable)"},
+    {"dns", "nameserver", T_LIST, OFF(dns_nameserver), "",
+     "ip:port of a recursive resolver (repeatable); empty: /etc/resolv.conf"},
+    {"dns", "trust_ad", T_ENUM, OFF(trust_ad), "auto",
+     "trust the AD bit: auto (only from loopback resolvers), yes, no", 0, 0, trust_ad_values},
+    {"delivery", "port", T_INT, OFF(delivery_port), "25", "TCP port of MX hosts", 1, 65535},
+    {"delivery", "max_attempts", T_INT, OFF(max_attempts), "8", "attempts before a recipient fails",
+     1, 1000},
+    {"delivery", "first_retry", T_DURATION, OFF(first_retry_ms), "7m30s",
+     "wait after the first failed attempt; doubles after each further one", 1000, BIG},
+    {"delivery", "delay_notice_after", T_INT, OFF(delay_notice_after), "5",
+     "failed attempts before a delay DSN is sent (0: never)", 0, 1000},
+    {"delivery", "paused", T_BOOL, OFF(paused), "no",
+     "accept and queue but deliver nothing (also `outpost queue pause`)"},
+    {"delivery", "max_connections", T_INT, OFF(delivery_max_connections), "200",
+     "delivery attempts (each holding at most one connection) at once", 1, 100000},
+    {"delivery", "max_connections_per_destination", T_INT, OFF(delivery_max_per_destination), "20",
+     "delivery attempts at once to one recipient domain", 1, 100000},
+    {"delivery", "connection_max_messages", T_INT, OFF(connection_max_messages), "100",
+     "messages one connection carries before it is closed", 1, 1000000},
+    {"delivery", "connection_idle_timeout", T_DURATION, OFF(connection_idle_timeout_ms), "10s",
+     "how long an idle connection is kept for reuse", 0, 3600000},
+    {"delivery", "connect_timeout", T_DURATION, OFF(connect_timeout_ms), "30s",
+     "TCP connection set-up to an MX host", 1000, 3600000},
+    {"delivery", "command_timeout", T_DURATION, OFF(command_timeout_ms), "5m",
+     "a whole reply to a command, or a stalled write (RFC 5321 §4.5.3.2)", 1000, 3600000},
+    {"delivery", "data_timeout", T_DURATION, OFF(data_timeout_ms), "10m",
+     "the reply after the end of the message data (RFC 5321 §4.5.3.2.6)", 1000, 3600000},
+    {"delivery", "tls_timeout", T_DURATION, OFF(tls_timeout_ms), "1m", "a TLS handshake", 1000,
+     3600000},
+    {"delivery", "log_retention", T_DURATION, OFF(log_retention_ms), "7d",
+     "how long a finished message and its delivery log stay visible", 0, BIG},
+    {"tls", "ca_file", T_STRING, OFF(ca_file), "",
+     "extra PEM trust anchors for PKIX (SMTP and MTA-STS HTTPS)"},
+    {"tlsrpt", "enabled", T_BOOL, OFF(tlsrpt_enabled), "no", "send daily TLS reports (RFC 8460)"},
+    {"tlsrpt", "organization", T_STRING, OFF(tlsrpt_organization), "",
+     "organization-name in TLS reports"},
+    {"tlsrpt", "contact", T_STRING, OFF(tlsrpt_contact), "", "contact-info in TLS reports"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -180,7 +180,7 @@ static int enum_index(const struct key *k, const char *v)
 
 /* Sets one key from text; on error writes why and returns false. */
 static bool key_set(struct conf *c, const struct key *k, const char *v, bool append, char *why,
-		    size_t whylen)
+                    size_t whylen)
 {
 	void *field = (char *)c + k->offset;
 	int64_t n = 0;
@@ -218,7 +218,8 @@ static bool key_set(struct conf *c, const struct key *k, const char *v, bool app
 		break;
 	case T_DURATION:
 		if (!duration_parse(v, &n))
-			return snprintf(why, whylen, "bad duration \"%s\" (e.g. 30s, 7m30s, 4h)", v),
+			return snprintf(why, whylen, "bad duration \"%s\" (e.g. 30s, 7m30s, 4h)",
+			                v),
 			       false;
 		break;
 	}
@@ -355,8 +356,8 @@ void conf_print_defaults(FILE *out)
 		const char *def = k->def[0] ? k->def : "\"\"";
 		if (k->offset == OFF(hostname))
 			def = "(system)";
-		fprintf(out, "%-12s %-24s %-9s %-16s %s\n", k->section, k->name, type_names[k->type],
-			def, k->doc);
+		fprintf(out, "%-12s %-24s %-9s %-16s %s\n", k->section, k->name,
+		        type_names[k->type], def, k->doc);
 	}
 }
 

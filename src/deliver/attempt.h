@@ -64,8 +64,8 @@ struct attempt;
 
 /* Runs the attempt; done is called once the outcome is committed (the job
  * stays owned by the caller). Returns a handle for attempt_abort. */
-struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
-			    attempt_done_fn done, void *arg);
+struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job, attempt_done_fn done,
+                            void *arg);
 
 /* Shutdown: drops an attempt still talking to the network, without an
  * outcome (it was counted; it runs again after the restart) and without
@@ -80,6 +80,6 @@ void attempt_metrics_init(void);
  * the times of the attempts still to come after attempt n started at t:
  * fills up to max entries, returns how many. For delay notices. */
 size_t attempt_remaining_schedule(const struct conf *conf, int n, int64_t t, int64_t *out,
-				  size_t max);
+                                  size_t max);
 
 #endif

@@ -119,7 +119,7 @@ struct smtp_client {
 	bool mail_refused;
 	struct smtp_client_error mail_err;
 	bool need_rset; /* the server may hold transaction state */
-	bool counted;	/* in outpost_delivery_connections_open */
+	bool counted;   /* in outpost_delivery_connections_open */
 };
 
 static struct metric *m_open;
@@ -130,7 +130,7 @@ void smtp_client_metrics_init(void)
 {
 	if (m_open == NULL)
 		m_open = metric_gauge("outpost_delivery_connections_open",
-				      "outgoing SMTP connections open (active and pooled)", NULL);
+		                      "outgoing SMTP connections open (active and pooled)", NULL);
 }
 
 static void count_open(struct smtp_client *c, bool open)

@@ -30,30 +30,30 @@ struct smtp_client;
 
 enum smtp_tls_mode {
 	SMTP_TLS_OPPORTUNISTIC, /* STARTTLS when offered; no verification (this issue) */
-	SMTP_TLS_SKIP,		/* never: the plaintext retry after a failed handshake */
+	SMTP_TLS_SKIP,          /* never: the plaintext retry after a failed handshake */
 };
 
 enum smtp_error_kind {
 	SMTP_ERR_NONE,
-	SMTP_ERR_STATUS,      /* the server replied with an unexpected code */
-	SMTP_ERR_PROTOCOL,    /* a malformed reply: the connection is unusable */
-	SMTP_ERR_IO,	      /* connect, read or write failed; connection closed */
-	SMTP_ERR_TIMEOUT,     /* no (complete) reply in time */
-	SMTP_ERR_TLS,	      /* STARTTLS refused or the handshake failed */
-	SMTP_ERR_SIZE,	      /* larger than the server's SIZE: permanent */
-	SMTP_ERR_8BITMIME,    /* 8-bit message, server lacks 8BITMIME */
-	SMTP_ERR_SMTPUTF8,    /* needs SMTPUTF8, server lacks it */
-	SMTP_ERR_REQUIRETLS,  /* needs REQUIRETLS, server lacks it */
+	SMTP_ERR_STATUS,     /* the server replied with an unexpected code */
+	SMTP_ERR_PROTOCOL,   /* a malformed reply: the connection is unusable */
+	SMTP_ERR_IO,         /* connect, read or write failed; connection closed */
+	SMTP_ERR_TIMEOUT,    /* no (complete) reply in time */
+	SMTP_ERR_TLS,        /* STARTTLS refused or the handshake failed */
+	SMTP_ERR_SIZE,       /* larger than the server's SIZE: permanent */
+	SMTP_ERR_8BITMIME,   /* 8-bit message, server lacks 8BITMIME */
+	SMTP_ERR_SMTPUTF8,   /* needs SMTPUTF8, server lacks it */
+	SMTP_ERR_REQUIRETLS, /* needs REQUIRETLS, server lacks it */
 };
 
 struct smtp_client_error {
 	enum smtp_error_kind kind;
 	bool permanent;
 	const char *command; /* "connect", "greeting", "ehlo", "helo", "starttls",
-				"tls", "mail", "rcpt", "data", "bdat", "rset", "quit" */
-	int code;	      /* reply code, 0 when none */
-	char enhanced[16];    /* "5.1.1" from the reply (or our own), "" when none */
-	char text[512];	      /* the reply's text (lines joined by spaces), or our reason */
+	                        "tls", "mail", "rcpt", "data", "bdat", "rset", "quit" */
+	int code;            /* reply code, 0 when none */
+	char enhanced[16];   /* "5.1.1" from the reply (or our own), "" when none */
+	char text[512];      /* the reply's text (lines joined by spaces), or our reason */
 };
 
 /* Registers the client's metrics (connections open). */
@@ -63,7 +63,7 @@ void smtp_client_metrics_init(void);
 void smtp_client_error_format(const struct smtp_client_error *e, char *buf, size_t n);
 
 struct smtp_client_config {
-	const char *ehlo_name;	 /* our hostname, A-labels */
+	const char *ehlo_name;   /* our hostname, A-labels */
 	const char *server_name; /* the MX host name, for SNI and logs */
 	enum smtp_tls_mode tls_mode;
 	SSL_CTX *tls_ctx; /* client context; required unless SMTP_TLS_SKIP */
@@ -78,30 +78,30 @@ struct smtp_server_info {
 	char greeting_name[256]; /* first word of the greeting text (TLSRPT receiving-mx-helo) */
 	bool esmtp;
 	bool pipelining, chunking, eightbitmime, smtputf8, enhancedstatuscodes, requiretls,
-		starttls;
+	    starttls;
 	uint64_t size_max; /* 0: no limit announced (SIZE 0 means no limit too) */
-	bool tls;	   /* the session is protected by TLS */
+	bool tls;          /* the session is protected by TLS */
 	char tls_version[16];
 	char tls_cipher[64];
 };
 
 /* Called once the session is ready for transactions (ok) or failed (err). */
 typedef void (*smtp_ready_fn)(void *arg, struct smtp_client *c, bool ok,
-			      const struct smtp_client_error *err);
+                              const struct smtp_client_error *err);
 
 /* Connects to addr and sets the session up. The callback runs later, never
  * from inside this call. On failure the client is already freed. */
 struct smtp_client *smtp_client_connect(struct event_base *base, const struct sockaddr *addr,
-					socklen_t addrlen, const struct smtp_client_config *cfg,
-					smtp_ready_fn ready, void *arg);
+                                        socklen_t addrlen, const struct smtp_client_config *cfg,
+                                        smtp_ready_fn ready, void *arg);
 
 const struct smtp_server_info *smtp_client_info(const struct smtp_client *c);
 
 enum smtp_rcpt_status {
-	SMTP_RCPT_OK,	     /* accepted, and the message was accepted after the data */
+	SMTP_RCPT_OK,        /* accepted, and the message was accepted after the data */
 	SMTP_RCPT_FAILED,    /* refused (see reply; permanent when 5xx) */
 	SMTP_RCPT_NOT_TRIED, /* 452 "too many recipients" or the transaction ended
-				before it: send it in another transaction */
+	                        before it: send it in another transaction */
 };
 
 struct smtp_rcpt_result {
@@ -122,13 +122,14 @@ struct smtp_txn {
  * When err->kind != NONE the transaction as a whole failed (recipients that
  * were accepted before are FAILED with this error, or NOT_TRIED); the
  * connection may still be usable (smtp_client_usable). */
-typedef void (*smtp_txn_fn)(void *arg, struct smtp_client *c, const struct smtp_rcpt_result *results,
-			    const struct smtp_client_error *err);
+typedef void (*smtp_txn_fn)(void *arg, struct smtp_client *c,
+                            const struct smtp_rcpt_result *results,
+                            const struct smtp_client_error *err);
 
 /* Runs one transaction on a ready session. The txn and its strings must
  * stay valid until the callback. */
 void smtp_client_send(struct smtp_client *c, const struct smtp_txn *txn, smtp_txn_fn done,
-		      void *arg);
+                      void *arg);
 
 /* True when another transaction may follow on this connection. */
 bool smtp_client_usable(const struct smtp_client *c);
@@ -137,7 +138,7 @@ bool smtp_client_usable(const struct smtp_client *c);
  * closes the connection or sends anything unasked, after which the client is
  * unusable and the caller should smtp_client_abort it. NULL unsets. */
 void smtp_client_watch_idle(struct smtp_client *c, void (*fn)(void *arg, struct smtp_client *c),
-			    void *arg);
+                            void *arg);
 
 /* Sends QUIT (when usable), waits briefly for its reply, closes, frees. */
 void smtp_client_quit(struct smtp_client *c);

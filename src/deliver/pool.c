@@ -27,7 +27,7 @@ struct pool {
 };
 
 struct pool *pool_new(struct event_base *base, int64_t idle_timeout_ms, int max_messages,
-		      size_t max_idle)
+                      size_t max_idle)
 {
 	struct pool *p = calloc(1, sizeof *p);
 	if (p == NULL)
@@ -66,8 +66,8 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 static void on_idle_close(void *arg, struct smtp_client *c)
 {
 	struct idle_conn *ic = arg;
-	log_event(LOG_DEBUG, "connection_closed_by_peer", "mx=%s ip=%s messages=%d",
-		  ic->info.mx, ic->info.ip, ic->info.messages);
+	log_event(LOG_DEBUG, "connection_closed_by_peer", "mx=%s ip=%s messages=%d", ic->info.mx,
+	          ic->info.ip, ic->info.messages);
 	unlink_conn(ic);
 	smtp_client_abort(ic->client);
 	free(ic);
@@ -88,7 +88,7 @@ struct smtp_client *pool_take(struct pool *p, const char *dest, struct pool_conn
 }
 
 void pool_put(struct pool *p, const char *dest, struct smtp_client *c,
-	      const struct pool_conn_info *info)
+              const struct pool_conn_info *info)
 {
 	if (!smtp_client_usable(c) || info->messages >= p->max_messages ||
 	    p->nidle >= p->max_idle) {
@@ -104,7 +104,7 @@ void pool_put(struct pool *p, const char *dest, struct smtp_client *c,
 	ic->info = *info;
 	ic->timer = evtimer_new(p->base, on_idle_timeout, ic);
 	struct timeval tv = {.tv_sec = p->idle_timeout_ms / 1000,
-			     .tv_usec = (p->idle_timeout_ms % 1000) * 1000};
+	                     .tv_usec = (p->idle_timeout_ms % 1000) * 1000};
 	evtimer_add(ic->timer, &tv);
 	smtp_client_watch_idle(c, on_idle_close, ic);
 	ic->next = p->head;

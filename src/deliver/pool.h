@@ -27,7 +27,7 @@ struct pool_conn_info {
 };
 
 struct pool *pool_new(struct event_base *base, int64_t idle_timeout_ms, int max_messages,
-		      size_t max_idle);
+                      size_t max_idle);
 
 /* An idle connection to dest, or NULL; info is filled. */
 struct smtp_client *pool_take(struct pool *p, const char *dest, struct pool_conn_info *info);
@@ -35,7 +35,7 @@ struct smtp_client *pool_take(struct pool *p, const char *dest, struct pool_conn
 /* Parks c (usable, idle) for dest, or quits it when it has carried enough
  * messages or the pool is full. The pool owns c afterwards. */
 void pool_put(struct pool *p, const char *dest, struct smtp_client *c,
-	      const struct pool_conn_info *info);
+              const struct pool_conn_info *info);
 
 /* Idle connections parked for dest / in all. */
 size_t pool_idle_count(const struct pool *p, const char *dest);

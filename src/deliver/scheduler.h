@@ -27,8 +27,8 @@ struct scheduler;
 /* Creates the resolver, the TLS context and the connection pool too. NULL
  * with why filled when one of them cannot be made. */
 struct scheduler *scheduler_start(struct event_base *base, const struct conf *conf,
-				  struct spool *reader, struct spool_writer *writer, char *why,
-				  size_t whylen);
+                                  struct spool *reader, struct spool_writer *writer, char *why,
+                                  size_t whylen);
 
 /* Something changed in the spool (new mail, kick, release): look for due
  * work now rather than at the next timer. Cheap; calls coalesce. */

@@ -23,15 +23,15 @@
 
 struct dest_host {
 	char name[DNS_NAME_MAX]; /* MX target, the domain (implicit MX) or "[ip]" */
-	bool is_ip;		 /* an IP literal recipient: addr is set, no lookup */
+	bool is_ip;              /* an IP literal recipient: addr is set, no lookup */
 	struct dns_addr addr;
 	int preference; /* -1 without MX */
 };
 
 struct destinations {
 	bool have_mx;
-	bool orig_authentic;	 /* the recipient domain's own answers were authentic */
-	bool expanded_authentic; /* every answer of the CNAME chain and the MX was */
+	bool orig_authentic;         /* the recipient domain's own answers were authentic */
+	bool expanded_authentic;     /* every answer of the CNAME chain and the MX was */
 	char expanded[DNS_NAME_MAX]; /* the domain after CNAMEs */
 	size_t n;
 	struct dest_host *hosts; /* owned */
@@ -51,16 +51,16 @@ struct gather;
  * the callee; free it with destinations_free) and ok=false with d->error set
  * on failure. Returns a handle for gather_cancel. */
 struct gather *gather_destinations(struct dns_resolver *r, const char *domain,
-				   destinations_callback cb, void *arg);
+                                   destinations_callback cb, void *arg);
 
 struct host_ips {
-	bool authentic;		 /* the host's first answer was authentic */
+	bool authentic;          /* the host's first answer was authentic */
 	bool expanded_authentic; /* all of its CNAME chain and address answers were */
 	char expanded[DNS_NAME_MAX];
 	bool dualstack;
 	size_t n;
 	struct dns_addr *addrs; /* owned, in dialing order */
-	bool permanent;		/* never, today: a missing host is retried */
+	bool permanent;         /* never, today: a missing host is retried */
 	char enhanced[12];
 	char error[256];
 	int ede;
@@ -72,7 +72,7 @@ typedef void (*ips_callback)(void *arg, struct host_ips *ips, bool ok);
  * earlier attempts for this host, oldest first (may be NULL/0); they drive
  * the order. The callback owns nothing: free ips with host_ips_free. */
 struct gather *gather_ips(struct dns_resolver *r, const char *host, const struct dns_addr *dialed,
-			  size_t ndialed, ips_callback cb, void *arg);
+                          size_t ndialed, ips_callback cb, void *arg);
 
 void gather_cancel(struct gather *g);
 

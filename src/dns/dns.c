@@ -931,16 +931,17 @@ static void metrics_init(void)
 	if (m_lookups)
 		return;
 	m_lookups = metric_counter("outpost_dns_lookups_total", "DNS lookups by type and result",
-				   "type,result");
+	                           "type,result");
 	m_lookup_seconds = metric_histogram("outpost_dns_lookup_seconds", "DNS lookup time", secs,
-					    sizeof secs / sizeof secs[0]);
+	                                    sizeof secs / sizeof secs[0]);
 }
 
 static void count_lookup(const struct dns_query *q, const struct dns_answer *a)
 {
-	static const char *const results[] = {
-		[DNS_OK] = "ok", [DNS_NOTFOUND] = "notfound", [DNS_TEMPFAIL] = "temporary",
-		[DNS_MALFORMED] = "malformed"};
+	static const char *const results[] = {[DNS_OK] = "ok",
+	                                      [DNS_NOTFOUND] = "notfound",
+	                                      [DNS_TEMPFAIL] = "temporary",
+	                                      [DNS_MALFORMED] = "malformed"};
 	char value[32];
 	const char *result = a->nxdomain ? "nxdomain" : results[a->status];
 	snprintf(value, sizeof value, "%s,%s", dns_type_name(q->type), result);

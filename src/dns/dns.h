@@ -33,7 +33,7 @@ enum dns_type {
 };
 
 enum dns_status {
-	DNS_OK,	       /* records found */
+	DNS_OK,        /* records found */
 	DNS_NOTFOUND,  /* NXDOMAIN or NODATA: nothing of that type exists */
 	DNS_TEMPFAIL,  /* SERVFAIL, REFUSED, timeout, network error: try later */
 	DNS_MALFORMED, /* an answer we could not parse: treated as temporary */
@@ -62,27 +62,27 @@ struct dns_addr {
 
 struct dns_answer {
 	enum dns_status status;
-	int rcode;		 /* 0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, ... -1 when no answer */
-	bool nxdomain;		 /* the name does not exist at all (rcode 3) */
-	bool authentic;		 /* AD set and trusted (see dns_resolver_new) */
-	int ede;		 /* RFC 8914 INFO-CODE, -1 when none */
-	char ede_text[128];	 /* EXTRA-TEXT, printable ASCII only */
-	uint32_t ttl;		 /* smallest TTL of the records returned */
+	int rcode;                    /* 0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, ... -1 when no answer */
+	bool nxdomain;                /* the name does not exist at all (rcode 3) */
+	bool authentic;               /* AD set and trusted (see dns_resolver_new) */
+	int ede;                      /* RFC 8914 INFO-CODE, -1 when none */
+	char ede_text[128];           /* EXTRA-TEXT, printable ASCII only */
+	uint32_t ttl;                 /* smallest TTL of the records returned */
 	char canonical[DNS_NAME_MAX]; /* the name at the end of the answer's CNAME chain */
 	char cname[DNS_NAME_MAX];     /* for DNS_CNAME queries: the target, "" if none */
-	size_t n;		 /* records of the asked type */
-	struct dns_mx *mx;	 /* DNS_MX, sorted by preference (ties in answer order) */
-	struct dns_addr *addrs;	 /* DNS_A, DNS_AAAA */
-	struct dns_tlsa *tlsa;	 /* DNS_TLSA */
-	char **txt;		 /* DNS_TXT: each record's strings joined */
-	char error[160];	 /* human reason when status != DNS_OK */
+	size_t n;                     /* records of the asked type */
+	struct dns_mx *mx;            /* DNS_MX, sorted by preference (ties in answer order) */
+	struct dns_addr *addrs;       /* DNS_A, DNS_AAAA */
+	struct dns_tlsa *tlsa;        /* DNS_TLSA */
+	char **txt;                   /* DNS_TXT: each record's strings joined */
+	char error[160];              /* human reason when status != DNS_OK */
 };
 
 /* Parses a wire-format response to a query for qname/qtype. authentic is
  * set from the AD bit when trust_ad is true. Fills *a (free with
  * dns_answer_free) and returns a->status. Never reads past len. */
 enum dns_status dns_answer_parse(const uint8_t *wire, size_t len, const char *qname,
-				 enum dns_type qtype, bool trust_ad, struct dns_answer *a);
+                                 enum dns_type qtype, bool trust_ad, struct dns_answer *a);
 
 void dns_answer_free(struct dns_answer *a);
 
@@ -92,7 +92,7 @@ const char *dns_type_name(enum dns_type t);
 /* Creates the resolver on base: nameservers from conf->dns_nameserver
  * ("ip:port" or "ip"), else /etc/resolv.conf; trust_ad per conf. */
 struct dns_resolver *dns_resolver_new(struct event_base *base, const struct conf *conf, char *why,
-				      size_t whylen);
+                                      size_t whylen);
 /* Queries still pending are dropped without their callbacks (cancel the
  * gathers first: their state is the caller's). Not from within a callback. */
 void dns_resolver_free(struct dns_resolver *r);
@@ -108,7 +108,7 @@ typedef void (*dns_callback)(void *arg, const struct dns_answer *a);
  * callback runs later, never from within this call. Returns a handle that
  * dns_cancel accepts until the callback has run. */
 struct dns_query *dns_query(struct dns_resolver *r, const char *name, enum dns_type type,
-			    dns_callback cb, void *arg);
+                            dns_callback cb, void *arg);
 
 /* The callback will not be called. */
 void dns_cancel(struct dns_query *q);

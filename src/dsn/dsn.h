@@ -17,20 +17,20 @@
 #include <stdint.h>
 
 struct dsn_recipient {
-	const char *address;	/* as queued (UTF-8 allowed with utf8) */
-	const char *status;	/* "5.1.1", "4.4.1": class then detail */
+	const char *address;    /* as queued (UTF-8 allowed with utf8) */
+	const char *status;     /* "5.1.1", "4.4.1": class then detail */
 	const char *remote_mta; /* MX host name, NULL when none was reached */
-	const char *remote_ip;	/* its address, NULL when unknown */
+	const char *remote_ip;  /* its address, NULL when unknown */
 	const char *diagnostic; /* the remote reply "550 5.1.1 no such user", NULL when
-				   the failure was ours (DNS, timeout) */
-	const char *reason;	/* human text of the last error (always set) */
+	                           the failure was ours (DNS, timeout) */
+	const char *reason;     /* human text of the last error (always set) */
 	int64_t last_attempt_ms;
 };
 
 struct dsn_report {
-	bool delay;		     /* delay notice (Action: delayed) or failure */
-	bool utf8;		     /* SMTPUTF8 original: RFC 6533 global types */
-	bool redact;		     /* REQUIRETLS original: RFC 8689 §5 */
+	bool delay;                  /* delay notice (Action: delayed) or failure */
+	bool utf8;                   /* SMTPUTF8 original: RFC 6533 global types */
+	bool redact;                 /* REQUIRETLS original: RFC 8689 §5 */
 	const char *reporting_mta;   /* our hostname */
 	const char *original_sender; /* the envelope sender we report to */
 	const char *original_id;     /* queue id of the original, for the text */

@@ -17,8 +17,8 @@
 #include <stddef.h>
 
 #define SMTP_LOCALPART_MAX 64
-#define SMTP_DOMAIN_MAX	   255
-#define SMTP_PATH_MAX	   256
+#define SMTP_DOMAIN_MAX    255
+#define SMTP_PATH_MAX      256
 
 enum smtp_path_flags {
 	SMTP_PATH_ALLOW_NULL = 1 << 0, /* <> is valid (MAIL FROM) */
@@ -31,9 +31,9 @@ enum smtp_path_flags {
 struct smtp_addr {
 	char localpart[SMTP_LOCALPART_MAX + 1];
 	char domain[SMTP_DOMAIN_MAX + 1];
-	bool is_null;	     /* the null path <> */
+	bool is_null;        /* the null path <> */
 	bool domain_literal; /* domain is [..] */
-	bool utf8;	     /* local part or domain has octets >= 0x80 */
+	bool utf8;           /* local part or domain has octets >= 0x80 */
 };
 
 /* A failure: enhanced code such as "5.1.3" and a reason fit for a reply. */
@@ -46,12 +46,12 @@ struct smtp_error {
  * out, sets *consumed to the octets used (through '>') and returns true. On
  * failure fills err and returns false. */
 bool smtp_path_parse(const char *s, size_t len, unsigned flags, struct smtp_addr *out,
-		     size_t *consumed, struct smtp_error *err);
+                     size_t *consumed, struct smtp_error *err);
 
 /* Parses a bare mailbox "local@domain" (no angle brackets), e.g. a command
  * line argument or an address taken from a To: header. Same rules. */
 bool smtp_mailbox_parse(const char *s, size_t len, unsigned flags, struct smtp_addr *out,
-			struct smtp_error *err);
+                        struct smtp_error *err);
 
 /* Writes "local@domain" (or "" for the null path) into buf of size n;
  * returns the length, or -1 when it does not fit. */

@@ -42,7 +42,7 @@ struct smtp_command {
 	/* MAIL and RCPT */
 	struct smtp_addr addr;
 	/* MAIL parameters */
-	uint64_t size;	   /* SIZE=, 0 when absent */
+	uint64_t size; /* SIZE=, 0 when absent */
 	bool has_size;
 	enum smtp_body_type body;
 	bool smtputf8;
@@ -62,7 +62,7 @@ struct smtp_command_error {
  * allowed only when the line carries the SMTPUTF8 parameter. Returns true and
  * fills cmd, or false and fills err. cmd->arg points into line. */
 bool smtp_command_parse(const char *line, size_t len, struct smtp_command *cmd,
-			struct smtp_command_error *err);
+                        struct smtp_command_error *err);
 
 /* Name of a verb for logs ("MAIL"). */
 const char *smtp_verb_name(enum smtp_verb v);

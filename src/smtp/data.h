@@ -18,21 +18,21 @@
 struct evbuffer;
 
 enum smtp_data_flags {
-	SMTP_DATA_8BIT = 1 << 0,	/* an octet >= 0x80 */
-	SMTP_DATA_NUL = 1 << 1,		/* a NUL octet */
-	SMTP_DATA_BARE_CR = 1 << 2,	/* CR not followed by LF */
-	SMTP_DATA_BARE_LF = 1 << 3,	/* LF not preceded by CR */
-	SMTP_DATA_LONG_LINE = 1 << 4,	/* a line longer than max_line (without CRLF) */
-	SMTP_DATA_TOO_BIG = 1 << 5,	/* more than max_size octets after unstuffing */
+	SMTP_DATA_8BIT = 1 << 0,      /* an octet >= 0x80 */
+	SMTP_DATA_NUL = 1 << 1,       /* a NUL octet */
+	SMTP_DATA_BARE_CR = 1 << 2,   /* CR not followed by LF */
+	SMTP_DATA_BARE_LF = 1 << 3,   /* LF not preceded by CR */
+	SMTP_DATA_LONG_LINE = 1 << 4, /* a line longer than max_line (without CRLF) */
+	SMTP_DATA_TOO_BIG = 1 << 5,   /* more than max_size octets after unstuffing */
 };
 
 struct smtp_data_reader {
 	size_t max_size;
 	size_t max_line;
-	uint64_t size;	 /* octets of unstuffed body seen (counted past max_size too) */
+	uint64_t size;   /* octets of unstuffed body seen (counted past max_size too) */
 	size_t line_len; /* octets in the current line so far */
 	unsigned flags;
-	int state;	 /* internal */
+	int state; /* internal */
 };
 
 void smtp_data_reader_init(struct smtp_data_reader *r, size_t max_size, size_t max_line);

@@ -27,7 +27,7 @@ void msg_header_iter_init(struct msg_header_iter *it, const char *msg, size_t le
  * kept, without the final line ending). Returns false at the end of the
  * header section or at the first line that is not a valid field. */
 bool msg_header_next(struct msg_header_iter *it, const char **name, size_t *name_len,
-		     const char **value, size_t *value_len);
+                     const char **value, size_t *value_len);
 
 /* RFC 8689 §5: true when the message has at least one TLS-Required field and
  * every TLS-Required field's value is "No" (case-insensitive, surrounding
@@ -43,8 +43,8 @@ bool msg_has_header(const char *msg, size_t len, const char *name);
  * brackets or comments. Returns the number of addresses found, or -1 on a
  * syntax error (why filled). */
 int msg_header_recipients(const char *msg, size_t len,
-			  void (*fn)(const char *addr, size_t addr_len, void *arg), void *arg,
-			  char *why, size_t why_len);
+                          void (*fn)(const char *addr, size_t addr_len, void *arg), void *arg,
+                          char *why, size_t why_len);
 
 /* Returns a copy of msg without its Bcc fields (the caller frees it), and
  * sets *out_len. */

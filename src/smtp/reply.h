@@ -22,24 +22,24 @@ void smtp_reply_write(struct evbuffer *out, int code, const char *enhanced, cons
 
 /* Same with printf-style text. */
 void smtp_reply_writef(struct evbuffer *out, int code, const char *enhanced, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 #define SMTP_REPLY_MAX_LINE  2048 /* longer lines are a protocol error */
-#define SMTP_REPLY_MAX_LINES 64	  /* more lines are a protocol error */
+#define SMTP_REPLY_MAX_LINES 64   /* more lines are a protocol error */
 #define SMTP_REPLY_MAX_TEXT  8192 /* joined text is truncated here */
 
 struct smtp_reply {
-	int code;	    /* 200..599 */
-	char enhanced[16];  /* "5.1.1" when the text starts with one, else "" */
+	int code;                       /* 200..599 */
+	char enhanced[16];              /* "5.1.1" when the text starts with one, else "" */
 	char text[SMTP_REPLY_MAX_TEXT]; /* lines' text after the code (and the
-					   enhanced code), joined by '\n' */
+	                                   enhanced code), joined by '\n' */
 	size_t lines;
 };
 
 enum smtp_reply_status {
-	SMTP_REPLY_MORE,     /* need more lines */
-	SMTP_REPLY_DONE,     /* *reply is complete */
-	SMTP_REPLY_BAD,      /* protocol error: the connection is unusable */
+	SMTP_REPLY_MORE, /* need more lines */
+	SMTP_REPLY_DONE, /* *reply is complete */
+	SMTP_REPLY_BAD,  /* protocol error: the connection is unusable */
 };
 
 struct smtp_reply_parser {
@@ -54,7 +54,7 @@ void smtp_reply_parser_init(struct smtp_reply_parser *p);
 /* Feeds one line of len octets without its line ending. Returns MORE, DONE
  * (p->reply holds the reply; the next feed starts a new one) or BAD. */
 enum smtp_reply_status smtp_reply_parser_feed(struct smtp_reply_parser *p, const char *line,
-					      size_t len);
+                                              size_t len);
 
 /* Class of a code: 2, 3, 4 or 5. */
 static inline int smtp_reply_class(int code)

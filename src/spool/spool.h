@@ -33,15 +33,15 @@ const char *rcpt_state_name(enum rcpt_state s);
 int rcpt_state_parse(const char *name); /* -1 when unknown */
 
 enum spool_msg_flags {
-	SPOOL_F_REQUIRETLS = 1 << 0,	  /* MAIL ... REQUIRETLS (RFC 8689) */
+	SPOOL_F_REQUIRETLS = 1 << 0,      /* MAIL ... REQUIRETLS (RFC 8689) */
 	SPOOL_F_TLS_REQUIRED_NO = 1 << 1, /* "TLS-Required: No" header (RFC 8689 §5) */
-	SPOOL_F_8BIT = 1 << 2,		  /* body has octets >= 0x80 */
-	SPOOL_F_SMTPUTF8 = 1 << 3,	  /* needs SMTPUTF8 */
-	SPOOL_F_DSN = 1 << 4,		  /* a delivery status notification we made */
+	SPOOL_F_8BIT = 1 << 2,            /* body has octets >= 0x80 */
+	SPOOL_F_SMTPUTF8 = 1 << 3,        /* needs SMTPUTF8 */
+	SPOOL_F_DSN = 1 << 4,             /* a delivery status notification we made */
 };
 
 struct spool_message_in {
-	uint64_t id; /* from spool_new_id() */
+	uint64_t id;        /* from spool_new_id() */
 	const char *sender; /* "" for <> */
 	const char *const *rcpts;
 	size_t nrcpt;
@@ -71,7 +71,7 @@ void spool_id_format(uint64_t id, char buf[17]);
 bool spool_id_parse(const char *s, uint64_t *id);
 
 int spool_insert_message(struct spool *s, const struct spool_message_in *m, char *why,
-			 size_t whylen);
+                         size_t whylen);
 
 /* Filters for listing and for the admin actions; zero fields match all. */
 struct spool_filter {
@@ -79,8 +79,8 @@ struct spool_filter {
 	size_t nids;
 	const char *domain;    /* recipient domain, compared lower-cased */
 	const char *recipient; /* recipient address, case-insensitive */
-	int state;	       /* -1: any; else enum rcpt_state */
-	bool all;	       /* required for actions when nothing else is given */
+	int state;             /* -1: any; else enum rcpt_state */
+	bool all;              /* required for actions when nothing else is given */
 };
 
 enum spool_action { SPOOL_HOLD, SPOOL_RELEASE, SPOOL_KICK, SPOOL_DROP };
@@ -90,7 +90,7 @@ enum spool_action { SPOOL_HOLD, SPOOL_RELEASE, SPOOL_KICK, SPOOL_DROP };
  * queued/deferred -> due now; drop: recipients removed, then messages left
  * without recipients). Returns the number of recipients changed. */
 int64_t spool_apply(struct spool *s, enum spool_action a, const struct spool_filter *f,
-		    int64_t now_ms, char *why, size_t whylen);
+                    int64_t now_ms, char *why, size_t whylen);
 
 /* A recipient due for an attempt. */
 struct spool_due {
@@ -105,7 +105,7 @@ struct spool_due {
  * earliest first, leaving out the nskip domains in skip. Returns the count
  * or -1. */
 int spool_due_list(struct spool *s, int64_t now_ms, const char *const *skip, size_t nskip,
-		   struct spool_due *out, size_t max, char *why, size_t whylen);
+                   struct spool_due *out, size_t max, char *why, size_t whylen);
 
 /* Earliest next_attempt of a queued or deferred recipient, or -1 if none. */
 int64_t spool_next_due(struct spool *s);
@@ -115,11 +115,11 @@ int64_t spool_next_due(struct spool *s);
  * recipients that are no longer queued/deferred (held or dropped meanwhile);
  * returns how many were updated. */
 int spool_attempt_begin(struct spool *s, int64_t rcpt_id, int64_t now_ms, int64_t backoff_ms,
-			char *why, size_t whylen);
+                        char *why, size_t whylen);
 
 /* Outcome of an attempt for one recipient. */
 int spool_attempt_end(struct spool *s, int64_t rcpt_id, enum rcpt_state state,
-		      const char *last_error, char *why, size_t whylen);
+                      const char *last_error, char *why, size_t whylen);
 
 /* What delivery needs of a message besides its recipients and body. */
 struct spool_envelope {
@@ -131,7 +131,7 @@ struct spool_envelope {
 };
 
 int spool_load_envelope(struct spool *s, uint64_t id, struct spool_envelope *e, char *why,
-			size_t whylen);
+                        size_t whylen);
 
 enum spool_attempt_result { SPOOL_ATTEMPT_DELIVERED, SPOOL_ATTEMPT_DEFERRED, SPOOL_ATTEMPT_FAILED };
 
@@ -150,13 +150,14 @@ int spool_log_attempt(struct spool *s, const struct spool_attempt_log *l, char *
 /* The addresses connected to for host in earlier attempts ("ip ip ..."),
  * SPEC §4.3; "" when none. */
 int spool_dialed_get(struct spool *s, uint64_t msg_id, const char *host, char *ips, size_t n);
-int spool_dialed_put(struct spool *s, uint64_t msg_id, const char *host, const char *ips,
-		     char *why, size_t whylen);
+int spool_dialed_put(struct spool *s, uint64_t msg_id, const char *host, const char *ips, char *why,
+                     size_t whylen);
 
 /* When no recipient of the message is pending any more: marks it done,
  * drops its body and dialed addresses. Returns 1 when it was done, 0 when
  * recipients remain, -1 on error. */
-int spool_finish_if_done(struct spool *s, uint64_t msg_id, int64_t now_ms, char *why, size_t whylen);
+int spool_finish_if_done(struct spool *s, uint64_t msg_id, int64_t now_ms, char *why,
+                         size_t whylen);
 
 /* Deletes messages done before the given time with their recipients and
  * delivery log. Returns the number of rows deleted, or -1. */
@@ -174,7 +175,7 @@ json_t *spool_show_json(struct spool *s, uint64_t id, char *why, size_t whylen);
 
 /* The stored message; caller frees *body. Returns 0, or -1 when unknown. */
 int spool_message_body(struct spool *s, uint64_t id, char **body, size_t *len, char *why,
-		       size_t whylen);
+                       size_t whylen);
 
 /* PRAGMA integrity_check plus the spool's own invariants. Returns the number
  * of problems; each is passed to fn. */

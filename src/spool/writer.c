@@ -45,13 +45,13 @@ static void metrics_init(void)
 {
 	static const double sizes[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 	static const double secs[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
-				      0.05,   0.1,   0.25,  0.5,   1,    2.5};
-	batch_size_metric = metric_histogram("outpost_spool_commit_batch_size",
-					     "jobs carried by one group commit", sizes,
-					     sizeof sizes / sizeof sizes[0]);
-	commit_seconds_metric = metric_histogram("outpost_spool_commit_seconds",
-						 "time of one group commit, BEGIN to fsynced COMMIT",
-						 secs, sizeof secs / sizeof secs[0]);
+	                              0.05,   0.1,   0.25,  0.5,   1,    2.5};
+	batch_size_metric =
+	    metric_histogram("outpost_spool_commit_batch_size", "jobs carried by one group commit",
+	                     sizes, sizeof sizes / sizeof sizes[0]);
+	commit_seconds_metric = metric_histogram(
+	    "outpost_spool_commit_seconds", "time of one group commit, BEGIN to fsynced COMMIT",
+	    secs, sizeof secs / sizeof secs[0]);
 }
 
 static void list_append(struct job_list *l, struct job *j)
@@ -111,7 +111,7 @@ static void run_batch(struct spool_writer *w, struct job_list *batch)
 		spool_rollback(w->spool);
 		fail_batch(batch, why);
 		log_event(LOG_ERROR, "spool_commit_failed", "jobs=%zu reason=%s", n,
-			  log_quote(why));
+		          log_quote(why));
 		return;
 	}
 	metric_observe(batch_size_metric, (double)n);
@@ -169,7 +169,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 }
 
 struct spool_writer *spool_writer_start(struct event_base *base, const char *data_dir, char *why,
-					size_t whylen)
+                                        size_t whylen)
 {
 	struct spool_writer *w = calloc(1, sizeof *w);
 	if (w == NULL)

@@ -28,7 +28,7 @@ typedef void (*spool_done_fn)(void *arg, int status, const char *why);
 
 /* Opens data_dir/spool.db for writing and starts the thread. */
 struct spool_writer *spool_writer_start(struct event_base *base, const char *data_dir, char *why,
-					size_t whylen);
+                                        size_t whylen);
 
 /* Queues a job; fn runs on the writer thread, done on the loop thread. arg
  * stays owned by the caller, who must keep it alive until done. */

@@ -43,7 +43,7 @@ static void grow_append(struct growbuf *b, const char *s, size_t n)
 static int usage(void)
 {
 	fprintf(stderr, "usage: outpost send [-c FILE] [-f SENDER] [-t] [-i] [--requiretls] "
-			"[RCPT...] < message\n");
+	                "[RCPT...] < message\n");
 	return 2;
 }
 
@@ -52,7 +52,7 @@ static int usage(void)
 static int parse_opts(int argc, char **argv, struct send_opts *o)
 {
 	static const struct option longopts[] = {{"requiretls", no_argument, NULL, 'R'},
-						  {NULL, 0, NULL, 0}};
+	                                         {NULL, 0, NULL, 0}};
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:r:tio:F:B:N:vUX:", longopts, NULL)) != -1) {
@@ -74,7 +74,12 @@ static int parse_opts(int argc, char **argv, struct send_opts *o)
 		case 'R':
 			o->requiretls = true;
 			break;
-		case 'F': case 'B': case 'N': case 'v': case 'U': case 'X':
+		case 'F':
+		case 'B':
+		case 'N':
+		case 'v':
+		case 'U':
+		case 'X':
 			break;
 		default:
 			return -1;
@@ -140,7 +145,7 @@ static int validate(const struct strlist *rcpts, const char *sender, bool utf8)
 		const char *r = rcpts->items[i];
 		if (!smtp_mailbox_parse(r, strlen(r), flags, &a, &e) || a.domain[0] == '\0') {
 			fprintf(stderr, "outpost: bad recipient <%s>: %s\n", r,
-				a.domain[0] ? e.reason : "no domain");
+			        a.domain[0] ? e.reason : "no domain");
 			return -1;
 		}
 	}
@@ -150,13 +155,14 @@ static int validate(const struct strlist *rcpts, const char *sender, bool utf8)
 /* Trace and the fields RFC 5322 requires, when the local program left them
  * out (RFC 6409 §8.1-8.3 lets a submission server add them). */
 static void add_headers(struct growbuf *out, const struct growbuf *msg, const struct conf *conf,
-			const char *sender, uint64_t id)
+                        const char *sender, uint64_t id)
 {
 	char date[48], qid[17], line[1024];
 	time_format_rfc5322(time_now_ms(), date, sizeof date);
 	spool_id_format(id, qid);
-	int n = snprintf(line, sizeof line, "Received: by %s (outpost, from uid %u)\r\n\tid %s; %s\r\n",
-			 conf->hostname, (unsigned)getuid(), qid, date);
+	int n =
+	    snprintf(line, sizeof line, "Received: by %s (outpost, from uid %u)\r\n\tid %s; %s\r\n",
+	             conf->hostname, (unsigned)getuid(), qid, date);
 	grow_append(out, line, (size_t)n);
 	if (!msg_has_header(msg->p, msg->len, "Date")) {
 		n = snprintf(line, sizeof line, "Date: %s\r\n", date);
@@ -261,16 +267,23 @@ int send_main(int argc, char **argv, const struct conf *conf, FILE *in)
 	char client[64];
 	snprintf(client, sizeof client, "local:uid=%u", (unsigned)getuid());
 	struct spool_message_in m = {
-		.id = id, .sender = sender, .rcpts = (const char *const *)o.rcpts.items,
-		.nrcpt = o.rcpts.len, .flags = flags, .client = client,
-		.queued_ms = time_now_ms(), .body = full.p, .body_len = full.len,
+	    .id = id,
+	    .sender = sender,
+	    .rcpts = (const char *const *)o.rcpts.items,
+	    .nrcpt = o.rcpts.len,
+	    .flags = flags,
+	    .client = client,
+	    .queued_ms = time_now_ms(),
+	    .body = full.p,
+	    .body_len = full.len,
 	};
 	rc = queue_message(conf, &m);
 	if (rc == 0) {
 		char qid[17];
 		spool_id_format(id, qid);
-		log_event(LOG_INFO, "message_accepted", "qid=%s from=%s rcpts=%zu size=%zu client=%s",
-			  qid, log_quote(sender), m.nrcpt, m.body_len, client);
+		log_event(LOG_INFO, "message_accepted",
+		          "qid=%s from=%s rcpts=%zu size=%zu client=%s", qid, log_quote(sender),
+		          m.nrcpt, m.body_len, client);
 	}
 out:
 	strlist_clear(&o.rcpts);

@@ -35,12 +35,12 @@
 
 enum session_state {
 	ST_COMMAND,
-	ST_AUTH_PLAIN,	    /* waiting for the PLAIN response line */
+	ST_AUTH_PLAIN,      /* waiting for the PLAIN response line */
 	ST_AUTH_LOGIN_USER, /* waiting for the LOGIN user name line */
 	ST_AUTH_LOGIN_PASS, /* waiting for the LOGIN password line */
-	ST_DATA,	    /* reading the DATA body */
-	ST_BDAT,	    /* reading a BDAT chunk */
-	ST_COMMIT,	    /* message handed to the writer, waiting for its commit */
+	ST_DATA,            /* reading the DATA body */
+	ST_BDAT,            /* reading a BDAT chunk */
+	ST_COMMIT,          /* message handed to the writer, waiting for its commit */
 	ST_TLS_HANDSHAKE,
 	ST_CLOSING, /* final reply written, closing when flushed */
 };
@@ -62,7 +62,7 @@ struct session {
 	int auth_failures;
 	int64_t commands;
 	bool skipping_line; /* discarding the rest of an overlong line */
-	bool orphaned;	    /* closed while its commit was pending */
+	bool orphaned;      /* closed while its commit was pending */
 	bool reading_paused;
 	struct event *linger; /* TLS: waits for the final reply to leave */
 	int64_t linger_until_us;
@@ -103,7 +103,7 @@ struct smtpd {
 	int64_t nsessions;
 	struct ip_count *ips;
 	size_t nips;
-	char *line; /* max_line_length + 3 octets, shared: one loop thread */
+	char *line;    /* max_line_length + 3 octets, shared: one loop thread */
 	bool draining; /* shutting down: finish commits, start nothing new */
 };
 
@@ -114,15 +114,15 @@ static void metrics_init(void)
 	if (m_accepted)
 		return;
 	m_accepted = metric_counter("outpost_messages_accepted_total",
-				    "messages committed to the spool and acknowledged", NULL);
+	                            "messages committed to the spool and acknowledged", NULL);
 	m_bytes = metric_counter("outpost_bytes_accepted_total",
-				 "octets of messages committed and acknowledged", NULL);
-	m_rejections = metric_counter("outpost_smtp_rejections_total",
-				      "commands, messages and connections refused, by reason",
-				      "reason");
+	                         "octets of messages committed and acknowledged", NULL);
+	m_rejections =
+	    metric_counter("outpost_smtp_rejections_total",
+	                   "commands, messages and connections refused, by reason", "reason");
 	m_sessions = metric_gauge("outpost_smtp_sessions", "submission sessions open", NULL);
 	m_connections = metric_counter("outpost_smtp_connections_total",
-				       "submission connections by outcome", "result");
+	                               "submission connections by outcome", "result");
 }
 
 static void session_process(struct session *s);
@@ -131,7 +131,7 @@ static void session_close(struct session *s);
 /* ---- replies ------------------------------------------------------------ */
 
 static void reply(struct session *s, int code, const char *enh, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static void reply(struct session *s, int code, const char *enh, const char *fmt, ...)
 {
@@ -154,11 +154,11 @@ static void reply_and_close(struct session *s, int code, const char *enh, const 
 /* A refused command: replied, counted, and the session closed once the
  * client has made too many errors (a client that guesses or floods). */
 static void reject(struct session *s, const char *reason, int code, const char *enh,
-		   const char *text)
+                   const char *text)
 {
 	metric_add(m_rejections, reason, 1);
 	log_event(LOG_DEBUG, "smtp_reject", "client=%s reason=%s code=%d text=%s", s->ip, reason,
-		  code, log_quote(text));
+	          code, log_quote(text));
 	smtp_reply_write(bufferevent_get_output(s->bev), code, enh, text);
 	if (code >= 500 && ++s->errors >= s->d->conf->max_errors) {
 		metric_add(m_rejections, "too_many_errors", 1);
@@ -209,8 +209,8 @@ static void sanitize(char *dst, size_t n, const char *src, size_t len)
 	size_t o = 0;
 	for (size_t i = 0; i < len && o < n - 1; i++)
 		dst[o++] = (src[i] > ' ' && src[i] < 0x7f && src[i] != '(' && src[i] != ')')
-				   ? src[i]
-				   : '?';
+		               ? src[i]
+		               : '?';
 	dst[o] = '\0';
 }
 
@@ -226,9 +226,9 @@ static void cmd_ehlo(struct session *s, const struct smtp_command *c)
 	}
 	char text[1024];
 	int n = snprintf(text, sizeof text,
-			 "%s greets %s\nPIPELINING\nSIZE %lld\n8BITMIME\nSMTPUTF8\n"
-			 "ENHANCEDSTATUSCODES\nCHUNKING",
-			 conf->hostname, s->helo, (long long)conf->max_message_size);
+	                 "%s greets %s\nPIPELINING\nSIZE %lld\n8BITMIME\nSMTPUTF8\n"
+	                 "ENHANCEDSTATUSCODES\nCHUNKING",
+	                 conf->hostname, s->helo, (long long)conf->max_message_size);
 	if (s->d->tls && !s->tls)
 		n += snprintf(text + n, sizeof text - (size_t)n, "\nSTARTTLS");
 	if (auth_offered(s) && s->auth_user == NULL)
@@ -288,7 +288,7 @@ static void data_begin(struct session *s)
 	if (s->body == NULL)
 		s->body = evbuffer_new();
 	smtp_data_reader_init(&s->reader, (size_t)conf->max_message_size,
-			      (size_t)conf->max_line_length);
+	                      (size_t)conf->max_line_length);
 	s->data_started_us = time_mono_us();
 }
 
@@ -355,12 +355,11 @@ static void auth_finish(struct session *s, const char *user, const char *pass)
 	if (users_verify(s->d->users, user, pass)) {
 		s->auth_user = strdup(user);
 		log_event(LOG_INFO, "smtp_auth", "client=%s user=%s result=ok", s->ip,
-			  log_quote(user));
+		          log_quote(user));
 		reply(s, 235, "2.7.0", "authentication succeeded");
 		return;
 	}
-	log_event(LOG_WARN, "smtp_auth", "client=%s user=%s result=failed", s->ip,
-		  log_quote(user));
+	log_event(LOG_WARN, "smtp_auth", "client=%s user=%s result=failed", s->ip, log_quote(user));
 	metric_add(m_rejections, "auth_failed", 1);
 	if (++s->auth_failures >= s->d->conf->max_auth_failures) {
 		reply_and_close(s, 421, "4.7.0", "too many failed authentications");
@@ -375,7 +374,8 @@ static void auth_plain_response(struct session *s, const char *b64, size_t len)
 	unsigned char buf[1024];
 	int n = base64_decode(b64, len, buf, sizeof buf);
 	const unsigned char *user = n > 0 ? memchr(buf, '\0', (size_t)n) : NULL;
-	const unsigned char *pass = user ? memchr(user + 1, '\0', (size_t)(buf + n - user - 1)) : NULL;
+	const unsigned char *pass =
+	    user ? memchr(user + 1, '\0', (size_t)(buf + n - user - 1)) : NULL;
 	if (pass == NULL)
 		return reject(s, "syntax", 501, "5.5.2", "malformed AUTH PLAIN response");
 	auth_finish(s, (const char *)user + 1, (const char *)pass + 1);
@@ -546,9 +546,9 @@ static void add_received(struct session *s)
 	time_format_rfc5322(time_now_ms(), date, sizeof date);
 	spool_id_format(s->qid, id);
 	const char *proto = s->smtputf8 ? "UTF8SMTP" : (s->esmtp ? "ESMTP" : "SMTP");
-	int n = snprintf(hdr, sizeof hdr, "Received: from %s ([%s])\r\n\tby %s (outpost) with %s%s%s",
-			 s->helo, s->ip, s->d->conf->hostname, proto, s->tls ? "S" : "",
-			 s->auth_user ? "A" : "");
+	int n = snprintf(
+	    hdr, sizeof hdr, "Received: from %s ([%s])\r\n\tby %s (outpost) with %s%s%s", s->helo,
+	    s->ip, s->d->conf->hostname, proto, s->tls ? "S" : "", s->auth_user ? "A" : "");
 	if (s->tls)
 		n += snprintf(hdr + n, sizeof hdr - (size_t)n, "\r\n\t(%s)", s->tls_desc);
 	n += snprintf(hdr + n, sizeof hdr - (size_t)n, " id %s", id);
@@ -576,14 +576,14 @@ static void commit_done(void *arg, int status, const char *why)
 		metric_add(m_accepted, NULL, 1);
 		metric_add(m_bytes, NULL, (double)p->m.body_len);
 		log_event(LOG_INFO, "message_accepted",
-			  "qid=%s from=%s rcpts=%zu size=%zu client=%s tls=%s auth=%s", id,
-			  log_quote(p->m.sender), p->m.nrcpt, p->m.body_len, s->ip,
-			  s->tls ? "yes" : "no", log_quote(s->auth_user ? s->auth_user : ""));
+		          "qid=%s from=%s rcpts=%zu size=%zu client=%s tls=%s auth=%s", id,
+		          log_quote(p->m.sender), p->m.nrcpt, p->m.body_len, s->ip,
+		          s->tls ? "yes" : "no", log_quote(s->auth_user ? s->auth_user : ""));
 		s->d->queued(s->d->queued_arg);
 	} else {
 		metric_add(m_rejections, "spool_error", 1);
 		log_event(LOG_ERROR, "message_not_queued", "qid=%s client=%s reason=%s", id, s->ip,
-			  log_quote(why));
+		          log_quote(why));
 	}
 	free(p);
 	if (s->orphaned)
@@ -631,16 +631,16 @@ static void message_finish(struct session *s)
 		abort();
 	p->s = s;
 	p->m = (struct spool_message_in){
-		.id = s->qid,
-		.sender = s->sender,
-		.rcpts = (const char *const *)s->rcpts,
-		.nrcpt = s->nrcpt,
-		.flags = message_flags(s, body, len),
-		.auth_user = s->auth_user,
-		.client = s->ip,
-		.queued_ms = time_now_ms(),
-		.body = body,
-		.body_len = len,
+	    .id = s->qid,
+	    .sender = s->sender,
+	    .rcpts = (const char *const *)s->rcpts,
+	    .nrcpt = s->nrcpt,
+	    .flags = message_flags(s, body, len),
+	    .auth_user = s->auth_user,
+	    .client = s->ip,
+	    .queued_ms = time_now_ms(),
+	    .body = body,
+	    .body_len = len,
 	};
 	s->state = ST_COMMIT;
 	spool_writer_submit(s->d->writer, commit_job, commit_done, p);
@@ -712,9 +712,9 @@ static void session_process(struct session *s)
 			bufferevent_disable(s->bev, EV_READ);
 			return;
 		}
-		bool progressed = s->state == ST_DATA	? data_feed(s, in)
-				  : s->state == ST_BDAT ? bdat_feed(s, in)
-							: line_feed(s, in);
+		bool progressed = s->state == ST_DATA   ? data_feed(s, in)
+		                  : s->state == ST_BDAT ? bdat_feed(s, in)
+		                                        : line_feed(s, in);
 		if (!progressed)
 			return;
 	}
@@ -806,7 +806,7 @@ static void tls_start(struct session *s)
 	size_t injected = evbuffer_get_length(in);
 	if (injected > 0) {
 		log_event(LOG_WARN, "smtp_starttls_injection", "client=%s octets=%zu", s->ip,
-			  injected);
+		          injected);
 		evbuffer_drain(in, injected);
 	}
 	session_reset(s);
@@ -814,7 +814,7 @@ static void tls_start(struct session *s)
 	s->auth_user = NULL;
 	SSL *ssl = SSL_new(s->d->tls);
 	struct bufferevent *tb = bufferevent_openssl_filter_new(
-		s->d->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	    s->d->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL) {
 		SSL_free(ssl);
 		return session_close(s);
@@ -914,7 +914,7 @@ static void refuse(evutil_socket_t fd, const char *reason)
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-		      void *arg)
+                      void *arg)
 {
 	struct smtpd *d = arg;
 	char ip[INET6_ADDRSTRLEN];
@@ -965,16 +965,16 @@ static int listen_all(struct smtpd *d, char *why, size_t whylen)
 		int len;
 		if (!parse_listen(l->items[i], &ss, &len)) {
 			snprintf(why, whylen, "submission listen \"%s\": expected host:port",
-				 l->items[i]);
+			         l->items[i]);
 			return -1;
 		}
 		struct evconnlistener *el = evconnlistener_new_bind(
-			d->base, on_accept, d,
-			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
-			(struct sockaddr *)&ss, len);
+		    d->base, on_accept, d,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+		    (struct sockaddr *)&ss, len);
 		if (el == NULL) {
 			snprintf(why, whylen, "submission listen %s: %s", l->items[i],
-				 strerror(errno));
+			         strerror(errno));
 			return -1;
 		}
 		d->listeners[d->nlisteners++] = el;
@@ -1000,8 +1000,8 @@ static int load_tls_and_users(struct smtpd *d, char *why, size_t whylen)
 }
 
 struct smtpd *smtpd_start(struct event_base *base, const struct conf *conf,
-			  struct spool_writer *writer, smtpd_queued_fn queued, void *arg, char *why,
-			  size_t whylen)
+                          struct spool_writer *writer, smtpd_queued_fn queued, void *arg, char *why,
+                          size_t whylen)
 {
 	metrics_init();
 	struct smtpd *d = calloc(1, sizeof *d);

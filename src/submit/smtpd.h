@@ -21,8 +21,8 @@ struct smtpd;
 typedef void (*smtpd_queued_fn)(void *arg);
 
 struct smtpd *smtpd_start(struct event_base *base, const struct conf *conf,
-			  struct spool_writer *writer, smtpd_queued_fn queued, void *arg, char *why,
-			  size_t whylen);
+                          struct spool_writer *writer, smtpd_queued_fn queued, void *arg, char *why,
+                          size_t whylen);
 
 /* Shutdown, first step: closes the listeners; sessions waiting for a commit
  * still get their reply but start nothing new. Then stop the spool writer

@@ -11,8 +11,7 @@ static void openssl_error(const char *what, const char *file, char *why, size_t 
 	snprintf(why, whylen, "%s %s: %s", what, file, err);
 }
 
-SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *why,
-			    size_t whylen)
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *why, size_t whylen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {

@@ -12,8 +12,7 @@
 
 /* A server context with the PEM chain and key, TLS 1.2 at least. NULL with
  * why filled when the files cannot be used. */
-SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *why,
-			    size_t whylen);
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *why, size_t whylen);
 
 /* The delivery side's context: TLS 1.2 at least, for opportunistic STARTTLS.
  * Certificates are not verified here: without a policy (DANE, MTA-STS)

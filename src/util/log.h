@@ -17,7 +17,7 @@ int log_level_parse(const char *s);
 
 /* Logs event with printf-style key=value pairs in fmt (may be ""). */
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Quotes s for a value: returned as is when it has no space, quote, '=' or
  * control character; else in double quotes with escapes. The result lives in

@@ -8,8 +8,8 @@
 
 enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM };
 
-#define MAX_VALUES  64 /* label values per metric */
-#define MAX_BOUNDS  24
+#define MAX_VALUES 64 /* label values per metric */
+#define MAX_BOUNDS 24
 
 struct metric {
 	enum metric_kind kind;
@@ -32,7 +32,7 @@ static void (*render_hook)(void *);
 static void *render_arg;
 
 static struct metric *metric_new(enum metric_kind kind, const char *name, const char *help,
-				 const char *label)
+                                 const char *label)
 {
 	struct metric *m = calloc(1, sizeof *m);
 	if (m == NULL)
@@ -61,7 +61,7 @@ struct metric *metric_gauge(const char *name, const char *help, const char *labe
 }
 
 struct metric *metric_histogram(const char *name, const char *help, const double *bounds,
-				size_t nbounds)
+                                size_t nbounds)
 {
 	struct metric *m = metric_new(KIND_HISTOGRAM, name, help, NULL);
 	m->nbounds = nbounds < MAX_BOUNDS ? nbounds : MAX_BOUNDS;

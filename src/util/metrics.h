@@ -19,7 +19,7 @@ struct metric;
 struct metric *metric_counter(const char *name, const char *help, const char *label);
 struct metric *metric_gauge(const char *name, const char *help, const char *label);
 struct metric *metric_histogram(const char *name, const char *help, const double *bounds,
-				size_t nbounds);
+                                size_t nbounds);
 
 /* value is the label's value, NULL for unlabelled metrics. */
 void metric_add(struct metric *m, const char *value, double v);

@@ -73,8 +73,8 @@ void duration_format(int64_t ms, char *buf, size_t n)
 	}
 	for (size_t i = 0; i < 4 && o < n; i++) {
 		if (ms >= units[i].ms) {
-			o += (size_t)snprintf(buf + o, n - o, "%lld%c", (long long)(ms / units[i].ms),
-					      units[i].name);
+			o += (size_t)snprintf(buf + o, n - o, "%lld%c",
+			                      (long long)(ms / units[i].ms), units[i].name);
 			ms %= units[i].ms;
 		}
 	}
@@ -92,10 +92,10 @@ void time_format_rfc5322(int64_t ms, char *buf, size_t n)
 {
 	static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 	static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-				       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	snprintf(buf, n, "%s, %d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
-		 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	         months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }

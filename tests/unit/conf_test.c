@@ -65,12 +65,12 @@ static void test_values_of_every_type_are_applied(void **state)
 	struct conf c;
 	struct errors e = {0};
 	int n = load_text(&c,
-			  "[server]\nhostname = mx.example.org\n"
-			  "[submission]\nlisten = 127.0.0.1:2600\nlisten = [::1]:2600\n"
-			  "max_message_size = 10M\nidle_timeout = 1m30s\n"
-			  "[delivery]\npaused = yes\nfirst_retry = 30s\nmax_attempts = 3\n"
-			  "[dns]\ntrust_ad = no\n",
-			  &e);
+	                  "[server]\nhostname = mx.example.org\n"
+	                  "[submission]\nlisten = 127.0.0.1:2600\nlisten = [::1]:2600\n"
+	                  "max_message_size = 10M\nidle_timeout = 1m30s\n"
+	                  "[delivery]\npaused = yes\nfirst_retry = 30s\nmax_attempts = 3\n"
+	                  "[dns]\ntrust_ad = no\n",
+	                  &e);
 	assert_int_equal(n, 0);
 	assert_string_equal(c.hostname, "mx.example.org");
 	assert_int_equal(c.submission_listen.len, 2); /* the file replaces the default */
@@ -89,15 +89,15 @@ static void test_errors_name_their_line(void **state)
 	struct conf c;
 	struct errors e = {0};
 	int n = load_text(&c,
-			  "[server]\n"		 /* 1 */
-			  "data_dir = /tmp/x\n"	 /* 2 */
-			  "colour = blue\n"	 /* 3: unknown key */
-			  "[delivery]\n"	 /* 4 */
-			  "first_retry = 7q\n"	 /* 5: bad duration */
-			  "paused = perhaps\n"	 /* 6: bad bool */
-			  "max_attempts = 0\n"	 /* 7: out of range */
-			  "[nosuch]\nkey = 1\n", /* 9: unknown section */
-			  &e);
+	                  "[server]\n"           /* 1 */
+	                  "data_dir = /tmp/x\n"  /* 2 */
+	                  "colour = blue\n"      /* 3: unknown key */
+	                  "[delivery]\n"         /* 4 */
+	                  "first_retry = 7q\n"   /* 5: bad duration */
+	                  "paused = perhaps\n"   /* 6: bad bool */
+	                  "max_attempts = 0\n"   /* 7: out of range */
+	                  "[nosuch]\nkey = 1\n", /* 9: unknown section */
+	                  &e);
 	assert_int_equal(n, 5);
 	assert_int_equal(e.lines[0], 3);
 	assert_non_null(strstr(e.msgs[0], "unknown key \"colour\""));
@@ -155,8 +155,8 @@ static void test_defaults_table_prints_every_section(void **state)
 	FILE *f = open_memstream(&out, &len);
 	conf_print_defaults(f);
 	fclose(f);
-	const char *want[] = {"server", "submission", "admin", "dns", "delivery", "tls", "tlsrpt",
-			      "first_retry", "7m30s", "trust_ad"};
+	const char *want[] = {"server", "submission", "admin",       "dns",   "delivery",
+	                      "tls",    "tlsrpt",     "first_retry", "7m30s", "trust_ad"};
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
 		assert_non_null(strstr(out, want[i]));
 	free(out);
@@ -178,7 +178,7 @@ static void test_reference_doc_matches_the_table(void **state)
 	assert_true(n > 0);
 	if (strstr(text, out) == NULL)
 		fail_msg("docs/configuration.md is stale: regenerate it with "
-			 "`outpost config defaults`");
+		         "`outpost config defaults`");
 	free(text);
 	free(out);
 }
@@ -186,13 +186,13 @@ static void test_reference_doc_matches_the_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults_match_design),
-		cmocka_unit_test(test_values_of_every_type_are_applied),
-		cmocka_unit_test(test_errors_name_their_line),
-		cmocka_unit_test(test_syntax_error_names_line),
-		cmocka_unit_test(test_durations),
-		cmocka_unit_test(test_defaults_table_prints_every_section),
-		cmocka_unit_test(test_reference_doc_matches_the_table),
+	    cmocka_unit_test(test_defaults_match_design),
+	    cmocka_unit_test(test_values_of_every_type_are_applied),
+	    cmocka_unit_test(test_errors_name_their_line),
+	    cmocka_unit_test(test_syntax_error_names_line),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_defaults_table_prints_every_section),
+	    cmocka_unit_test(test_reference_doc_matches_the_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,8 +11,8 @@ static void test_default_schedule_doubles_from_7m30s(void **state)
 {
 	/* SPEC §3.3 table: waits after attempts 1..7 */
 	const int64_t min = 60000;
-	const int64_t want[] = {7 * min + 30000, 15 * min, 30 * min, 60 * min,
-				120 * min,	 240 * min, 480 * min};
+	const int64_t want[] = {7 * min + 30000, 15 * min,  30 * min, 60 * min,
+	                        120 * min,       240 * min, 480 * min};
 	for (int i = 0; i < 7; i++)
 		assert_int_equal(scheduler_backoff_ms(450000, i), want[i]);
 }
@@ -42,10 +42,10 @@ static void test_configured_first_retry_is_the_base(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_default_schedule_doubles_from_7m30s),
-		cmocka_unit_test(test_last_attempt_of_eight_runs_at_15h52m30s),
-		cmocka_unit_test(test_backoff_is_capped_and_never_overflows),
-		cmocka_unit_test(test_configured_first_retry_is_the_base),
+	    cmocka_unit_test(test_default_schedule_doubles_from_7m30s),
+	    cmocka_unit_test(test_last_attempt_of_eight_runs_at_15h52m30s),
+	    cmocka_unit_test(test_backoff_is_capped_and_never_overflows),
+	    cmocka_unit_test(test_configured_first_retry_is_the_base),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
