@@ -23,6 +23,7 @@
 #include "smtp/address.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -35,23 +36,12 @@ struct cursor {
 	struct smtp_error *err;
 };
 
-static void copy_cstr(char *dst, size_t n, const char *src)
-{
-	size_t len = strlen(src);
-
-	if (n == 0)
-		return;
-	if (len >= n)
-		len = n - 1;
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
 
 static bool addr_fail(struct smtp_error *err, const char *enhanced, const char *reason)
 {
 	if (err) {
-		copy_cstr(err->enhanced, sizeof(err->enhanced), enhanced);
-		copy_cstr(err->reason, sizeof(err->reason), reason);
+		snprintf(err->enhanced, sizeof(err->enhanced), "%s", enhanced);
+		snprintf(err->reason, sizeof(err->reason), "%s", reason);
 	}
 	return false;
 }

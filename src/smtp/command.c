@@ -21,30 +21,20 @@
  */
 #include "smtp/command.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #define NUMBER_MAX_DIGITS 20 /* SIZE= and BDAT: uint64_t has 20 digits */
 
-static void copy_cstr(char *dst, size_t n, const char *src)
-{
-	size_t len = strlen(src);
-
-	if (n == 0)
-		return;
-	if (len >= n)
-		len = n - 1;
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
 
 static bool cmd_fail(struct smtp_command_error *err, int code, const char *enhanced,
                      const char *reason)
 {
 	if (err) {
 		err->code = code;
-		copy_cstr(err->e.enhanced, sizeof(err->e.enhanced), enhanced);
-		copy_cstr(err->e.reason, sizeof(err->e.reason), reason);
+		snprintf(err->e.enhanced, sizeof(err->e.enhanced), "%s", enhanced);
+		snprintf(err->e.reason, sizeof(err->e.reason), "%s", reason);
 	}
 	return false;
 }
@@ -372,7 +362,7 @@ static bool parse_rcpt(struct smtp_command *cmd, struct smtp_command_error *err)
 		return cmd_fail(err, 501, "5.5.4", "address must be enclosed in <>");
 	used = postmaster_len(arg + i, n - i);
 	if (used) {
-		copy_cstr(cmd->addr.localpart, sizeof(cmd->addr.localpart), "Postmaster");
+		snprintf(cmd->addr.localpart, sizeof(cmd->addr.localpart), "%s", "Postmaster");
 	} else if (!smtp_path_parse(arg + i, n - i, SMTP_PATH_UTF8, &cmd->addr, &used, &e)) {
 		return cmd_fail_addr(err, &e, false);
 	}
