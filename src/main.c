@@ -8,6 +8,7 @@
 #include "submit/send.h"
 #include "submit/smtpd.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -100,6 +101,12 @@ static int lock_data_dir(struct daemon *d)
 
 static void log_recovery(struct spool *reader)
 {
+	char why[256];
+	int64_t cut = spool_recover_interrupted(reader, time_now_ms(), why, sizeof why);
+	if (cut < 0)
+		log_event(LOG_ERROR, "spool_recovery_failed", "reason=%s", log_quote(why));
+	else if (cut > 0)
+		log_event(LOG_INFO, "spool_recovered", "interrupted_attempts=%lld", (long long)cut);
 	int64_t n[5];
 	spool_count_states(reader, n);
 	log_event(LOG_INFO, "spool_opened",

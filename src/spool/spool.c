@@ -59,6 +59,8 @@ static const char *const migrations[] = {
     "  host TEXT NOT NULL,"
     "  ips TEXT NOT NULL,"
     "  PRIMARY KEY (msg_id, host));",
+    /* 3: attempts in flight, so that a restart retries what a crash cut */
+    "ALTER TABLE recipients ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -88,9 +90,13 @@ static const char *const stmt_sql[ST_COUNT] = {
                        "next_attempt) VALUES (?1, ?2, ?3, 0, ?4)",
     [ST_INSERT_BODY] = "INSERT INTO bodies (msg_id, data) VALUES (?1, ?2)",
     [ST_ATTEMPT_BEGIN] = "UPDATE recipients SET attempts = attempts + 1, last_attempt = ?2, "
-                         "next_attempt = ?3, state = 2 WHERE id = ?1 AND state IN (0, 2)",
-    [ST_ATTEMPT_END] = "UPDATE recipients SET state = ?2, last_error = ?3 "
-                       "WHERE id = ?1 AND state = 2",
+                         "next_attempt = ?3, state = 2, in_flight = 1 "
+                         "WHERE id = ?1 AND state IN (0, 2)",
+    /* held or dropped meanwhile: the admin's word stands */
+    [ST_ATTEMPT_END] = "UPDATE recipients SET "
+                       "state = CASE WHEN state = 2 THEN ?2 ELSE state END, "
+                       "last_error = CASE WHEN state = 2 THEN ?3 ELSE last_error END, "
+                       "in_flight = 0 WHERE id = ?1",
     [ST_DUE] = "SELECT id, msg_id, attempts, domain, address FROM recipients "
                "WHERE state IN (0, 2) AND next_attempt <= ?1 ORDER BY next_attempt LIMIT ?2",
     [ST_NEXT_DUE] = "SELECT min(next_attempt) FROM recipients WHERE state IN (0, 2)",
@@ -884,6 +890,23 @@ int spool_finish_if_done(struct spool *s, uint64_t msg_id, int64_t now_ms, char 
 	if (step_done(s, s->stmt[ST_DROP_DIALED], "dropping dialed", why, whylen) < 0)
 		return -1;
 	return 1;
+}
+
+int64_t spool_recover_interrupted(struct spool *s, int64_t now_ms, char *why, size_t whylen)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql,
+	         "UPDATE recipients SET in_flight = 0, next_attempt = min(next_attempt, %lld) "
+	         "WHERE in_flight = 1",
+	         (long long)now_ms);
+	if (spool_begin(s, why, whylen) < 0)
+		return -1;
+	if (exec(s, sql, why, whylen) < 0) {
+		spool_rollback(s);
+		return -1;
+	}
+	int64_t n = sqlite3_changes64(s->db);
+	return spool_commit(s, why, whylen) < 0 ? -1 : n;
 }
 
 int64_t spool_cleanup(struct spool *s, int64_t done_before_ms, char *why, size_t whylen)

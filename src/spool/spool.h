@@ -159,6 +159,12 @@ int spool_dialed_put(struct spool *s, uint64_t msg_id, const char *host, const c
 int spool_finish_if_done(struct spool *s, uint64_t msg_id, int64_t now_ms, char *why,
                          size_t whylen);
 
+/* Start-up: attempts that a crash or a kill cut short were counted (SPEC
+ * §3.3) but nothing went wrong at the remote end, so they are due again now
+ * rather than after their backoff. In its own transaction; returns how many
+ * recipients, or -1. */
+int64_t spool_recover_interrupted(struct spool *s, int64_t now_ms, char *why, size_t whylen);
+
 /* Deletes messages done before the given time with their recipients and
  * delivery log. Returns the number of rows deleted, or -1. */
 int64_t spool_cleanup(struct spool *s, int64_t done_before_ms, char *why, size_t whylen);
