@@ -12,7 +12,7 @@ MON="$BENCH_DIR/tools/monitor.py"
 CG_ROOT=${CG_ROOT:-/sys/fs/cgroup/cpuacct}  # cgroup v1 cpuacct hierarchy on this machine
 
 # Ports (127.0.0.1). The Postfix injection port is BENCH.md's 2525, the sink is 2526;
-# W2 will use 2531-2540 for its ten sinks, so outpost stays below that.
+# W2/W6 put their ten sinks on 127.0.0.11-20, all on SINK_PORT; outpost's resolver (Unbound) is DNS_PORT (lib_delivery.sh).
 PFX_PORT=${PFX_PORT:-24525}
 SINK_PORT=${SINK_PORT:-24526}
 OUTPOST_PORT=${OUTPOST_PORT:-24527}
@@ -504,7 +504,11 @@ op_check_binary() {
 op_start() {
   local d=$1 port=$2 cg=$3 r rc i; shift 3
   port_free_or_die "$port" "$OUTPOST_ADMIN_PORT"
-  ( cg_exec "$cg" "$@" "$OUTPOST" serve -c "$d/outpost.conf" ) > "$d/outpost.log" 2>&1 &
+  if [ "${OP_LOG_APPEND:-0}" = 1 ]; then   # a restart (W9): keep the first life's log
+    ( cg_exec "$cg" "$@" "$OUTPOST" serve -c "$d/outpost.conf" ) >> "$d/outpost.log" 2>&1 &
+  else
+    ( cg_exec "$cg" "$@" "$OUTPOST" serve -c "$d/outpost.conf" ) > "$d/outpost.log" 2>&1 &
+  fi
   OP_PID=$!
   track_pid "$OP_PID"
   WRAP_PID=""

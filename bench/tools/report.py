@@ -182,17 +182,8 @@ def load_run(d):
     return r
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("session")
-    ap.add_argument("--json")
-    args = ap.parse_args()
-    S = args.session
-    sess = read_env(os.path.join(S, "session.env"))
-    out = {"session": {k: (num(v) if num(v) is not None and k not in ("timestamp", "git_rev") else v)
-                       for k, v in sess.items()}}
-
-    # ---------------------------------------------------------------- ceilings
+def load_ceilings(S):
+    """The session's loopback (smtp-source -> smtp-sink) and durable-create ceilings."""
     ceil = {"loopback": {"start": [], "end": []}, "fsync": {}}
     for d in sorted(glob.glob(os.path.join(S, "ceiling", "*"))):
         name = os.path.basename(d)
@@ -214,6 +205,22 @@ def main():
         lb["noisy"] = drift > NOISY_CEILING_DRIFT
     else:
         lb["noisy"] = None
+    return ceil
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("session")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    S = args.session
+    sess = read_env(os.path.join(S, "session.env"))
+    out = {"session": {k: (num(v) if num(v) is not None and k not in ("timestamp", "git_rev") else v)
+                       for k, v in sess.items()}}
+
+    # ---------------------------------------------------------------- ceilings
+    ceil = load_ceilings(S)
+    lb = ceil["loopback"]
     out["ceilings"] = ceil
 
     # ---------------------------------------------------------------- runs
