@@ -18,7 +18,7 @@
 struct attempt {
 	struct deliver_ctx *ctx;
 	struct delivery_job *job;
-	attempt_done_fn done;
+	attempt_done_fn released, done;
 	void *done_arg;
 	int64_t started_ms;
 	int64_t started_us;
@@ -711,6 +711,7 @@ static void outcome(struct attempt *a)
 	}
 	a->writing = true;
 	spool_writer_submit(a->ctx->writer, outcome_write, outcome_done, o);
+	a->released(a->done_arg, a->job);
 }
 
 /* ---- start ------------------------------------------------------------------ */
@@ -738,7 +739,8 @@ bool attempt_abort(struct attempt *a)
 	return true;
 }
 
-struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job, attempt_done_fn done,
+struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
+                            attempt_done_fn released, attempt_done_fn done,
                             void *arg)
 {
 	attempt_metrics_init();
@@ -747,6 +749,7 @@ struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job, a
 		abort();
 	a->ctx = ctx;
 	a->job = job;
+	a->released = released;
 	a->done = done;
 	a->done_arg = arg;
 	a->started_ms = time_now_ms();

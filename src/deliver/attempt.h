@@ -62,10 +62,14 @@ typedef void (*attempt_done_fn)(void *arg, struct delivery_job *job);
 
 struct attempt;
 
-/* Runs the attempt; done is called once the outcome is committed (the job
- * stays owned by the caller). Returns a handle for attempt_abort. */
-struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job, attempt_done_fn done,
-                            void *arg);
+/* Runs the attempt. released is called once the attempt holds no
+ * connection any more and every recipient's outcome is decided (in
+ * job->rcpts), while the outcome is still being committed: the destination's
+ * connection slot is free from then on. done is called once the outcome is
+ * committed (the job stays owned by the caller). Returns a handle for
+ * attempt_abort. */
+struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
+                            attempt_done_fn released, attempt_done_fn done, void *arg);
 
 /* Shutdown: drops an attempt still talking to the network, without an
  * outcome (it was counted; it runs again after the restart) and without

@@ -37,6 +37,7 @@ struct running {
 	struct delivery_job job;
 	int64_t *backoffs;       /* per recipient, jittered */
 	struct attempt *attempt; /* NULL until its begin is committed */
+	bool released;		 /* its destination slot is given back */
 	struct running *prev, *next;
 };
 
@@ -189,23 +190,37 @@ static void idset_remove(struct idset *set, int64_t id)
 
 /* ---- jobs ------------------------------------------------------------------- */
 
+/* The attempt holds no connection any more: its slot is free for the next
+ * job of the destination, while its outcome is still being committed. */
+static void job_released(void *arg, struct delivery_job *job)
+{
+	struct running *r = arg;
+	struct scheduler *s = r->sched;
+	if (r->released)
+		return;
+	r->released = true;
+	bool delivered = false;
+	for (size_t i = 0; i < job->n; i++)
+		delivered |= job->rcpts[i].state == RCPT_DELIVERED;
+	destination_release(s, job->domain, delivered);
+	s->in_flight--;
+	arm(s, 0);
+}
+
+/* The outcome is committed: its recipients may be picked again. */
 static void job_finished(void *arg, struct delivery_job *job)
 {
 	struct running *r = arg;
 	struct scheduler *s = r->sched;
-	bool delivered = false;
-	for (size_t i = 0; i < job->n; i++) {
+	job_released(arg, job);
+	for (size_t i = 0; i < job->n; i++)
 		idset_remove(&s->flying, job->rcpts[i].id);
-		delivered |= job->rcpts[i].state == RCPT_DELIVERED;
-	}
-	destination_release(s, job->domain, delivered);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
 		s->jobs = r->next;
 	if (r->next)
 		r->next->prev = r->prev;
-	s->in_flight--;
 	free(job->rcpts);
 	free(r->backoffs);
 	free(r);
@@ -238,7 +253,7 @@ static void begin_done(void *arg, int status, const char *why)
 	if (status != 0 || r->job.n == 0 || s->stopped)
 		return job_finished(r, &r->job);
 	metric_add(m_attempts, "started", 1);
-	r->attempt = attempt_run(&s->ctx, &r->job, job_finished, r);
+	r->attempt = attempt_run(&s->ctx, &r->job, job_released, job_finished, r);
 }
 
 /* SPEC §3.3: the attempt is counted and the next one scheduled before any
