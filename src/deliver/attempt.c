@@ -106,7 +106,6 @@ static const char *enhanced_code(const struct smtp_client_error *e)
 		return e->code >= 500 ? "5.0.0" : "4.0.0";
 	switch (e->kind) {
 	case SMTP_ERR_IO:
-		return e->command && strcmp(e->command, "connect") == 0 ? "4.4.1" : "4.4.2";
 	case SMTP_ERR_TIMEOUT:
 		return e->command && strcmp(e->command, "connect") == 0 ? "4.4.1" : "4.4.2";
 	case SMTP_ERR_PROTOCOL:
@@ -533,7 +532,6 @@ static char *compose_dsn(struct attempt *a, bool delay, size_t *len)
 	const struct conf *conf = a->ctx->conf;
 	struct dsn_recipient *dr = calloc(a->job->n, sizeof *dr);
 	char(*status)[16] = calloc(a->job->n, 16);
-	char(*ipbuf)[72] = calloc(a->job->n, 72);
 	size_t n = 0;
 	int attempt_no = 0;
 	for (size_t i = 0; i < a->job->n; i++) {
@@ -583,7 +581,6 @@ static char *compose_dsn(struct attempt *a, bool delay, size_t *len)
 	}
 	free(dr);
 	free(status);
-	free(ipbuf);
 	return text;
 }
 
@@ -740,8 +737,7 @@ bool attempt_abort(struct attempt *a)
 }
 
 struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
-                            attempt_done_fn released, attempt_done_fn done,
-                            void *arg)
+                            attempt_done_fn released, attempt_done_fn done, void *arg)
 {
 	attempt_metrics_init();
 	struct attempt *a = calloc(1, sizeof *a);

@@ -509,6 +509,19 @@ static void dest_on_mx(void *arg, const struct dns_answer *a)
 	}
 }
 
+/* A CNAME whose target is not a host name ends the gathering (temporary:
+ * the zone may be fixed). True when it did. */
+static bool cname_target_invalid(struct gather *g, const struct dns_answer *a)
+{
+	if (dns_host_name_valid(a->cname))
+		return false;
+	gather_error(g, false, "4.4.3", a->ede,
+	             "dns lookup error: cname lookup for %s: invalid target \"%s\"", g->name,
+	             a->cname);
+	gather_finish(g, false);
+	return true;
+}
+
 static void dest_on_cname(void *arg, const struct dns_answer *a)
 {
 	struct gather *g = arg;
@@ -529,13 +542,8 @@ static void dest_on_cname(void *arg, const struct dns_answer *a)
 		g->q[0] = dns_query(g->r, g->name, DNS_MX, dest_on_mx, g);
 		return;
 	}
-	if (!dns_host_name_valid(a->cname)) {
-		gather_error(g, false, "4.4.3", a->ede,
-		             "dns lookup error: cname lookup for %s: invalid target \"%s\"",
-		             g->name, a->cname);
-		gather_finish(g, false);
+	if (cname_target_invalid(g, a))
 		return;
-	}
 	snprintf(g->name, sizeof(g->name), "%s", a->cname);
 	snprintf(g->d->expanded, sizeof(g->d->expanded), "%s", g->name);
 	dest_step_cname(g);
@@ -692,13 +700,8 @@ static void ips_on_cname(void *arg, const struct dns_answer *a)
 		gather_finish(g, false);
 		return;
 	}
-	if (!dns_host_name_valid(a->cname)) {
-		gather_error(g, false, "4.4.3", a->ede,
-		             "dns lookup error: cname lookup for %s: invalid target \"%s\"",
-		             g->name, a->cname);
-		gather_finish(g, false);
+	if (cname_target_invalid(g, a))
 		return;
-	}
 	snprintf(g->name, sizeof(g->name), "%s", a->cname);
 	snprintf(ips->expanded, sizeof(ips->expanded), "%s", g->name);
 	ips_step_cname(g);
