@@ -60,6 +60,9 @@ static const char *take_config_option(int *argc, char **argv)
 	return path;
 }
 
+#define DRAIN_CHECK_MS 50
+#define DRAIN_MAX_MS   10000 /* a stop waits this long at most for commits */
+
 struct daemon {
 	struct event_base *base;
 	struct conf *conf;
@@ -69,13 +72,44 @@ struct daemon {
 	struct smtpd *smtpd;
 	struct admin *admin;
 	int lock_fd;
+	struct event *drain_timer;
+	int64_t drain_until_us;
 };
 
+/* The loop runs on while the stop drains: commits still pending finish
+ * and every session waiting for one gets its 250 before it is closed. */
+static void on_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	bool idle = smtpd_sessions(d->smtpd) == 0 && spool_writer_outstanding(d->writer) == 0;
+	if (idle || time_mono_us() > d->drain_until_us) {
+		if (!idle)
+			log_event(LOG_WARN, "shutdown_forced", "sessions=%zu commits=%zu",
+			          smtpd_sessions(d->smtpd), spool_writer_outstanding(d->writer));
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	struct timeval tv = {0, DRAIN_CHECK_MS * 1000};
+	evtimer_add(d->drain_timer, &tv);
+}
+
+/* A clean stop: no new sessions or attempts; attempts on the network are
+ * dropped (they were counted, the restart retries them); commits pending
+ * finish and their replies are flushed; then the loop ends. A second
+ * signal ends it at once. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
 	log_event(LOG_INFO, "shutdown", "signal=%d", (int)sig);
-	event_base_loopexit(d->base, NULL);
+	if (d->drain_timer) {
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	smtpd_drain(d->smtpd);
+	scheduler_stop(d->sched);
+	d->drain_until_us = time_mono_us() + DRAIN_MAX_MS * 1000LL;
+	d->drain_timer = evtimer_new(d->base, on_drain_check, d);
+	on_drain_check(-1, 0, d);
 }
 
 static void on_queued(void *arg)
@@ -99,16 +133,12 @@ static int lock_data_dir(struct daemon *d)
 	return 0;
 }
 
-static void log_recovery(struct spool *reader)
+static void log_recovery(struct spool_writer *w, int64_t cut)
 {
-	char why[256];
-	int64_t cut = spool_recover_interrupted(reader, time_now_ms(), why, sizeof why);
-	if (cut < 0)
-		log_event(LOG_ERROR, "spool_recovery_failed", "reason=%s", log_quote(why));
-	else if (cut > 0)
+	if (cut > 0)
 		log_event(LOG_INFO, "spool_recovered", "interrupted_attempts=%lld", (long long)cut);
-	int64_t n[5];
-	spool_count_states(reader, n);
+	int64_t n[RCPT_NSTATES];
+	spool_writer_counts(w, n);
 	log_event(LOG_INFO, "spool_opened",
 	          "queued=%lld held=%lld deferred=%lld delivered=%lld failed=%lld",
 	          (long long)n[RCPT_QUEUED], (long long)n[RCPT_HELD], (long long)n[RCPT_DEFERRED],
@@ -118,13 +148,14 @@ static void log_recovery(struct spool *reader)
 static int daemon_start(struct daemon *d)
 {
 	char why[512];
-	d->writer = spool_writer_start(d->base, d->conf->data_dir, why, sizeof why);
+	int64_t recovered;
+	d->writer = spool_writer_start(d->base, d->conf->data_dir, &recovered, why, sizeof why);
 	if (d->writer == NULL)
 		goto fail;
+	log_recovery(d->writer, recovered);
 	d->reader = spool_open(d->conf->data_dir, why, sizeof why);
 	if (d->reader == NULL)
 		goto fail;
-	log_recovery(d->reader);
 	d->sched = scheduler_start(d->base, d->conf, d->reader, d->writer, why, sizeof why);
 	if (d->sched == NULL)
 		goto fail;
@@ -141,18 +172,18 @@ fail:
 	return -1;
 }
 
-/* Order matters: stop taking work, let the writer report every pending
- * commit (sessions still get their 250), then free. */
+/* After the loop: the drain (on_signal) has let every commit finish and
+ * every reply go; what remains (a forced stop) is freed here. */
 static void daemon_stop(struct daemon *d)
 {
-	if (d->smtpd)
-		smtpd_stop_accepting(d->smtpd);
-	admin_stop(d->admin);
-	scheduler_stop(d->sched); /* drops attempts on the network; they were counted */
-	spool_writer_stop(d->writer);
+	scheduler_stop(d->sched);
+	spool_writer_stop(d->writer); /* reports what is left, to no one */
 	smtpd_stop(d->smtpd);
+	admin_stop(d->admin);
 	scheduler_free(d->sched);
 	spool_close(d->reader);
+	if (d->drain_timer)
+		event_free(d->drain_timer);
 }
 
 static int cmd_serve(struct conf *conf)

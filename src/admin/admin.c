@@ -10,6 +10,7 @@
 #include "admin/admin.h"
 
 #include "admin/listen_addr.h"
+#include "admin/queue_json.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/timeutil.h"
@@ -132,13 +133,6 @@ static void reply_bad_method(struct evhttp_request *req, const char *allow)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
 	reply_error(req, 405, "method not allowed (allowed: %s)", allow);
-}
-
-/* Whether why (from a spool read returning nothing) means "no such
- * message" rather than a database failure, which spool.c prefixes. */
-static bool why_is_not_found(const char *why)
-{
-	return strncmp(why, "spool:", 6) != 0;
 }
 
 /* ---- who may call the API ---- */
@@ -518,7 +512,7 @@ static void handle_list(struct admin *a, struct evhttp_request *req, int unused)
 	if (list_filter(req, &params, &q, &f, why, sizeof why) < 0) {
 		reply_error(req, 400, "%s", why);
 	} else {
-		json_t *list = spool_list_json(a->reader, &f, why, sizeof why);
+		json_t *list = queue_json_list(a->reader, &f, why, sizeof why);
 		if (list)
 			reply_json(req, 200, list);
 		else
@@ -531,11 +525,12 @@ static void handle_list(struct admin *a, struct evhttp_request *req, int unused)
 static void handle_show(struct admin *a, struct evhttp_request *req, uint64_t id)
 {
 	char why[256];
-	json_t *m = spool_show_json(a->reader, id, why, sizeof why);
+	bool not_found;
+	json_t *m = queue_json_show(a->reader, id, &not_found, why, sizeof why);
 	if (m)
 		reply_json(req, 200, m);
 	else
-		reply_error(req, why_is_not_found(why) ? 404 : 500, "%s", why);
+		reply_error(req, not_found ? 404 : 500, "%s", why);
 }
 
 static void free_body(const void *data, size_t len, void *arg)
@@ -547,8 +542,9 @@ static void handle_raw(struct admin *a, struct evhttp_request *req, uint64_t id)
 {
 	char why[256], *body;
 	size_t len;
-	if (spool_message_body(a->reader, id, &body, &len, why, sizeof why) < 0) {
-		reply_error(req, why_is_not_found(why) ? 404 : 500, "%s", why);
+	int rc = spool_message_body(a->reader, id, &body, &len, why, sizeof why);
+	if (rc != 0) {
+		reply_error(req, rc == SPOOL_NOT_FOUND ? 404 : 500, "%s", why);
 		return;
 	}
 	struct evbuffer *b = evbuffer_new();
@@ -557,20 +553,21 @@ static void handle_raw(struct admin *a, struct evhttp_request *req, uint64_t id)
 	evbuffer_free(b);
 }
 
+/* The counts come from the writer, kept exact by each commit (writer.h):
+ * no scan of the spool per request. */
 static void handle_status(struct admin *a, struct evhttp_request *req, int unused)
 {
-	int64_t counts[RCPT_FAILED + 1];
-	if (spool_count_states(a->reader, counts) < 0) {
-		reply_error(req, 500, "cannot count the queue");
-		return;
-	}
+	int64_t counts[RCPT_NSTATES];
+	spool_writer_counts(a->writer, counts);
 	json_t *by_state = json_object();
-	for (int s = RCPT_QUEUED; s <= RCPT_FAILED; s++)
+	for (int s = 0; s < RCPT_NSTATES; s++)
 		json_object_set_new(by_state, rcpt_state_name(s), json_integer(counts[s]));
 	reply_json(req, 200,
-	           json_pack("{s:s, s:b, s:I, s:o}", "version", OUTPOST_VERSION, "paused",
-	                     scheduler_paused(a->sched), "in_flight",
-	                     (json_int_t)scheduler_in_flight(a->sched), "recipients", by_state));
+	           json_pack("{s:s, s:b, s:I, s:I, s:b, s:o}", "version", OUTPOST_VERSION,
+	                     "paused", scheduler_paused(a->sched), "in_flight",
+	                     (json_int_t)scheduler_in_flight(a->sched), "picked",
+	                     (json_int_t)scheduler_picked(a->sched), "spool_writable",
+	                     spool_writer_healthy(a->writer), "recipients", by_state));
 }
 
 static void handle_pause(struct admin *a, struct evhttp_request *req, int paused)
@@ -596,14 +593,14 @@ static void handle_metrics(struct evhttp_request *req)
 	evbuffer_free(b);
 }
 
-/* Refreshes the computed gauge just before /metrics renders. */
+/* Refreshes the gauge from the writer's counts just before /metrics
+ * renders. */
 static void on_metrics_render(void *arg)
 {
 	struct admin *a = arg;
-	int64_t counts[RCPT_FAILED + 1];
-	if (spool_count_states(a->reader, counts) < 0)
-		return;
-	for (int s = RCPT_QUEUED; s <= RCPT_FAILED; s++)
+	int64_t counts[RCPT_NSTATES];
+	spool_writer_counts(a->writer, counts);
+	for (int s = 0; s < RCPT_NSTATES; s++)
 		metric_set(queue_recipients_metric, rcpt_state_name(s), (double)counts[s]);
 }
 

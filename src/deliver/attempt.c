@@ -2,18 +2,22 @@
 #include "deliver/attempt.h"
 
 #include "deliver/client.h"
-#include "deliver/scheduler.h"
+#include "deliver/notice.h"
 #include "dns/destinations.h"
-#include "dsn/dsn.h"
-#include "smtp/headers.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/timeutil.h"
 
 #include <arpa/inet.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define OUTCOME_RETRY_FIRST_MS 1000  /* a failed outcome commit is retried after */
+#define OUTCOME_RETRY_MAX_MS   60000 /* ... doubling up to this */
+
+struct outcome_job;
 
 struct attempt {
 	struct deliver_ctx *ctx;
@@ -25,8 +29,7 @@ struct attempt {
 	char qid[17];
 
 	struct spool_envelope env;
-	char *body;
-	size_t body_len;
+	struct smtp_body body; /* reads the spool as the connection takes it */
 
 	struct gather *gather;
 	struct destinations *dests;
@@ -53,10 +56,17 @@ struct attempt {
 		char ips[512]; /* "ip ip ...", oldest first, across attempts */
 	} dialed[8];
 	size_t ndialed;
-	int hosts_lacking; /* hosts that lacked a capability the message needs */
-	int hosts_tried;
+	size_t hosts_tried;   /* of dests */
+	size_t hosts_refused; /* of those: said 5xx to the greeting or EHLO */
+	size_t hosts_lacking; /* of those: lacked what the message needs */
 	bool dualstack_seen;
+	bool looped; /* a host was ourselves: RFC 5321 §5.1 ended the list */
+
+	/* the outcome on its way to the spool */
+	struct outcome_job *outcome;
 	bool writing; /* the outcome is with the writer */
+	struct event *retry_timer;
+	int64_t retry_ms;
 };
 
 static struct metric *m_results, *m_duration, *m_connections, *m_fallbacks, *m_dsn;
@@ -185,8 +195,8 @@ static void release_client(struct attempt *a, bool reusable)
 }
 
 /* The one place where the TLS mode of a host is decided. Without a policy
- * (this issue) it is opportunistic STARTTLS, and plaintext on the retry after
- * a failed handshake (SPEC §5.3 row 1). */
+ * it is opportunistic STARTTLS, and plaintext on the retry after a failed
+ * handshake (SPEC §5.3 row 1). */
 static enum smtp_tls_mode host_tls_mode(const struct attempt *a, bool plaintext_retry)
 {
 	return plaintext_retry ? SMTP_TLS_SKIP : SMTP_TLS_OPPORTUNISTIC;
@@ -227,6 +237,18 @@ static void note_dialed(struct attempt *a, const char *ip)
 	a->conn.tls[0] = '\0';
 }
 
+/* The session could not be set up past TCP: a refusal (5xx greeting or
+ * EHLO) passes the recipients on to the next host, as Postfix's
+ * smtp_skip_5xx_greeting does; decide_rest makes it final only when every
+ * host refused. */
+static void session_failed(struct attempt *a, const struct smtp_client_error *e, const char *ip)
+{
+	metric_add(m_connections, "session_failed", 1);
+	if (e->permanent && e->code >= 500)
+		a->hosts_refused++;
+	next_host(a);
+}
+
 static void on_ready(void *arg, struct smtp_client *c, bool ok, const struct smtp_client_error *e)
 {
 	struct attempt *a = arg;
@@ -260,51 +282,84 @@ static void on_ready(void *arg, struct smtp_client *c, bool ok, const struct smt
 		a->ip_i--;
 		return dial_next_ip(a);
 	}
-	metric_add(m_connections, "session_failed", 1);
-	if (really_permanent(a, e)) { /* 5xx greeting or EHLO: the host says no */
-		settle_undecided(a, RCPT_FAILED, e);
-		return outcome(a);
+	session_failed(a, e, ip);
+}
+
+static void fill_sockaddr(const struct dns_addr *addr, int port, struct sockaddr_storage *ss,
+                          socklen_t *len)
+{
+	memset(ss, 0, sizeof *ss);
+	if (addr->family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		in->sin_addr = addr->v4;
+		*len = sizeof *in;
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		in6->sin6_addr = addr->v6;
+		*len = sizeof *in6;
 	}
-	next_host(a);
 }
 
 static void dial_next_ip(struct attempt *a)
 {
-	if (a->ip_i >= a->ips->n)
-		return next_host(a);
-	const struct dns_addr *addr = &a->ips->addrs[a->ip_i++];
 	const struct conf *conf = a->ctx->conf;
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof ss);
-	socklen_t len;
-	if (addr->family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)conf->delivery_port);
-		in->sin_addr = addr->v4;
-		len = sizeof *in;
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)conf->delivery_port);
-		in6->sin6_addr = addr->v6;
-		len = sizeof *in6;
+	while (a->ip_i < a->ips->n) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		fill_sockaddr(&a->ips->addrs[a->ip_i++], (int)conf->delivery_port, &ss, &len);
+		struct smtp_client_config cfg = {
+		    .ehlo_name = conf->hostname,
+		    .server_name = a->host->is_ip ? NULL : a->host->name,
+		    .tls_mode = a->mode,
+		    .tls_ctx = a->ctx->tls,
+		    .connect_timeout_ms = conf->connect_timeout_ms,
+		    .command_timeout_ms = conf->command_timeout_ms,
+		    .data_timeout_ms = conf->data_timeout_ms,
+		    .tls_timeout_ms = conf->tls_timeout_ms,
+		};
+		a->connecting = smtp_client_connect(a->ctx->base, (struct sockaddr *)&ss, len, &cfg,
+		                                    on_ready, a);
+		if (a->connecting)
+			return;
+		/* out of memory: that address cannot be tried now */
+		struct smtp_client_error e;
+		our_error(&e, false, "4.3.0", "%s", "cannot set up a connection (out of memory)");
+		remember_error(a, &e, NULL);
 	}
-	struct smtp_client_config cfg = {
-	    .ehlo_name = conf->hostname,
-	    .server_name = a->host->is_ip ? NULL : a->host->name,
-	    .tls_mode = a->mode,
-	    .tls_ctx = a->ctx->tls,
-	    .connect_timeout_ms = conf->connect_timeout_ms,
-	    .command_timeout_ms = conf->command_timeout_ms,
-	    .data_timeout_ms = conf->data_timeout_ms,
-	    .tls_timeout_ms = conf->tls_timeout_ms,
-	};
-	a->connecting =
-	    smtp_client_connect(a->ctx->base, (struct sockaddr *)&ss, len, &cfg, on_ready, a);
+	next_host(a);
 }
 
 /* ---- hosts ------------------------------------------------------------------ */
+
+static bool ips_are_ours(const struct attempt *a, const struct host_ips *ips)
+{
+	for (size_t i = 0; i < ips->n; i++)
+		if (self_addrs_match(a->ctx->self, &ips->addrs[i]))
+			return true;
+	return false;
+}
+
+/* RFC 5321 §5.1: a host that is ourselves, and every host after it (same
+ * or lower preference), is not tried. When it is the best one, the mail
+ * can only loop: that is final (5.4.4, RFC 3463 "unable to route"). */
+static void host_is_ourselves(struct attempt *a)
+{
+	struct smtp_client_error e;
+	our_error(&e, a->hosts_tried == 1, "5.4.4", "mail for %s loops back to myself",
+	          a->job->domain);
+	remember_error(a, &e, NULL);
+	a->looped = true;
+	a->host_i = a->dests->n;
+	log_event(LOG_WARN, "mail_loop", "qid=%s domain=%s mx=%s", a->qid,
+	          log_quote(a->job->domain), log_quote(a->host->name));
+	if (e.permanent)
+		settle_undecided(a, RCPT_FAILED, &e);
+	next_host(a);
+}
 
 static void on_ips(void *arg, struct host_ips *ips, bool ok)
 {
@@ -319,6 +374,8 @@ static void on_ips(void *arg, struct host_ips *ips, bool ok)
 	}
 	a->ips = ips;
 	a->ip_i = 0;
+	if (ips_are_ours(a, ips))
+		return host_is_ourselves(a);
 	a->dualstack_seen |= ips->dualstack;
 	a->mode = host_tls_mode(a, false);
 	dial_next_ip(a);
@@ -357,8 +414,7 @@ static void next_host(struct attempt *a)
 	a->hosts_tried++;
 	if (a->host->is_ip) {
 		struct host_ips *ips = calloc(1, sizeof *ips);
-		ips->addrs = malloc(sizeof *ips->addrs);
-		if (ips == NULL || ips->addrs == NULL)
+		if (ips == NULL || (ips->addrs = malloc(sizeof *ips->addrs)) == NULL)
 			abort();
 		ips->addrs[0] = a->host->addr;
 		ips->n = 1;
@@ -402,10 +458,13 @@ static bool capability_error(const struct smtp_client_error *e)
 }
 
 /* Recipient results of one transaction. A recipient refused on its own is
- * decided; one caught in a failed transaction stays undecided when the
- * failure was temporary (the next host may take it). */
+ * decided, except by a 421 (the server is closing: RFC 5321 §3.8), which
+ * leaves it for the next host; one caught in a failed transaction stays
+ * undecided when the failure was temporary (the next host may take it).
+ * Returns true when recipients refused with 452 wait for another
+ * transaction on this connection. */
 static bool apply_results(struct attempt *a, const struct smtp_rcpt_result *res,
-                          const struct smtp_client_error *err)
+                          const struct smtp_client_error *err, bool *closing)
 {
 	bool more_here = false;
 	const char *mx = a->conn.mx, *ip = a->conn.ip;
@@ -417,30 +476,36 @@ static bool apply_results(struct attempt *a, const struct smtp_rcpt_result *res,
 			settle(r, RCPT_DELIVERED, &x->error, mx, ip);
 		} else if (x->status == SMTP_RCPT_NOT_TRIED) {
 			more_here = true;
+		} else if (x->error.code == 421) {
+			remember_error(a, &x->error, ip);
+			*closing = true;
 		} else if (err->kind == SMTP_ERR_NONE || really_permanent(a, &x->error)) {
 			bool perm = really_permanent(a, &x->error);
 			settle(r, perm ? RCPT_FAILED : RCPT_DEFERRED, &x->error, mx, ip);
 		}
 	}
-	return more_here && err->kind == SMTP_ERR_NONE;
+	return more_here && err->kind == SMTP_ERR_NONE && !*closing;
 }
 
 static void on_txn(void *arg, struct smtp_client *c, const struct smtp_rcpt_result *res,
                    const struct smtp_client_error *err)
 {
 	struct attempt *a = arg;
+	bool closing = false;
 	if (err->kind != SMTP_ERR_NONE)
 		remember_error(a, err, a->conn.ip);
-	bool again = apply_results(a, res, err);
+	bool again = apply_results(a, res, err, &closing);
 	free(a->txn_rcpts);
 	free(a->txn_index);
 	a->txn_rcpts = NULL;
 	a->txn_index = NULL;
 	if (again && smtp_client_usable(c) && undecided(a) > 0)
 		return send_txn(a); /* 452: the rest in another transaction */
-	if (capability_error(err))
+	/* A pooled connection has no host of this attempt's list: its lack
+	 * says nothing about "every host" (it is tried again from the list). */
+	if (capability_error(err) && a->dests)
 		a->hosts_lacking++;
-	release_client(a, err->kind == SMTP_ERR_NONE || capability_error(err));
+	release_client(a, !closing && (err->kind == SMTP_ERR_NONE || capability_error(err)));
 	if (undecided(a) == 0)
 		return outcome(a);
 	next_host(a);
@@ -465,7 +530,6 @@ static void send_txn(struct attempt *a)
 	    .rcpts = a->txn_rcpts,
 	    .nrcpt = k,
 	    .body = a->body,
-	    .body_len = a->body_len,
 	    .eightbit = f & SPOOL_F_8BIT,
 	    .smtputf8 = f & SPOOL_F_SMTPUTF8,
 	    .requiretls = f & SPOOL_F_REQUIRETLS,
@@ -475,27 +539,21 @@ static void send_txn(struct attempt *a)
 
 /* ---- the outcome ------------------------------------------------------------ */
 
-size_t attempt_remaining_schedule(const struct conf *conf, int n, int64_t t, int64_t *out,
-                                  size_t max)
-{
-	size_t k = 0;
-	for (int next = n + 1; next <= conf->max_attempts && k < max; next++) {
-		t += scheduler_backoff_ms(conf->first_retry_ms, next - 2);
-		out[k++] = t;
-	}
-	return k;
-}
-
-/* Undecided recipients are deferred with the last error; deferred ones out
- * of attempts fail. */
+/* Undecided recipients are deferred with the last error, or fail when
+ * every host of the domain refused the session or lacked what the message
+ * needs; deferred ones out of attempts fail. */
 static void decide_rest(struct attempt *a)
 {
 	struct smtp_client_error e = a->last;
+	size_t all = a->dests && !a->looped ? a->dests->n : 0;
 	if (e.command == NULL) /* nothing was even tried: no host at all */
 		our_error(&e, false, "4.4.1", "%s", "no host could be reached");
-	if (a->hosts_lacking > 0 && a->hosts_lacking == a->hosts_tried)
-		e.permanent = true; /* no MX host supports what the message needs */
-	settle_undecided(a, e.permanent ? RCPT_FAILED : RCPT_DEFERRED, &e);
+	bool final = false;
+	if (all > 0 && a->hosts_refused == all)
+		final = really_permanent(a, &e);
+	if (all > 0 && a->hosts_lacking == all)
+		final = e.permanent = true; /* no MX host supports what the message needs */
+	settle_undecided(a, final ? RCPT_FAILED : RCPT_DEFERRED, &e);
 	for (size_t i = 0; i < a->job->n; i++) {
 		struct job_rcpt *r = &a->job->rcpts[i];
 		if (r->state == RCPT_DEFERRED && r->attempt >= a->ctx->conf->max_attempts) {
@@ -509,79 +567,55 @@ static void decide_rest(struct attempt *a)
 
 struct outcome_job {
 	struct attempt *a;
-	char *dsn;
-	size_t dsn_len;
-	bool delay;
-	unsigned dsn_flags;
-	uint64_t dsn_id;
+	struct notice_result notice; /* what the commit queued */
 };
 
-static const char *dsn_status(const struct job_rcpt *r, bool delay, char *buf, size_t n)
+/* A failure is told at once; a delay when the attempt number reaches
+ * delivery.delay_notice_after (notice.h gathers them per message). */
+static enum spool_notice notice_for(const struct attempt *a, const struct job_rcpt *r)
 {
-	if (r->enhanced[0] && r->enhanced[1] == '.') {
-		snprintf(buf, n, "%c%s", delay ? '4' : '5', r->enhanced + 1);
-		return buf;
-	}
-	return delay ? "4.0.0" : "5.0.0";
+	int after = (int)a->ctx->conf->delay_notice_after;
+	if (r->state == RCPT_FAILED)
+		return SPOOL_NOTICE_FAILURE;
+	if (r->state == RCPT_DEFERRED && after > 0 && r->attempt == after)
+		return SPOOL_NOTICE_DELAY;
+	return SPOOL_NOTICE_NONE;
 }
 
-/* One notice per message per attempt: all failed recipients, or all
- * recipients that reached the delay threshold this attempt. */
-static char *compose_dsn(struct attempt *a, bool delay, size_t *len)
+static int record_recipient(struct spool *sp, struct attempt *a, struct job_rcpt *r, int64_t now,
+                            bool *deferred, char *why, size_t whylen)
 {
-	const struct conf *conf = a->ctx->conf;
-	struct dsn_recipient *dr = calloc(a->job->n, sizeof *dr);
-	char(*status)[16] = calloc(a->job->n, 16);
-	size_t n = 0;
-	int attempt_no = 0;
-	for (size_t i = 0; i < a->job->n; i++) {
-		struct job_rcpt *r = &a->job->rcpts[i];
-		bool want =
-		    delay ? (r->state == RCPT_DEFERRED && r->attempt == conf->delay_notice_after)
-		          : r->state == RCPT_FAILED;
-		if (!want)
-			continue;
-		attempt_no = r->attempt;
-		dr[n] = (struct dsn_recipient){
-		    .address = r->address,
-		    .status = dsn_status(r, delay, status[n], sizeof status[n]),
-		    .remote_mta = r->mx[0] ? r->mx : NULL,
-		    .remote_ip = r->ip[0] ? r->ip : NULL,
-		    .diagnostic = r->remote ? r->error : NULL,
-		    .reason = r->error,
-		    .last_attempt_ms = a->started_ms,
-		};
-		n++;
-	}
-	char *text = NULL;
-	if (n > 0) {
-		int64_t next[64];
-		size_t nnext =
-		    delay ? attempt_remaining_schedule(conf, attempt_no, a->started_ms, next, 64)
-		          : 0;
-		size_t hlen = msg_header_end(a->body, a->body_len);
-		struct dsn_report rep = {
-		    .delay = delay,
-		    .utf8 = a->env.flags & SPOOL_F_SMTPUTF8,
-		    .redact = a->env.flags & SPOOL_F_REQUIRETLS,
-		    .reporting_mta = conf->hostname,
-		    .original_sender = a->env.sender,
-		    .original_id = a->qid,
-		    .arrival_ms = a->env.queued_ms,
-		    .now_ms = time_now_ms(),
-		    .original_headers = a->body,
-		    .original_headers_len = hlen,
-		    .rcpts = dr,
-		    .nrcpt = n,
-		    .next_attempts_ms = next,
-		    .nnext = nnext,
-		    .will_retry_until_ms = nnext ? next[nnext - 1] : 0,
-		};
-		text = dsn_compose(&rep, len);
-	}
-	free(dr);
-	free(status);
-	return text;
+	static const enum spool_attempt_result result_of[] = {
+	    [RCPT_DELIVERED] = SPOOL_ATTEMPT_DELIVERED,
+	    [RCPT_DEFERRED] = SPOOL_ATTEMPT_DEFERRED,
+	    [RCPT_FAILED] = SPOOL_ATTEMPT_FAILED,
+	};
+	struct spool_outcome o = {
+	    .rcpt_id = r->id,
+	    .state = r->state,
+	    .error = r->error,
+	    .status = r->enhanced,
+	    .mx = r->mx[0] ? r->mx : NULL,
+	    .ip = r->ip[0] ? r->ip : NULL,
+	    .diagnostic = r->remote ? r->error : NULL,
+	    .notice = notice_for(a, r),
+	};
+	int end = spool_attempt_end(sp, &o, why, whylen);
+	if (end != SPOOL_END_RECORDED) /* dropped meanwhile: nothing to log */
+		return end < 0 ? -1 : 0;
+	*deferred |= r->state == RCPT_DEFERRED;
+	struct spool_attempt_log l = {
+	    .msg_id = a->job->msg_id,
+	    .rcpt_id = r->id,
+	    .started_ms = a->started_ms,
+	    .duration_ms = now - a->started_ms,
+	    .mx = o.mx,
+	    .ip = o.ip,
+	    .tls = r->tls[0] ? r->tls : NULL,
+	    .result = result_of[r->state],
+	    .reply = r->error,
+	};
+	return spool_log_attempt(sp, &l, why, whylen);
 }
 
 static int outcome_write(struct spool *sp, void *arg, char *why, size_t whylen)
@@ -589,52 +623,17 @@ static int outcome_write(struct spool *sp, void *arg, char *why, size_t whylen)
 	struct outcome_job *o = arg;
 	struct attempt *a = o->a;
 	int64_t now = time_now_ms();
-	static const enum spool_attempt_result result_of[] = {
-	    [RCPT_DELIVERED] = SPOOL_ATTEMPT_DELIVERED,
-	    [RCPT_DEFERRED] = SPOOL_ATTEMPT_DEFERRED,
-	    [RCPT_FAILED] = SPOOL_ATTEMPT_FAILED,
-	};
 	bool deferred = false;
-	for (size_t i = 0; i < a->job->n; i++) {
-		struct job_rcpt *r = &a->job->rcpts[i];
-		const char *tls = r->tls;
-		struct spool_attempt_log l = {
-		    .msg_id = a->job->msg_id,
-		    .rcpt_id = r->id,
-		    .started_ms = a->started_ms,
-		    .duration_ms = now - a->started_ms,
-		    .mx = r->mx[0] ? r->mx : NULL,
-		    .ip = r->ip[0] ? r->ip : NULL,
-		    .tls = tls[0] ? tls : NULL,
-		    .result = result_of[r->state],
-		    .reply = r->error,
-		};
-		deferred |= r->state == RCPT_DEFERRED;
-		if (spool_attempt_end(sp, r->id, r->state, r->error, why, whylen) < 0 ||
-		    spool_log_attempt(sp, &l, why, whylen) < 0)
+	for (size_t i = 0; i < a->job->n; i++)
+		if (record_recipient(sp, a, &a->job->rcpts[i], now, &deferred, why, whylen) < 0)
 			return -1;
-	}
 	for (size_t i = 0; deferred && i < a->ndialed; i++)
 		if (a->dialed[i].ips[0] && spool_dialed_put(sp, a->job->msg_id, a->dialed[i].host,
 		                                            a->dialed[i].ips, why, whylen) < 0)
 			return -1;
-	if (o->dsn) {
-		const char *rcpt = a->env.sender;
-		struct spool_message_in m = {
-		    .id = o->dsn_id,
-		    .sender = "",
-		    .rcpts = &rcpt,
-		    .nrcpt = 1,
-		    .flags = o->dsn_flags,
-		    .client = "dsn",
-		    .queued_ms = now,
-		    .body = o->dsn,
-		    .body_len = o->dsn_len,
-		};
-		if (spool_insert_message(sp, &m, why, whylen) < 0)
-			return -1;
-	}
-	return spool_finish_if_done(sp, a->job->msg_id, now, why, whylen) < 0 ? -1 : 0;
+	if (notice_flush(sp, a->ctx->conf, a->job->msg_id, now, &o->notice, why, whylen) < 0)
+		return -1;
+	return spool_message_settle(sp, a->job->msg_id, now, why, whylen);
 }
 
 static void attempt_free(struct attempt *a)
@@ -646,36 +645,71 @@ static void attempt_free(struct attempt *a)
 	release_client(a, false);
 	if (a->ips)
 		host_ips_free(a->ips);
+	if (a->retry_timer)
+		event_free(a->retry_timer);
+	free(a->outcome);
 	destinations_free(a->dests);
-	free(a->body);
+	free(a->txn_rcpts);
+	free(a->txn_index);
 	free(a);
 }
 
 static void log_outcome(struct attempt *a)
 {
-	static const char *names[] = {"queued", "held", "deferred", "delivered", "failed"};
 	for (size_t i = 0; i < a->job->n; i++) {
 		struct job_rcpt *r = &a->job->rcpts[i];
-		metric_add(m_results, names[r->state], 1);
+		const char *result = rcpt_state_name(r->state);
+		metric_add(m_results, result, 1);
 		log_event(r->state == RCPT_FAILED ? LOG_WARN : LOG_INFO, "delivery",
 		          "qid=%s rcpt=%s attempt=%d result=%s mx=%s ip=%s reply=%s", a->qid,
-		          log_quote(r->address), r->attempt, names[r->state],
-		          r->mx[0] ? r->mx : "-", r->ip[0] ? r->ip : "-", log_quote(r->error));
+		          log_quote(r->address), r->attempt, result, r->mx[0] ? r->mx : "-",
+		          r->ip[0] ? r->ip : "-", log_quote(r->error));
 	}
+}
+
+static void outcome_done(void *arg, int status, const char *why);
+
+static void outcome_submit(struct attempt *a)
+{
+	a->writing = true;
+	spool_writer_submit(a->ctx->writer, outcome_write, outcome_done, a->outcome);
+}
+
+static void on_outcome_retry(evutil_socket_t fd, short what, void *arg)
+{
+	outcome_submit(arg);
+}
+
+/* The outcome must land: after a failed commit (a full disk) it is tried
+ * again, later and later, while the recipients stay in flight. */
+static void outcome_retry_later(struct attempt *a, const char *why)
+{
+	a->retry_ms = a->retry_ms ? a->retry_ms * 2 : OUTCOME_RETRY_FIRST_MS;
+	if (a->retry_ms > OUTCOME_RETRY_MAX_MS)
+		a->retry_ms = OUTCOME_RETRY_MAX_MS;
+	log_event(LOG_DEBUG, "outcome_not_recorded", "qid=%s retry_ms=%lld reason=%s", a->qid,
+	          (long long)a->retry_ms, log_quote(why));
+	if (a->retry_timer == NULL)
+		a->retry_timer = evtimer_new(a->ctx->base, on_outcome_retry, a);
+	struct timeval tv = {.tv_sec = a->retry_ms / 1000, .tv_usec = (a->retry_ms % 1000) * 1000};
+	evtimer_add(a->retry_timer, &tv);
 }
 
 static void outcome_done(void *arg, int status, const char *why)
 {
 	struct outcome_job *o = arg;
 	struct attempt *a = o->a;
+	a->writing = false;
 	if (status != 0)
-		log_event(LOG_ERROR, "outcome_not_recorded", "qid=%s reason=%s", a->qid,
-		          log_quote(why));
-	else if (o->dsn)
-		metric_add(m_dsn, o->delay ? "delay" : "failure", 1);
+		return outcome_retry_later(a, why);
+	if (o->notice.dsn_id) {
+		char dsn[17];
+		spool_id_format(o->notice.dsn_id, dsn);
+		metric_add(m_dsn, o->notice.failed ? "failure" : "delay", 1);
+		log_event(LOG_INFO, "dsn_queued", "qid=%s dsn=%s failed=%d delayed=%d", a->qid, dsn,
+		          o->notice.failed, o->notice.delayed);
+	}
 	metric_observe(m_duration, (double)(time_mono_us() - a->started_us) / 1e6);
-	free(o->dsn);
-	free(o);
 	attempt_done_fn done = a->done;
 	void *done_arg = a->done_arg;
 	struct delivery_job *job = a->job;
@@ -687,44 +721,33 @@ static void outcome(struct attempt *a)
 {
 	decide_rest(a);
 	log_outcome(a);
-	struct outcome_job *o = calloc(1, sizeof *o);
-	if (o == NULL)
+	a->outcome = calloc(1, sizeof *a->outcome);
+	if (a->outcome == NULL)
 		abort();
-	o->a = a;
-	/* never a notice about a notice: RFC 3464 §2 / RFC 5321 §4.5.5 */
-	if (a->env.sender[0] != '\0' && a->body) {
-		o->dsn = compose_dsn(a, false, &o->dsn_len);
-		if (o->dsn == NULL && a->ctx->conf->delay_notice_after > 0) {
-			o->dsn = compose_dsn(a, true, &o->dsn_len);
-			o->delay = o->dsn != NULL;
-		}
-	}
-	if (o->dsn) {
-		o->dsn_id = spool_new_id();
-		o->dsn_flags =
-		    SPOOL_F_DSN | (a->env.flags & (SPOOL_F_SMTPUTF8 | SPOOL_F_REQUIRETLS));
-		if (a->env.flags & SPOOL_F_SMTPUTF8)
-			o->dsn_flags |= SPOOL_F_8BIT;
-	}
-	a->writing = true;
-	spool_writer_submit(a->ctx->writer, outcome_write, outcome_done, o);
+	a->outcome->a = a;
+	outcome_submit(a);
 	a->released(a->done_arg, a->job);
 }
 
 /* ---- start ------------------------------------------------------------------ */
 
-static bool load_message(struct attempt *a)
+static ssize_t body_read(void *arg, size_t offset, void *buf, size_t n, char *why, size_t whylen)
+{
+	struct attempt *a = arg;
+	return spool_body_read(a->ctx->reader, a->job->msg_id, offset, buf, n, why, whylen);
+}
+
+static bool load_envelope(struct attempt *a)
 {
 	char why[256];
-	if (spool_load_envelope(a->ctx->reader, a->job->msg_id, &a->env, why, sizeof why) < 0 ||
-	    spool_message_body(a->ctx->reader, a->job->msg_id, &a->body, &a->body_len, why,
-	                       sizeof why) < 0) {
+	if (spool_load_envelope(a->ctx->reader, a->job->msg_id, &a->env, why, sizeof why) < 0) {
 		struct smtp_client_error e;
 		our_error(&e, false, "4.3.0", "cannot read the message: %s", why);
 		a->last = e;
 		settle_undecided(a, RCPT_DEFERRED, &e);
 		return false;
 	}
+	a->body = (struct smtp_body){.len = a->env.size, .read = body_read, .arg = a};
 	return true;
 }
 
@@ -753,7 +776,7 @@ struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
 	spool_id_format(job->msg_id, a->qid);
 	for (size_t i = 0; i < job->n; i++)
 		job->rcpts[i].state = RCPT_QUEUED;
-	if (!load_message(a)) {
+	if (!load_envelope(a)) {
 		outcome(a);
 		return a;
 	}

@@ -4,19 +4,27 @@
  * otherwise it resolves the domain's MX hosts and tries them in order (SPEC
  * §3.5, §4): each host's addresses in dialing order, STARTTLS when offered,
  * and after a failed handshake the same host again in plaintext (SPEC §5).
- * Recipients refused with 452 go in a further transaction on the same
- * connection. It stops at the first host that settles every recipient, or at
- * a permanent failure. Then it records the outcome of every recipient in
- * one spool transaction: delivered, deferred with its last error, or failed
- * (permanent, or out of attempts), with the delivery log, the addresses
- * dialed, and the DSN when one is due. The TLS decision for a host is made in
- * one place (host_tls_mode) so that DANE and MTA-STS can grow there.
+ * A host that refuses the session (5xx greeting or EHLO) or answers a
+ * recipient with 421 passes the recipients on to the next host. Recipients
+ * refused with 452 go in a further transaction on the same connection. It
+ * stops at the first host that settles every recipient, or at a permanent
+ * failure; a host that resolves to outpost itself ends the list (RFC 5321
+ * §5.1). The message is streamed from the spool, never loaded whole.
+ *
+ * Then it records the outcome of every recipient in one spool transaction:
+ * delivered, deferred with its last error, or failed (permanent, or out of
+ * attempts), with the delivery log, the addresses dialed, and the one
+ * notice of the message when one is due (notice.h). The outcome always
+ * lands: a failed commit is retried until it succeeds or the daemon stops
+ * (then the restart's recovery retries the attempt). The TLS decision for a
+ * host is made in one place (host_tls_mode).
  */
 #ifndef OUTPOST_DELIVER_ATTEMPT_H
 #define OUTPOST_DELIVER_ATTEMPT_H
 
 #include "conf/conf.h"
 #include "deliver/pool.h"
+#include "deliver/self.h"
 #include "dns/dns.h"
 #include "spool/spool.h"
 #include "spool/writer.h"
@@ -56,6 +64,7 @@ struct deliver_ctx {
 	struct spool *reader;
 	struct spool_writer *writer;
 	SSL_CTX *tls;
+	struct self_addrs *self;
 };
 
 typedef void (*attempt_done_fn)(void *arg, struct delivery_job *job);
@@ -71,19 +80,14 @@ struct attempt;
 struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
                             attempt_done_fn released, attempt_done_fn done, void *arg);
 
-/* Shutdown: drops an attempt still talking to the network, without an
- * outcome (it was counted; it runs again after the restart) and without
- * calling done. Returns false when its outcome is already with the writer:
- * then done will still be called once the writer has finished. */
+/* Shutdown: drops an attempt still talking to the network, or waiting to
+ * retry its outcome's commit, without calling done (it was counted and its
+ * recipients are still in flight in the spool: the restart retries them).
+ * Returns false when its outcome is with the writer now: then done will
+ * still be called once the writer has finished. */
 bool attempt_abort(struct attempt *a);
 
 /* Registers the delivery metrics (so they show before the first attempt). */
 void attempt_metrics_init(void);
-
-/* The wait before attempt number n+1 after attempt n (1-based) failed, and
- * the times of the attempts still to come after attempt n started at t:
- * fills up to max entries, returns how many. For delay notices. */
-size_t attempt_remaining_schedule(const struct conf *conf, int n, int64_t t, int64_t *out,
-                                  size_t max);
 
 #endif

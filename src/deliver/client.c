@@ -34,6 +34,7 @@
 #include "util/metrics.h"
 
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -54,6 +55,11 @@
 #define DEFAULT_TLS_TIMEOUT_MS     60000
 #define QUIT_TIMEOUT_MS            5000 /* SPEC §6.9 */
 
+#define SMTP_LINE_MAX  998          /* RFC 5322 §2.1.1, without CRLF */
+#define BODY_CHUNK     (64 * 1024)  /* read from the spool at a time */
+#define BODY_WATERMARK (256 * 1024) /* queued on the socket before reading more */
+#define BDAT_MAX       (256 * 1024) /* larger bodies go by DATA, streamed */
+
 enum client_state {
 	ST_CONNECTING,
 	ST_GREETING,
@@ -73,7 +79,8 @@ enum client_state {
 	ST_DEAD, /* connection closed: I/O, timeout, protocol or TLS failure */
 };
 
-enum rcpt_state { RCPT_PENDING, RCPT_ACCEPTED, RCPT_REFUSED, RCPT_TOO_MANY };
+/* What the server said to each RCPT of the transaction. */
+enum rcpt_reply { REPLY_PENDING, REPLY_ACCEPTED, REPLY_REFUSED, REPLY_TOO_MANY };
 
 enum notice { NOTICE_NONE, NOTICE_READY, NOTICE_TXN, NOTICE_IDLE };
 
@@ -111,7 +118,7 @@ struct smtp_client {
 	smtp_txn_fn done;
 	void *done_arg;
 	struct smtp_rcpt_result *results;
-	unsigned char *rcpt_state; /* enum rcpt_state per recipient */
+	unsigned char *rcpt_reply; /* enum rcpt_reply per recipient */
 	size_t rcpt_next;          /* recipient whose RCPT reply comes next */
 	size_t accepted;
 	bool pipelining, use_bdat;
@@ -119,7 +126,12 @@ struct smtp_client {
 	bool mail_refused;
 	struct smtp_client_error mail_err;
 	bool need_rset; /* the server may hold transaction state */
-	bool counted;   /* in outpost_delivery_connections_open */
+	/* the body on its way: read from the spool, encoded, queued */
+	struct smtp_encoder encoder;
+	char *chunk; /* BODY_CHUNK octets, allocated with the first body */
+	size_t body_off;
+	bool body_started, body_ended;
+	bool counted; /* in outpost_delivery_connections_open */
 };
 
 static struct metric *m_open;
@@ -319,9 +331,10 @@ static void client_free(struct smtp_client *c)
 	event_free(c->timer);
 	event_free(c->notify);
 	free(c->results);
-	free(c->rcpt_state);
+	free(c->rcpt_reply);
 	free(c->ehlo_name);
 	free(c->server_name);
+	free(c->chunk);
 	free(c);
 }
 
@@ -372,8 +385,8 @@ static void notify_txn(struct smtp_client *c)
 	/* The results belong to this callback; a new transaction started
 	 * from inside it gets arrays of its own. */
 	c->results = NULL;
-	free(c->rcpt_state);
-	c->rcpt_state = NULL;
+	free(c->rcpt_reply);
+	c->rcpt_reply = NULL;
 	c->done = NULL;
 	if (fn)
 		fn(c->done_arg, c, results, &err);
@@ -443,14 +456,14 @@ static void txn_finish(struct smtp_client *c, const struct smtp_client_error *er
 	for (size_t i = 0; i < t->nrcpt; i++) {
 		struct smtp_rcpt_result *res = &c->results[i];
 
-		switch ((enum rcpt_state)c->rcpt_state[i]) {
-		case RCPT_ACCEPTED:
+		switch ((enum rcpt_reply)c->rcpt_reply[i]) {
+		case REPLY_ACCEPTED:
 			if (err) {
 				res->status = SMTP_RCPT_FAILED;
 				res->error = *err;
 			}
 			break;
-		case RCPT_PENDING:
+		case REPLY_PENDING:
 			/* MAIL refused: the refusal is every recipient's.
 			 * Otherwise the transaction ended before its reply. */
 			res->status = c->mail_refused ? SMTP_RCPT_FAILED : SMTP_RCPT_NOT_TRIED;
@@ -460,8 +473,8 @@ static void txn_finish(struct smtp_client *c, const struct smtp_client_error *er
 				error_set(&res->error, SMTP_ERR_NONE, "rcpt", false, NULL,
 				          "not tried");
 			break;
-		case RCPT_REFUSED:
-		case RCPT_TOO_MANY:
+		case REPLY_REFUSED:
+		case REPLY_TOO_MANY:
 			break;
 		}
 	}
@@ -475,7 +488,8 @@ static void txn_finish(struct smtp_client *c, const struct smtp_client_error *er
 		evtimer_del(c->timer);
 		/* A server that answered before reading all we sent is out of
 		 * step with us: the connection cannot carry another message. */
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 ||
+		    (c->body_started && !c->body_ended))
 			client_close(c);
 	}
 	client_notify(c, NOTICE_TXN);
@@ -488,7 +502,7 @@ static void txn_refuse_locally(struct smtp_client *c, const struct smtp_client_e
 	for (size_t i = 0; i < c->txn->nrcpt; i++) {
 		c->results[i].status = SMTP_RCPT_FAILED;
 		c->results[i].error = *err;
-		c->rcpt_state[i] = RCPT_REFUSED;
+		c->rcpt_reply[i] = REPLY_REFUSED;
 	}
 	txn_finish(c, err);
 }
@@ -808,10 +822,10 @@ static bool txn_precheck(struct smtp_client *c, struct smtp_client_error *e)
 		error_set(e, SMTP_ERR_STATUS, "rcpt", false, NULL, "no recipients");
 		return false;
 	}
-	if (i->size_max != 0 && t->body_len > i->size_max) {
+	if (i->size_max != 0 && t->body.len > i->size_max) {
 		error_set(e, SMTP_ERR_SIZE, "mail", true, "5.3.4",
 		          "message of %zu octets exceeds the server's SIZE limit of %llu",
-		          t->body_len, (unsigned long long)i->size_max);
+		          t->body.len, (unsigned long long)i->size_max);
 		return false;
 	}
 	if (t->eightbit && !i->eightbitmime) {
@@ -855,7 +869,7 @@ static void txn_send_mail(struct smtp_client *c)
 
 	params[0] = '\0';
 	if (c->size_offered)
-		n += snprintf(params + n, sizeof params - (size_t)n, " SIZE=%zu", t->body_len);
+		n += snprintf(params + n, sizeof params - (size_t)n, " SIZE=%zu", t->body.len);
 	if (t->eightbit)
 		n += snprintf(params + n, sizeof params - (size_t)n, " BODY=8BITMIME");
 	if (t->smtputf8)
@@ -871,23 +885,76 @@ static void txn_send_mail(struct smtp_client *c)
 		client_command(c, "DATA");
 }
 
-static void txn_send_body(struct smtp_client *c)
+/* The message could not be read from the spool (dropped, say): the data
+ * already sent must never be ended with a dot, so the connection goes. */
+static void txn_body_unreadable(struct smtp_client *c, const char *why)
 {
-	const struct smtp_txn *t = c->txn;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct smtp_client_error e;
 
-	smtp_dot_stuff((const unsigned char *)t->body, t->body_len, out);
-	log_event(LOG_DEBUG, "smtp_client", "server=%s cmd=<data> octets=%zu",
-	          log_quote(c->server_name), t->body_len);
+	error_set(&e, SMTP_ERR_LOCAL, "data", false, "4.3.0", "cannot read the message: %s", why);
+	client_close(c);
+	txn_finish(c, &e);
 }
 
-/* RFC 3030 §2: the chunk is sent as it is, no dot-stuffing; one chunk. */
+/* Feeds the encoder from the body until the socket has enough queued or
+ * the body is all read. Returns false (the transaction is over) on a
+ * read error. */
+static bool txn_pump(struct smtp_client *c, struct evbuffer *out, size_t watermark)
+{
+	const struct smtp_body *b = &c->txn->body;
+	char why[256];
+
+	while (c->body_off < b->len && evbuffer_get_length(out) < watermark) {
+		size_t want = b->len - c->body_off < BODY_CHUNK ? b->len - c->body_off : BODY_CHUNK;
+		ssize_t got = b->read(b->arg, c->body_off, c->chunk, want, why, sizeof why);
+
+		if (got <= 0) {
+			txn_body_unreadable(c, got == 0 ? "shorter than stored" : why);
+			return false;
+		}
+		smtp_encoder_feed(&c->encoder, (const unsigned char *)c->chunk, (size_t)got, out);
+		c->body_off += (size_t)got;
+	}
+	if (c->body_off == b->len && !c->body_ended) {
+		smtp_encoder_end(&c->encoder, out);
+		c->body_ended = true;
+	}
+	return true;
+}
+
+static void txn_body_start(struct smtp_client *c, bool dot_stuff)
+{
+	if (c->chunk == NULL && (c->chunk = malloc(BODY_CHUNK)) == NULL)
+		abort();
+	smtp_encoder_init(&c->encoder, dot_stuff, SMTP_LINE_MAX);
+	c->body_off = 0;
+	c->body_started = true;
+	c->body_ended = false;
+}
+
+/* DATA: the body goes out as the socket drains (on_write pumps more). */
+static void txn_send_body(struct smtp_client *c)
+{
+	txn_body_start(c, true);
+	log_event(LOG_DEBUG, "smtp_client", "server=%s cmd=<data> octets=%zu",
+	          log_quote(c->server_name), c->txn->body.len);
+	txn_pump(c, bufferevent_get_output(c->bev), BODY_WATERMARK);
+}
+
+/* RFC 3030 §2: one chunk, not dot-stuffed, its size known before it goes:
+ * only for a body of at most BDAT_MAX octets (smtp_client_send). */
 static void txn_send_bdat(struct smtp_client *c)
 {
-	const struct smtp_txn *t = c->txn;
+	struct evbuffer *chunk = evbuffer_new();
 
-	client_command(c, "BDAT %zu LAST", t->body_len);
-	evbuffer_add(bufferevent_get_output(c->bev), t->body, t->body_len);
+	if (chunk == NULL)
+		abort();
+	txn_body_start(c, false);
+	if (txn_pump(c, chunk, SIZE_MAX)) {
+		client_command(c, "BDAT %zu LAST", evbuffer_get_length(chunk));
+		evbuffer_add_buffer(bufferevent_get_output(c->bev), chunk);
+	}
+	evbuffer_free(chunk);
 }
 
 static void txn_on_rset(struct smtp_client *c, const struct smtp_reply *r)
@@ -925,7 +992,7 @@ static void txn_rcpt_result(struct smtp_client *c, size_t i, const struct smtp_r
 	struct smtp_rcpt_result *res = &c->results[i];
 
 	if (smtp_reply_class(r->code) == 2) {
-		c->rcpt_state[i] = RCPT_ACCEPTED;
+		c->rcpt_reply[i] = REPLY_ACCEPTED;
 		c->accepted++;
 		error_from_reply(&res->error, SMTP_ERR_NONE, "rcpt", r);
 		return;
@@ -934,20 +1001,20 @@ static void txn_rcpt_result(struct smtp_client *c, size_t i, const struct smtp_r
 		res->status = SMTP_RCPT_NOT_TRIED;
 		error_from_reply(&res->error, SMTP_ERR_STATUS, "rcpt", r);
 		res->error.permanent = false;
-		c->rcpt_state[i] = RCPT_TOO_MANY;
+		c->rcpt_reply[i] = REPLY_TOO_MANY;
 		if (c->pipelining)
 			return;
 		/* one at a time: the rest are not sent at all */
 		for (size_t k = i + 1; k < c->txn->nrcpt; k++) {
 			c->results[k] = *res;
-			c->rcpt_state[k] = RCPT_TOO_MANY;
+			c->rcpt_reply[k] = REPLY_TOO_MANY;
 		}
 		c->rcpt_stop = true;
 		return;
 	}
 	res->status = SMTP_RCPT_FAILED;
 	error_from_reply(&res->error, SMTP_ERR_STATUS, "rcpt", r);
-	c->rcpt_state[i] = RCPT_REFUSED;
+	c->rcpt_reply[i] = REPLY_REFUSED;
 }
 
 static void txn_rcpts_done(struct smtp_client *c)
@@ -1003,7 +1070,7 @@ static void txn_on_final(struct smtp_client *c, const struct smtp_reply *r)
 		return txn_finish(c, &e);
 	}
 	for (size_t i = 0; i < c->txn->nrcpt; i++) {
-		if (c->rcpt_state[i] != RCPT_ACCEPTED)
+		if (c->rcpt_reply[i] != REPLY_ACCEPTED)
 			continue;
 		c->results[i].status = SMTP_RCPT_OK;
 		error_from_reply(&c->results[i].error, SMTP_ERR_NONE, cmd, r);
@@ -1185,12 +1252,17 @@ static void on_read(struct bufferevent *bev, void *arg)
 	client_settle(c);
 }
 
-/* The data has left our buffer: the wait for the final reply starts. */
+/* The socket took what we queued: more of the body, or, once all of it
+ * has left our buffer, the wait for the final reply starts. */
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct smtp_client *c = arg;
 
-	if ((c->state == ST_DATA_END || c->state == ST_BDAT) && !c->data_timer_armed) {
+	if (c->state == ST_DATA_END && !c->body_ended &&
+	    !txn_pump(c, bufferevent_get_output(c->bev), BODY_WATERMARK))
+		return client_settle(c);
+	if ((c->state == ST_DATA_END || c->state == ST_BDAT) && c->body_ended &&
+	    !c->data_timer_armed && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 		c->data_timer_armed = true;
 		timer_arm(c, ms_or(c->cfg.data_timeout_ms, DEFAULT_DATA_TIMEOUT_MS));
 	}
@@ -1200,6 +1272,12 @@ static void client_connected(struct smtp_client *c)
 {
 	int64_t ms = ms_or(c->cfg.command_timeout_ms, DEFAULT_COMMAND_TIMEOUT_MS);
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	int one = 1;
+
+	/* Every write we make is a complete command or a pipelined group: a
+	 * small last write must not wait ~40 ms for the peer's delayed ACK
+	 * (Nagle), which is what stalls the end of a message. */
+	setsockopt(bufferevent_getfd(c->sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
 	/* a write that makes no progress for command_timeout fails */
 	bufferevent_set_timeouts(c->sock, NULL, &tv);
@@ -1340,6 +1418,24 @@ struct smtp_client *smtp_client_connect(struct event_base *base, const struct so
 	return c;
 }
 
+static ssize_t memory_read(void *arg, size_t offset, void *buf, size_t n, char *why, size_t whylen)
+{
+	const struct smtp_body_memory *m = arg;
+	size_t take = offset >= m->len ? 0 : (m->len - offset < n ? m->len - offset : n);
+
+	if (take > 0)
+		memcpy(buf, m->p + offset, take);
+	return (ssize_t)take;
+}
+
+void smtp_body_from_memory(struct smtp_body *b, struct smtp_body_memory *m, const char *p,
+                           size_t len)
+{
+	m->p = p;
+	m->len = len;
+	*b = (struct smtp_body){.len = len, .read = memory_read, .arg = m};
+}
+
 const struct smtp_server_info *smtp_client_info(const struct smtp_client *c)
 {
 	return &c->info;
@@ -1366,17 +1462,18 @@ void smtp_client_send(struct smtp_client *c, const struct smtp_txn *txn, smtp_tx
 	c->done = done;
 	c->done_arg = arg;
 	free(c->results);
-	free(c->rcpt_state);
+	free(c->rcpt_reply);
 	c->results = calloc(n, sizeof *c->results);
-	c->rcpt_state = calloc(n, 1);
-	if (!c->results || !c->rcpt_state)
+	c->rcpt_reply = calloc(n, 1);
+	if (!c->results || !c->rcpt_reply)
 		abort();
 	c->rcpt_next = 0;
+	c->body_started = c->body_ended = false;
 	c->accepted = 0;
 	c->rcpt_stop = false;
 	c->mail_refused = false;
 	c->pipelining = c->info.pipelining;
-	c->use_bdat = c->info.chunking;
+	c->use_bdat = c->info.chunking && txn->body.len <= BDAT_MAX;
 	for (size_t i = 0; i < txn->nrcpt; i++)
 		c->results[i].status = SMTP_RCPT_NOT_TRIED;
 	if (!txn_precheck(c, &e)) {

@@ -5,8 +5,10 @@
  * asks for it, and EHLO again over TLS, forgetting what the server said
  * before (RFC 3207 §4.2). Then any number of transactions, each with several
  * recipients and one result per recipient, pipelined when the server offers
- * PIPELINING (RFC 2920), with BDAT when it offers CHUNKING (RFC 3030), else
- * DATA with dot-stuffing. RSET between transactions when the previous one
+ * PIPELINING (RFC 2920), with BDAT when it offers CHUNKING (RFC 3030) and
+ * the message fits one chunk, else DATA with dot-stuffing, streamed from
+ * the spool as the socket drains. No line longer than 998 octets is ever
+ * sent (RFC 5322 §2.1.1; smtp_encoder breaks it). RSET between transactions when the previous one
  * left state behind, QUIT at the end.
  *
  * Every failure is a struct smtp_client_error: the command it belongs to,
@@ -24,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 struct event_base;
 struct smtp_client;
@@ -44,6 +47,7 @@ enum smtp_error_kind {
 	SMTP_ERR_8BITMIME,   /* 8-bit message, server lacks 8BITMIME */
 	SMTP_ERR_SMTPUTF8,   /* needs SMTPUTF8, server lacks it */
 	SMTP_ERR_REQUIRETLS, /* needs REQUIRETLS, server lacks it */
+	SMTP_ERR_LOCAL,      /* our side: the message could not be read */
 };
 
 struct smtp_client_error {
@@ -109,12 +113,28 @@ struct smtp_rcpt_result {
 	struct smtp_client_error error; /* for FAILED, and the final reply for OK */
 };
 
+/* The message, read in pieces as the connection takes them, so that a
+ * large message is never held whole in memory. read returns the octets
+ * read (up to n, at offset), 0 at the end, or -1 with why filled. */
+struct smtp_body {
+	size_t len; /* CRLF lines, not dot-stuffed */
+	ssize_t (*read)(void *arg, size_t offset, void *buf, size_t n, char *why, size_t whylen);
+	void *arg;
+};
+
+/* A body held in memory (tests, small messages): m must outlive the txn. */
+struct smtp_body_memory {
+	const char *p;
+	size_t len;
+};
+void smtp_body_from_memory(struct smtp_body *b, struct smtp_body_memory *m, const char *p,
+                           size_t len);
+
 struct smtp_txn {
 	const char *sender; /* "" for <> */
 	const char *const *rcpts;
 	size_t nrcpt;
-	const char *body; /* CRLF lines, not dot-stuffed */
-	size_t body_len;
+	struct smtp_body body;
 	bool eightbit, smtputf8, requiretls;
 };
 

@@ -114,6 +114,18 @@ void pool_put(struct pool *p, const char *dest, struct smtp_client *c,
 	p->nidle++;
 }
 
+void pool_close_oldest(struct pool *p)
+{
+	struct idle_conn *ic = p->head;
+	while (ic && ic->next)
+		ic = ic->next;
+	if (ic == NULL)
+		return;
+	unlink_conn(ic);
+	smtp_client_quit(ic->client);
+	free(ic);
+}
+
 size_t pool_idle_count(const struct pool *p, const char *dest)
 {
 	size_t n = 0;

@@ -37,6 +37,11 @@ struct smtp_client *pool_take(struct pool *p, const char *dest, struct pool_conn
 void pool_put(struct pool *p, const char *dest, struct smtp_client *c,
               const struct pool_conn_info *info);
 
+/* Quits the connection parked longest (none: nothing happens). Idle
+ * connections count against delivery.max_connections: the scheduler makes
+ * room this way before an attempt that may open a new one. */
+void pool_close_oldest(struct pool *p);
+
 /* Idle connections parked for dest / in all. */
 size_t pool_idle_count(const struct pool *p, const char *dest);
 size_t pool_idle_total(const struct pool *p);

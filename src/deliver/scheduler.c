@@ -2,7 +2,9 @@
 #include "deliver/scheduler.h"
 
 #include "deliver/attempt.h"
+#include "deliver/notice.h"
 #include "deliver/pool.h"
+#include "deliver/retry.h"
 #include "dns/dns.h"
 #include "tls/tls.h"
 #include "util/log.h"
@@ -13,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
-#define MAX_BACKOFF_MS   (30LL * 86400 * 1000)
-#define IDLE_RECHECK_MS  60000 /* also catches mail queued by another process */
-#define CLEANUP_EVERY_MS 3600000
+#define IDLE_RECHECK_MS        60000 /* also catches mail queued by another process */
+#define CLEANUP_EVERY_MS       3600000
+#define CLEANUP_BATCH          500 /* messages per housekeeping transaction */
+#define NOTICE_BATCH           100 /* waiting notices sent per transaction at start */
+#define WRITE_BACKOFF_FIRST_MS 1000
+#define WRITE_BACKOFF_MAX_MS   60000
 
 /* A destination with attempts in flight. Its window is how many may run at
  * once: it starts small and opens by one with every delivered attempt, up to
@@ -35,13 +39,19 @@ struct destination {
 struct running {
 	struct scheduler *sched;
 	struct delivery_job job;
-	int64_t *backoffs;       /* per recipient, jittered */
+	int64_t *backoffs; /* per recipient, jittered */
+	int64_t *picked;   /* the ids picked, until the begin is committed */
+	size_t npicked;
 	struct attempt *attempt; /* NULL until its begin is committed */
-	bool released;		 /* its destination slot is given back */
+	bool released;           /* its destination slot is given back */
 	struct running *prev, *next;
 };
 
-/* Recipient ids in flight: an open-addressing set (ids are > 0). */
+/* Recipients picked whose attempt is not recorded yet. Once it is, the
+ * spool itself says they are in flight (and not due), so this set only
+ * bridges the time a begin waits in the writer and empties after each;
+ * the ids are never reused (spool.h), so a stale one could not hide a new
+ * recipient anyway. An open-addressing set (ids are > 0). */
 struct idset {
 	int64_t *slots; /* 0 empty, -1 deleted */
 	size_t cap, used;
@@ -59,28 +69,12 @@ struct scheduler {
 	size_t due_cap;
 	struct destination *dests;
 	size_t ndests;
+	/* a spool that cannot be written: no new attempt before this time */
+	int64_t write_backoff_ms;
+	int64_t blocked_until_ms;
 };
 
 static struct metric *m_attempts;
-
-int64_t scheduler_backoff_ms(int64_t first_retry_ms, int attempts_before)
-{
-	int64_t b = first_retry_ms;
-	for (int i = 0; i < attempts_before && b < MAX_BACKOFF_MS; i++)
-		b *= 2;
-	return b < MAX_BACKOFF_MS ? b : MAX_BACKOFF_MS;
-}
-
-/* Spreads retries a little so that a burst does not come back as one burst:
- * up to 1% of the wait, at most 5 s either way (SPEC §3.3 uses ±5 s). */
-static int64_t jitter(int64_t backoff_ms)
-{
-	int64_t span = backoff_ms / 100 < 5000 ? backoff_ms / 100 : 5000;
-	uint32_t r = 0;
-	if (span == 0 || getrandom(&r, sizeof r, 0) != sizeof r)
-		return backoff_ms;
-	return backoff_ms - span + (int64_t)(r % (uint32_t)(2 * span + 1));
-}
 
 static void arm(struct scheduler *s, int64_t delay_ms)
 {
@@ -207,14 +201,24 @@ static void job_released(void *arg, struct delivery_job *job)
 	arm(s, 0);
 }
 
-/* The outcome is committed: its recipients may be picked again. */
+/* The picked ids leave the set, all of them: those the begin skipped (held
+ * or dropped meanwhile) as well as those now in flight in the spool. */
+static void unpick(struct scheduler *s, struct running *r)
+{
+	for (size_t i = 0; i < r->npicked; i++)
+		idset_remove(&s->flying, r->picked[i]);
+	free(r->picked);
+	r->picked = NULL;
+	r->npicked = 0;
+}
+
+/* The outcome is committed (or there was no attempt): the job is over. */
 static void job_finished(void *arg, struct delivery_job *job)
 {
 	struct running *r = arg;
 	struct scheduler *s = r->sched;
 	job_released(arg, job);
-	for (size_t i = 0; i < job->n; i++)
-		idset_remove(&s->flying, job->rcpts[i].id);
+	unpick(s, r);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -225,6 +229,18 @@ static void job_finished(void *arg, struct delivery_job *job)
 	free(r->backoffs);
 	free(r);
 	arm(s, 0);
+}
+
+/* A spool that cannot be written (a full disk): new attempts wait, longer
+ * and longer up to a minute, instead of picking the same recipients again
+ * at once; the writer logs and counts the failures. */
+static void write_failed(struct scheduler *s)
+{
+	s->write_backoff_ms =
+	    s->write_backoff_ms ? s->write_backoff_ms * 2 : WRITE_BACKOFF_FIRST_MS;
+	if (s->write_backoff_ms > WRITE_BACKOFF_MAX_MS)
+		s->write_backoff_ms = WRITE_BACKOFF_MAX_MS;
+	s->blocked_until_ms = time_mono_us() / 1000 + s->write_backoff_ms;
 }
 
 static int begin_job(struct spool *sp, void *arg, char *why, size_t whylen)
@@ -248,8 +264,13 @@ static void begin_done(void *arg, int status, const char *why)
 {
 	struct running *r = arg;
 	struct scheduler *s = r->sched;
-	if (status != 0)
-		log_event(LOG_ERROR, "attempt_not_started", "reason=%s", log_quote(why));
+	unpick(s, r);
+	if (status != 0) {
+		log_event(LOG_DEBUG, "attempt_not_started", "reason=%s", log_quote(why));
+		write_failed(s);
+	} else {
+		s->write_backoff_ms = 0;
+	}
 	if (status != 0 || r->job.n == 0 || s->stopped)
 		return job_finished(r, &r->job);
 	metric_add(m_attempts, "started", 1);
@@ -262,14 +283,21 @@ static void job_start(struct scheduler *s, struct running *r)
 {
 	r->sched = s;
 	r->backoffs = calloc(r->job.n, sizeof *r->backoffs);
-	if (r->backoffs == NULL)
+	r->picked = calloc(r->job.n, sizeof *r->picked);
+	if (r->backoffs == NULL || r->picked == NULL)
 		abort();
 	for (size_t i = 0; i < r->job.n; i++) {
 		struct job_rcpt *jr = &r->job.rcpts[i];
 		r->backoffs[i] =
-		    jitter(scheduler_backoff_ms(s->ctx.conf->first_retry_ms, jr->attempt - 1));
+		    retry_jitter(retry_backoff_ms(s->ctx.conf->first_retry_ms, jr->attempt - 1));
 		idset_add(&s->flying, jr->id);
+		r->picked[r->npicked++] = jr->id;
 	}
+	/* idle pooled connections count against max_connections too: the
+	 * oldest goes when this attempt may need a new one */
+	if (s->in_flight + pool_idle_total(s->ctx.pool) >=
+	    (size_t)s->ctx.conf->delivery_max_connections)
+		pool_close_oldest(s->ctx.pool);
 	destination(s, r->job.domain, true)->active++;
 	r->next = s->jobs;
 	if (s->jobs)
@@ -340,6 +368,9 @@ static void schedule(struct scheduler *s)
 {
 	if (s->paused || s->stopped)
 		return;
+	int64_t blocked = s->blocked_until_ms - time_mono_us() / 1000;
+	if (blocked > 0)
+		return arm(s, blocked);
 	size_t max = (size_t)s->ctx.conf->delivery_max_connections;
 	if (s->in_flight < max) {
 		size_t want = (max - s->in_flight) * 2 + 16;
@@ -373,28 +404,95 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	schedule(arg);
 }
 
+struct cleanup {
+	const struct conf *conf;
+	struct spool_writer *writer;
+	int64_t before_ms;
+	int64_t deleted; /* by the last batch */
+	int64_t total;
+};
+
 static int cleanup_job(struct spool *sp, void *arg, char *why, size_t whylen)
 {
-	const struct conf *conf = arg;
-	int64_t n = spool_cleanup(sp, time_now_ms() - conf->log_retention_ms, why, whylen);
-	if (n > 0)
-		log_event(LOG_INFO, "spool_cleanup", "rows=%lld", (long long)n);
-	return n < 0 ? -1 : 0;
+	struct cleanup *c = arg;
+	c->deleted = spool_cleanup(sp, c->before_ms, CLEANUP_BATCH, why, whylen);
+	return c->deleted < 0 ? -1 : 0;
 }
 
+/* Housekeeping runs alone (never in a commit that acknowledges mail) and
+ * in small batches, each submitted when the last one is done. */
 static void cleanup_done(void *arg, int status, const char *why)
 {
+	struct cleanup *c = arg;
 	if (status != 0)
 		log_event(LOG_ERROR, "spool_cleanup_failed", "reason=%s", log_quote(why));
+	else
+		c->total += c->deleted;
+	if (status == 0 && c->deleted == CLEANUP_BATCH)
+		return spool_writer_submit_alone(c->writer, cleanup_job, cleanup_done, c);
+	if (c->total > 0)
+		log_event(LOG_INFO, "spool_cleanup", "messages=%lld", (long long)c->total);
+	free(c);
 }
 
 /* Finished messages stay visible for delivery.log_retention, then go. */
 static void on_cleanup(evutil_socket_t fd, short what, void *arg)
 {
 	struct scheduler *s = arg;
-	spool_writer_submit(s->ctx.writer, cleanup_job, cleanup_done, (void *)s->ctx.conf);
+	struct cleanup *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		abort();
+	c->conf = s->ctx.conf;
+	c->writer = s->ctx.writer;
+	c->before_ms = time_now_ms() - s->ctx.conf->log_retention_ms;
+	spool_writer_submit_alone(s->ctx.writer, cleanup_job, cleanup_done, c);
 	struct timeval tv = {.tv_sec = CLEANUP_EVERY_MS / 1000};
 	evtimer_add(s->cleanup_timer, &tv);
+}
+
+/* After a restart: notices that waited for an attempt the stop cut short
+ * are sent now (notice.h), a batch at a time. */
+struct waiting_notices {
+	const struct conf *conf;
+	struct spool_writer *writer;
+	int found;
+};
+
+static int notices_job(struct spool *sp, void *arg, char *why, size_t whylen)
+{
+	struct waiting_notices *w = arg;
+	uint64_t ids[NOTICE_BATCH];
+	int64_t now = time_now_ms();
+	w->found = spool_notices_waiting(sp, ids, NOTICE_BATCH, why, whylen);
+	for (int i = 0; i < w->found; i++) {
+		struct notice_result res;
+		if (notice_flush(sp, w->conf, ids[i], now, &res, why, whylen) < 0 ||
+		    spool_message_settle(sp, ids[i], now, why, whylen) < 0)
+			return -1;
+	}
+	return w->found < 0 ? -1 : 0;
+}
+
+static void notices_done(void *arg, int status, const char *why)
+{
+	struct waiting_notices *w = arg;
+	if (status != 0)
+		log_event(LOG_ERROR, "notices_not_sent", "reason=%s", log_quote(why));
+	else if (w->found > 0)
+		log_event(LOG_INFO, "notices_sent_after_restart", "messages=%d", w->found);
+	if (status == 0 && w->found == NOTICE_BATCH)
+		return spool_writer_submit_alone(w->writer, notices_job, notices_done, w);
+	free(w);
+}
+
+static void send_waiting_notices(struct scheduler *s)
+{
+	struct waiting_notices *w = calloc(1, sizeof *w);
+	if (w == NULL)
+		abort();
+	w->conf = s->ctx.conf;
+	w->writer = s->ctx.writer;
+	spool_writer_submit_alone(s->ctx.writer, notices_job, notices_done, w);
 }
 
 void scheduler_wake(struct scheduler *s)
@@ -417,6 +515,7 @@ static bool make_context(struct scheduler *s, struct event_base *base, const str
 	s->ctx.pool =
 	    pool_new(base, conf->connection_idle_timeout_ms, (int)conf->connection_max_messages,
 	             (size_t)conf->delivery_max_connections);
+	s->ctx.self = self_addrs_new(conf);
 	return true;
 }
 
@@ -444,6 +543,7 @@ struct scheduler *scheduler_start(struct event_base *base, const struct conf *co
 	s->cleanup_timer = evtimer_new(base, on_cleanup, s);
 	struct timeval soon = {.tv_sec = 3};
 	evtimer_add(s->cleanup_timer, &soon);
+	send_waiting_notices(s);
 	arm(s, 0);
 	return s;
 }
@@ -467,6 +567,14 @@ size_t scheduler_in_flight(const struct scheduler *s)
 	return s->in_flight;
 }
 
+size_t scheduler_picked(const struct scheduler *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->flying.cap; i++)
+		n += s->flying.slots[i] > 0;
+	return n;
+}
+
 void scheduler_stop(struct scheduler *s)
 {
 	if (s == NULL)
@@ -488,11 +596,13 @@ void scheduler_free(struct scheduler *s)
 {
 	if (s == NULL)
 		return;
+	scheduler_stop(s); /* attempts left waiting to retry their outcome */
 	pool_free(s->ctx.pool);
 	if (s->ctx.tls)
 		SSL_CTX_free(s->ctx.tls);
 	if (s->ctx.dns)
 		dns_resolver_free(s->ctx.dns);
+	self_addrs_free(s->ctx.self);
 	free(s->flying.slots);
 	free(s->due);
 	free(s->dests);

@@ -1,14 +1,16 @@
 /* scheduler.h - picks due recipients and runs delivery attempts.
  *
- * Recipients become due at their next_attempt time (SPEC §3.3: the first
- * retry after delivery.first_retry, doubling after each further attempt, up
- * to delivery.max_attempts). Due recipients of one message at one domain
+ * Recipients become due at their next_attempt time (retry.h). Due
+ * recipients of one message at one domain
  * form one job: one attempt, one SMTP transaction. The scheduler records the
  * attempt (attempts+1 and the next backoff) through the writer before any
  * network activity, then runs it (attempt.h). At most delivery.max_connections
  * attempts run at once, and at most delivery.max_connections_per_destination
  * for one domain; a domain at its limit never holds back the others (its
- * due work is left out of the query). While paused it starts nothing.
+ * due work is left out of the query). While paused it starts nothing;
+ * while the spool cannot be written it waits (up to a minute) between
+ * tries. Finished messages are cleaned up hourly, after
+ * delivery.log_retention, in small transactions of their own.
  */
 #ifndef OUTPOST_DELIVER_SCHEDULER_H
 #define OUTPOST_DELIVER_SCHEDULER_H
@@ -40,6 +42,10 @@ bool scheduler_paused(const struct scheduler *s);
 /* Attempts in flight now. */
 size_t scheduler_in_flight(const struct scheduler *s);
 
+/* Recipients picked whose attempt's start is not committed yet; 0 once the
+ * writer has caught up (the tests check that nothing lingers). */
+size_t scheduler_picked(const struct scheduler *s);
+
 /* Stops starting attempts. Attempts in flight are abandoned (they were
  * already counted, so they are retried after a restart); their outcomes
  * still pending in the writer are reported to scheduler_free's caller. */
@@ -47,10 +53,5 @@ void scheduler_stop(struct scheduler *s);
 
 /* Frees the scheduler once the writer is stopped (no attempt reports back). */
 void scheduler_free(struct scheduler *s);
-
-/* The wait after attempt number `attempts_before + 1` fails: first_retry
- * doubled attempts_before times, capped at 30 days. Jitter is not applied
- * here (the caller adds it) so the schedule can be stated exactly. */
-int64_t scheduler_backoff_ms(int64_t first_retry_ms, int attempts_before);
 
 #endif

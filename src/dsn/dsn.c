@@ -410,6 +410,20 @@ static void put_times_list(struct buf *b, const int64_t *ms, size_t n)
 	buf_str(b, "\r\n");
 }
 
+static bool rcpt_delayed(const struct dsn_report *r, const struct dsn_recipient *rc)
+{
+	return r->delay || rc->delayed;
+}
+
+/* Whether the notice reports any recipient with this action. */
+static bool any_action(const struct dsn_report *r, bool delayed)
+{
+	for (size_t i = 0; i < r->nrcpt; i++)
+		if (rcpt_delayed(r, &r->rcpts[i]) == delayed)
+			return true;
+	return false;
+}
+
 static void human_intro(const struct dsn_report *r, struct buf *b, struct buf *line)
 {
 	char date[DATE_LEN];
@@ -418,12 +432,13 @@ static void human_intro(const struct dsn_report *r, struct buf *b, struct buf *l
 	put_clean_str(line, r->reporting_mta, false);
 	buf_str(line, ".");
 	put_paragraph(b, line);
-	if (!r->delay) {
+	if (any_action(r, false)) {
 		buf_str(line, "Your message could not be delivered to one or more recipients. "
-		              "It was not delivered and no further attempts will be made.");
+		              "It was not delivered to them and no further attempts will be made.");
 		put_paragraph(b, line);
-		return;
 	}
+	if (!any_action(r, true))
+		return;
 	/* SPEC §3.3 [REC]: the dates come from the real schedule the caller
 	 * passes, never from a fixed "4, 8 and 16 hours" text. */
 	buf_str(line, "Your message has not been delivered yet to one or more recipients. ");
@@ -535,8 +550,10 @@ static void status_recipient(const struct dsn_report *r, const struct dsn_recipi
 	buf_str(line, "Final-Recipient: ");
 	put_typed_addr(line, rc->address ? rc->address : "", r->utf8);
 	put_field_line(b, line);
-	buf_str(b, r->delay ? "Action: delayed\r\n" : "Action: failed\r\n");
-	status_code(rc->status, r->delay, status);
+	bool delayed = rcpt_delayed(r, rc);
+
+	buf_str(b, delayed ? "Action: delayed\r\n" : "Action: failed\r\n");
+	status_code(rc->status, delayed, status);
 	buf_fmt(b, "Status: %s\r\n", status);
 	if (rc->remote_mta) {
 		buf_str(line, "Remote-MTA: dns; ");
@@ -552,7 +569,7 @@ static void status_recipient(const struct dsn_report *r, const struct dsn_recipi
 	}
 	if (rc->last_attempt_ms > 0)
 		put_date_field(b, "Last-Attempt-Date", rc->last_attempt_ms);
-	if (r->delay && r->will_retry_until_ms > 0)
+	if (delayed && r->will_retry_until_ms > 0)
 		put_date_field(b, "Will-Retry-Until", r->will_retry_until_ms);
 }
 
@@ -772,8 +789,8 @@ static bool put_top_headers(const struct dsn_report *r, const char *boundary, st
 	put_addr(&line, r->original_sender ? r->original_sender : "", r->utf8);
 	buf_str(&line, ">");
 	put_field_line(b, &line);
-	buf_str(b, r->delay ? "Subject: Delayed Mail (still being retried)\r\n"
-	                    : "Subject: Undelivered Mail Returned to Sender\r\n");
+	buf_str(b, any_action(r, false) ? "Subject: Undelivered Mail Returned to Sender\r\n"
+	                                : "Subject: Delayed Mail (still being retried)\r\n");
 	put_date_field(b, "Date", r->now_ms);
 	buf_fmt(&line, "Message-ID: <%s@", id);
 	put_clean_str(&line, mta, false);

@@ -1,7 +1,9 @@
 /* dsn.h - delivery status notifications (RFC 3464, RFC 3462/6522, RFC 6533).
  *
  * Composes the notice outpost sends to the envelope sender when delivery
- * failed permanently or is delayed: multipart/report; report-type=
+ * failed permanently or is delayed: one notice per message may report
+ * failed and delayed recipients together (RFC 3464 §2.3.3 gives each
+ * recipient its own Action). multipart/report; report-type=
  * delivery-status, with a human part, one delivery-status block per
  * recipient, and the original header section (text/rfc822-headers, or
  * message/global-headers for SMTPUTF8 messages). The notice is itself queued
@@ -25,10 +27,11 @@ struct dsn_recipient {
 	                           the failure was ours (DNS, timeout) */
 	const char *reason;     /* human text of the last error (always set) */
 	int64_t last_attempt_ms;
+	bool delayed; /* Action: delayed (still being retried) rather than failed */
 };
 
 struct dsn_report {
-	bool delay;                  /* delay notice (Action: delayed) or failure */
+	bool delay;                  /* every recipient is delayed (else each says) */
 	bool utf8;                   /* SMTPUTF8 original: RFC 6533 global types */
 	bool redact;                 /* REQUIRETLS original: RFC 8689 §5 */
 	const char *reporting_mta;   /* our hostname */

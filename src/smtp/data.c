@@ -214,8 +214,16 @@ void smtp_data_scan(struct smtp_data_reader *r, const unsigned char *p, size_t l
 
 /* ---- sending ---- */
 
+void smtp_encoder_init(struct smtp_encoder *e, bool dot_stuff, size_t max_line)
+{
+	memset(e, 0, sizeof *e);
+	e->dot_stuff = dot_stuff;
+	e->max_line = max_line;
+	e->bol = true;
+}
+
 /* Position of the next ch at or after p, or end; reuses *cache while it is
- * still ahead so that the whole body is searched once per character. */
+ * still ahead so that a chunk is searched once per character. */
 static const unsigned char *next_of(const unsigned char **cache, const unsigned char *p,
                                     const unsigned char *end, int ch)
 {
@@ -228,41 +236,95 @@ static const unsigned char *next_of(const unsigned char **cache, const unsigned 
 	return *cache;
 }
 
+static void line_break(struct smtp_encoder *e, struct evbuffer *out)
+{
+	evbuffer_add(out, "\r\n", 2);
+	e->line_len = 0;
+	e->bol = true;
+}
+
+/* Content runs go out in one piece, across well-formed lines; the run is
+ * cut only where the encoder adds or changes octets. */
+void smtp_encoder_feed(struct smtp_encoder *e, const unsigned char *p, size_t n,
+                       struct evbuffer *out)
+{
+	const unsigned char *end = p + n, *run = p;
+	const unsigned char *cr_cache = NULL, *lf_cache = NULL;
+
+	if (n > 0 && e->pending_cr) { /* a CR ended the last chunk */
+		e->pending_cr = false;
+		line_break(e, out); /* CRLF, or a bare CR made one */
+		if (*p == '\n')
+			run = ++p;
+	}
+	while (p < end) {
+		if (e->bol) {
+			e->bol = false;
+			if (e->dot_stuff && *p == '.') {
+				evbuffer_add(out, run, (size_t)(p - run));
+				evbuffer_add(out, ".", 1);
+				run = p;
+			}
+		}
+		const unsigned char *cr = next_of(&cr_cache, p, end, '\r');
+		const unsigned char *lf = next_of(&lf_cache, p, end, '\n');
+		const unsigned char *eol = cr < lf ? cr : lf;
+		const unsigned char *limit =
+		    e->max_line && (size_t)(end - p) > e->max_line - e->line_len
+		        ? p + (e->max_line - e->line_len)
+		        : end;
+
+		if (eol < end && eol <= limit) {
+			if (eol == cr && eol + 1 < end && eol[1] == '\n') {
+				p = eol + 2; /* a CRLF line: stays in the run */
+				e->line_len = 0;
+				e->bol = true;
+				continue;
+			}
+			evbuffer_add(out, run, (size_t)(eol - run));
+			if (eol == cr && eol + 1 == end) { /* CR LF split across chunks? */
+				e->pending_cr = true;
+				e->line_len += (size_t)(eol - p);
+				return;
+			}
+			/* RFC 5321 §2.3.8: no bare CR or LF on the wire */
+			line_break(e, out);
+			run = p = eol + 1;
+			continue;
+		}
+		if (limit < end) {
+			/* RFC 5322 §2.1.1: at most 998 octets a line; broken with
+			 * CRLF SP so that MIME structure survives (as Postfix's
+			 * smtp_line_length_limit does). */
+			evbuffer_add(out, run, (size_t)(limit - run));
+			evbuffer_add(out, "\r\n ", 3);
+			e->line_len = 1;
+			run = p = limit;
+			continue;
+		}
+		e->line_len += (size_t)(end - p);
+		p = end;
+	}
+	evbuffer_add(out, run, (size_t)(p - run));
+}
+
+void smtp_encoder_end(struct smtp_encoder *e, struct evbuffer *out)
+{
+	if (e->pending_cr || !e->bol)
+		line_break(e, out); /* the body ends with CRLF */
+	e->pending_cr = false;
+	if (e->dot_stuff)
+		evbuffer_add(out, ".\r\n", 3);
+}
+
 /* RFC 5321 §4.5.2 transparency, and §2.3.8: a client must not send a bare CR
  * or LF, so each becomes CRLF. That also keeps receivers that (wrongly) end
  * lines at a bare LF from ever seeing an unstuffed "." line. */
 void smtp_dot_stuff(const unsigned char *body, size_t len, struct evbuffer *out)
 {
-	const unsigned char *p = body, *end = body + len, *run = body;
-	const unsigned char *cr_cache = NULL, *lf_cache = NULL;
+	struct smtp_encoder e;
 
-	while (p < end) {
-		const unsigned char *cr, *lf;
-
-		if (*p == '.') { /* p is at the start of a line */
-			evbuffer_add(out, run, (size_t)(p - run));
-			evbuffer_add(out, ".", 1);
-			run = p;
-		}
-		cr = next_of(&cr_cache, p, end, '\r');
-		lf = next_of(&lf_cache, p, end, '\n');
-		if (cr < lf && cr + 1 < end && cr[1] == '\n') {
-			p = cr + 2; /* CRLF */
-			continue;
-		}
-		if (cr < lf || lf < end) {
-			const unsigned char *eol = cr < lf ? cr : lf;
-
-			evbuffer_add(out, run, (size_t)(eol - run));
-			evbuffer_add(out, "\r\n", 2);
-			run = p = eol + 1;
-			continue;
-		}
-		p = end; /* last line without CRLF */
-		evbuffer_add(out, run, (size_t)(p - run));
-		evbuffer_add(out, "\r\n", 2);
-		run = p;
-	}
-	evbuffer_add(out, run, (size_t)(p - run));
-	evbuffer_add(out, ".\r\n", 3);
+	smtp_encoder_init(&e, true, 0);
+	smtp_encoder_feed(&e, body, len, out);
+	smtp_encoder_end(&e, out);
 }

@@ -47,8 +47,27 @@ bool smtp_data_reader_feed(struct smtp_data_reader *r, struct evbuffer *in, stru
  * flags and size as the reader would. */
 void smtp_data_scan(struct smtp_data_reader *r, const unsigned char *p, size_t len);
 
-/* Appends body (CRLF lines) to out with dot-stuffing, then ".\r\n". A body
- * not ending in CRLF gets one. */
+/* Sending: the stored body, fed in chunks of any size as the connection
+ * takes them, becomes what goes on the wire. Every bare CR or LF becomes
+ * CRLF (RFC 5321 §2.3.8), a line longer than max_line octets (0: no limit)
+ * is broken with CRLF SP (RFC 5322 §2.1.1), with dot_stuff a line starting
+ * with '.' gets another (RFC 5321 §4.5.2), and the end makes sure the body
+ * ends with CRLF and adds ".\r\n" when dot-stuffing (DATA; BDAT has no end
+ * marker). The same octets come out however the input is cut. */
+struct smtp_encoder {
+	bool dot_stuff;
+	size_t max_line;
+	size_t line_len; /* octets of the current line sent so far */
+	bool bol;        /* at the start of a line */
+	bool pending_cr; /* the last chunk ended in CR */
+};
+
+void smtp_encoder_init(struct smtp_encoder *e, bool dot_stuff, size_t max_line);
+void smtp_encoder_feed(struct smtp_encoder *e, const unsigned char *p, size_t n,
+                       struct evbuffer *out);
+void smtp_encoder_end(struct smtp_encoder *e, struct evbuffer *out);
+
+/* The whole body at once: dot-stuffed, no line limit, then ".\r\n". */
 void smtp_dot_stuff(const unsigned char *body, size_t len, struct evbuffer *out);
 
 #endif

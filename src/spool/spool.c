@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -61,6 +62,36 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (msg_id, host));",
     /* 3: attempts in flight, so that a restart retries what a crash cut */
     "ALTER TABLE recipients ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0;",
+    /* 4: recipient ids never reused (AUTOINCREMENT); drops that wait for
+     * the attempt in flight; notices pending per recipient, with what a DSN
+     * says about them; due work excludes recipients in flight; a page to
+     * probe with after a failed write */
+    "CREATE TABLE recipients4 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  msg_id INTEGER NOT NULL,"
+    "  address TEXT NOT NULL,"
+    "  domain TEXT NOT NULL,"
+    "  state INTEGER NOT NULL,"
+    "  held_from INTEGER,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt INTEGER NOT NULL,"
+    "  last_attempt INTEGER,"
+    "  last_error TEXT,"
+    "  in_flight INTEGER NOT NULL DEFAULT 0,"
+    "  drop_requested INTEGER NOT NULL DEFAULT 0,"
+    "  notice INTEGER NOT NULL DEFAULT 0,"
+    "  last_status TEXT, last_mx TEXT, last_ip TEXT, last_diagnostic TEXT);"
+    "INSERT INTO recipients4 (id, msg_id, address, domain, state, held_from, attempts,"
+    "  next_attempt, last_attempt, last_error, in_flight)"
+    "  SELECT id, msg_id, address, domain, state, held_from, attempts, next_attempt,"
+    "  last_attempt, last_error, in_flight FROM recipients;"
+    "DROP TABLE recipients;"
+    "ALTER TABLE recipients4 RENAME TO recipients;"
+    "CREATE INDEX recipients_by_msg ON recipients(msg_id);"
+    "CREATE INDEX recipients_due ON recipients(next_attempt)"
+    "  WHERE state IN (0, 2) AND in_flight = 0;"
+    "CREATE INDEX recipients_noticed ON recipients(msg_id) WHERE notice != 0;"
+    "CREATE TABLE probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -70,16 +101,24 @@ enum stmt_id {
 	ST_INSERT_BODY,
 	ST_ATTEMPT_BEGIN,
 	ST_ATTEMPT_END,
+	ST_ATTEMPT_DROP,
+	ST_IN_FLIGHT,
+	ST_NOTICES,
+	ST_NOTICES_CLEAR,
 	ST_DUE,
 	ST_NEXT_DUE,
 	ST_ENVELOPE,
 	ST_LOG_ATTEMPT,
 	ST_DIALED_GET,
 	ST_DIALED_PUT,
-	ST_PENDING,
+	ST_RCPT_COUNTS,
+	ST_DROP_MESSAGE,
+	ST_DROP_LOG,
+	ST_DROP_RECIPIENTS,
 	ST_MARK_DONE,
 	ST_DROP_BODY,
 	ST_DROP_DIALED,
+	ST_EXPIRED,
 	ST_COUNT
 };
 
@@ -90,25 +129,45 @@ static const char *const stmt_sql[ST_COUNT] = {
                        "next_attempt) VALUES (?1, ?2, ?3, 0, ?4)",
     [ST_INSERT_BODY] = "INSERT INTO bodies (msg_id, data) VALUES (?1, ?2)",
     [ST_ATTEMPT_BEGIN] = "UPDATE recipients SET attempts = attempts + 1, last_attempt = ?2, "
-                         "next_attempt = ?3, state = 2, in_flight = 1 "
-                         "WHERE id = ?1 AND state IN (0, 2)",
-    /* held or dropped meanwhile: the admin's word stands */
+                         "next_attempt = ?3, state = 2, in_flight = 1 WHERE id = ?1 AND "
+                         "state IN (0, 2) AND in_flight = 0 AND drop_requested = 0",
+    /* A final outcome wins over a hold made during the attempt; a deferral
+     * leaves the hold in place (held_from already says "deferred"). A
+     * delivery takes back a delay notice still waiting. */
     [ST_ATTEMPT_END] = "UPDATE recipients SET "
-                       "state = CASE WHEN state = 2 THEN ?2 ELSE state END, "
-                       "last_error = CASE WHEN state = 2 THEN ?3 ELSE last_error END, "
-                       "in_flight = 0 WHERE id = ?1",
+                       "state = CASE WHEN ?2 IN (3, 4) OR state != 1 THEN ?2 ELSE state END, "
+                       "held_from = CASE WHEN ?2 IN (3, 4) THEN NULL ELSE held_from END, "
+                       "last_error = ?3, last_status = ?4, last_mx = ?5, last_ip = ?6, "
+                       "last_diagnostic = ?7, "
+                       "notice = CASE WHEN ?8 > notice THEN ?8 WHEN ?2 = 3 THEN 0 "
+                       "ELSE notice END, in_flight = 0 "
+                       "WHERE id = ?1 AND in_flight = 1 AND drop_requested = 0",
+    [ST_ATTEMPT_DROP] = "DELETE FROM recipients WHERE id = ?1 AND drop_requested = 1",
+    [ST_IN_FLIGHT] = "SELECT count(*) FROM recipients WHERE msg_id = ?1 AND in_flight = 1",
+    [ST_NOTICES] = "SELECT address, notice, attempts, last_attempt, last_error, last_status, "
+                   "last_mx, last_ip, last_diagnostic FROM recipients "
+                   "WHERE msg_id = ?1 AND notice != 0 ORDER BY id",
+    [ST_NOTICES_CLEAR] = "UPDATE recipients SET notice = 0 WHERE msg_id = ?1 AND notice != 0",
     [ST_DUE] = "SELECT id, msg_id, attempts, domain, address FROM recipients "
-               "WHERE state IN (0, 2) AND next_attempt <= ?1 ORDER BY next_attempt LIMIT ?2",
-    [ST_NEXT_DUE] = "SELECT min(next_attempt) FROM recipients WHERE state IN (0, 2)",
+               "WHERE state IN (0, 2) AND in_flight = 0 AND next_attempt <= ?1 "
+               "ORDER BY next_attempt LIMIT ?2",
+    [ST_NEXT_DUE] = "SELECT min(next_attempt) FROM recipients "
+                    "WHERE state IN (0, 2) AND in_flight = 0",
     [ST_ENVELOPE] = "SELECT sender, flags, queued, size FROM messages WHERE id = ?1",
     [ST_LOG_ATTEMPT] = "INSERT INTO attempt_log (msg_id, rcpt_id, started, duration_ms, mx, "
                        "ip, tls, result, reply) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [ST_DIALED_GET] = "SELECT ips FROM dialed WHERE msg_id = ?1 AND host = ?2",
     [ST_DIALED_PUT] = "INSERT OR REPLACE INTO dialed (msg_id, host, ips) VALUES (?1, ?2, ?3)",
-    [ST_PENDING] = "SELECT count(*) FROM recipients WHERE msg_id = ?1 AND state IN (0, 1, 2)",
-    [ST_MARK_DONE] = "UPDATE messages SET done_at = ?2 WHERE id = ?1",
+    [ST_RCPT_COUNTS] = "SELECT count(*), coalesce(sum(state IN (0, 1, 2)), 0) "
+                       "FROM recipients WHERE msg_id = ?1",
+    [ST_DROP_MESSAGE] = "DELETE FROM messages WHERE id = ?1",
+    [ST_DROP_LOG] = "DELETE FROM attempt_log WHERE msg_id = ?1",
+    [ST_DROP_RECIPIENTS] = "DELETE FROM recipients WHERE msg_id = ?1",
+    [ST_MARK_DONE] = "UPDATE messages SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL",
     [ST_DROP_BODY] = "DELETE FROM bodies WHERE msg_id = ?1",
     [ST_DROP_DIALED] = "DELETE FROM dialed WHERE msg_id = ?1",
+    [ST_EXPIRED] = "SELECT id FROM messages WHERE done_at IS NOT NULL AND done_at < ?1 "
+                   "LIMIT ?2",
 };
 
 struct spool {
@@ -116,16 +175,17 @@ struct spool {
 	sqlite3_stmt *stmt[ST_COUNT];
 };
 
-static const char *const state_names[] = {"queued", "held", "deferred", "delivered", "failed"};
+static const char *const state_names[RCPT_NSTATES] = {"queued", "held", "deferred", "delivered",
+                                                      "failed"};
 
 const char *rcpt_state_name(enum rcpt_state s)
 {
-	return (s >= 0 && s <= RCPT_FAILED) ? state_names[s] : "unknown";
+	return ((int)s >= 0 && (int)s < RCPT_NSTATES) ? state_names[s] : "unknown";
 }
 
 int rcpt_state_parse(const char *name)
 {
-	for (int i = 0; i <= RCPT_FAILED; i++)
+	for (int i = 0; i < RCPT_NSTATES; i++)
 		if (strcasecmp(name, state_names[i]) == 0)
 			return i;
 	return -1;
@@ -193,30 +253,69 @@ static int configure(struct spool *s, char *why, size_t whylen)
 	 * crash or power loss; readers never block the writer. */
 	if (exec(s, "PRAGMA journal_mode = WAL", why, whylen) < 0 ||
 	    exec(s, "PRAGMA synchronous = FULL", why, whylen) < 0 ||
-	    exec(s, "PRAGMA foreign_keys = OFF", why, whylen) < 0)
+	    exec(s, "PRAGMA foreign_keys = OFF", why, whylen) < 0 ||
+	    exec(s, "PRAGMA temp_store = MEMORY", why, whylen) < 0)
 		return -1;
+	return 0;
+}
+
+/* The messages a drop touched, to settle each afterwards (temp: this
+ * connection only, never on disk). */
+static int create_temp_tables(struct spool *s, char *why, size_t whylen)
+{
+	return exec(s, "CREATE TEMP TABLE IF NOT EXISTS touched (id INTEGER PRIMARY KEY)", why,
+	            whylen);
+}
+
+/* SQLite creates the -wal and -shm files with the database file's mode, so
+ * creating that file 0600 first keeps every queued message private to the
+ * spool's owner whatever the umask; a spool made by an older outpost is
+ * tightened. Only a file that did not exist is opened here: closing any
+ * descriptor of a database this process has open would drop SQLite's POSIX
+ * locks on it. */
+static int create_private(const char *path, char *why, size_t whylen)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != EEXIST) {
+		snprintf(why, whylen, "spool: cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+		char file[4200];
+		struct stat st;
+		snprintf(file, sizeof file, "%s%s", path, suffixes[i]);
+		if (stat(file, &st) == 0 && (st.st_mode & 0077) && st.st_uid == geteuid())
+			chmod(file, st.st_mode & 0700);
+	}
 	return 0;
 }
 
 struct spool *spool_open(const char *data_dir, char *why, size_t whylen)
 {
-	if (mkdir(data_dir, 0750) < 0 && errno != EEXIST) {
+	if (mkdir(data_dir, 0711) < 0 && errno != EEXIST) {
 		snprintf(why, whylen, "spool: cannot create %s: %s", data_dir, strerror(errno));
 		return NULL;
 	}
 	char path[4096];
 	snprintf(path, sizeof path, "%s/spool.db", data_dir);
+	if (create_private(path, why, whylen) < 0)
+		return NULL;
 	struct spool *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		abort();
-	if (sqlite3_open_v2(path, &s->db,
-	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-	                    NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
 		db_error(s, path, why, whylen);
 		spool_close(s);
 		return NULL;
 	}
-	if (configure(s, why, whylen) < 0 || migrate(s, why, whylen) < 0)
+	if (configure(s, why, whylen) < 0 || migrate(s, why, whylen) < 0 ||
+	    create_temp_tables(s, why, whylen) < 0)
 		goto fail;
 	for (int i = 0; i < ST_COUNT; i++)
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -252,7 +351,8 @@ int spool_commit(struct spool *s, char *why, size_t whylen)
 
 void spool_rollback(struct spool *s)
 {
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 int spool_savepoint(struct spool *s, char *why, size_t whylen)
@@ -260,11 +360,16 @@ int spool_savepoint(struct spool *s, char *why, size_t whylen)
 	return exec(s, "SAVEPOINT job", why, whylen);
 }
 
-void spool_savepoint_release(struct spool *s, bool keep)
+int spool_savepoint_release(struct spool *s, bool keep, char *why, size_t whylen)
 {
-	if (!keep)
-		sqlite3_exec(s->db, "ROLLBACK TO job", NULL, NULL, NULL);
-	sqlite3_exec(s->db, "RELEASE job", NULL, NULL, NULL);
+	if (!keep && exec(s, "ROLLBACK TO job", why, whylen) < 0)
+		return -1;
+	return exec(s, "RELEASE job", why, whylen);
+}
+
+bool spool_in_transaction(struct spool *s)
+{
+	return !sqlite3_get_autocommit(s->db);
 }
 
 uint64_t spool_new_id(void)
@@ -313,6 +418,18 @@ bool spool_id_parse(const char *s, uint64_t *id)
 	return true;
 }
 
+bool spool_same_address(const char *a, const char *b)
+{
+	const char *at_a = strrchr(a, '@'), *at_b = strrchr(b, '@');
+	if ((at_a == NULL) != (at_b == NULL))
+		return false;
+	if (at_a == NULL) /* "postmaster" alone: RFC 5321 §4.5.1, case-insensitive */
+		return strcasecmp(a, b) == 0;
+	size_t local = (size_t)(at_a - a);
+	return local == (size_t)(at_b - b) && memcmp(a, b, local) == 0 &&
+	       strcasecmp(at_a + 1, at_b + 1) == 0;
+}
+
 static int step_done(struct spool *s, sqlite3_stmt *st, const char *what, char *why, size_t whylen)
 {
 	int rc = sqlite3_step(st);
@@ -323,12 +440,32 @@ static int step_done(struct spool *s, sqlite3_stmt *st, const char *what, char *
 	return 0;
 }
 
+/* One row of one integer, or -1 (the caller's errors come from the db). */
+static int64_t single_int(sqlite3_stmt *st, int col)
+{
+	int64_t v = -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, col);
+	sqlite3_reset(st);
+	return v;
+}
+
 static void text_or_null(sqlite3_stmt *st, int i, const char *v)
 {
 	if (v)
 		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, i);
+}
+
+static const char *column_text(sqlite3_stmt *st, int col)
+{
+	return (const char *)sqlite3_column_text(st, col);
+}
+
+static int64_t column_time(sqlite3_stmt *st, int col)
+{
+	return sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
 }
 
 /* Domain of an address, lower-cased for grouping ("" for postmaster). */
@@ -339,6 +476,14 @@ static void rcpt_domain(const char *addr, char *out, size_t n)
 	for (const char *p = at ? at + 1 : ""; *p && o < n - 1; p++)
 		out[o++] = (char)tolower((unsigned char)*p);
 	out[o] = '\0';
+}
+
+static bool seen_before(const struct spool_message_in *m, size_t i)
+{
+	for (size_t k = 0; k < i; k++)
+		if (spool_same_address(m->rcpts[k], m->rcpts[i]))
+			return true;
+	return false;
 }
 
 int spool_insert_message(struct spool *s, const struct spool_message_in *m, char *why,
@@ -357,6 +502,8 @@ int spool_insert_message(struct spool *s, const struct spool_message_in *m, char
 	st = s->stmt[ST_INSERT_RCPT];
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		char domain[256];
+		if (seen_before(m, i)) /* one recipient, one delivery */
+			continue;
 		rcpt_domain(m->rcpts[i], domain, sizeof domain);
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)m->id);
 		sqlite3_bind_text(st, 2, m->rcpts[i], -1, SQLITE_STATIC);
@@ -370,6 +517,69 @@ int spool_insert_message(struct spool *s, const struct spool_message_in *m, char
 	sqlite3_bind_blob64(st, 2, m->body, m->body_len, SQLITE_STATIC);
 	return step_done(s, st, "inserting body", why, whylen);
 }
+
+static int by_message(struct spool *s, enum stmt_id which, uint64_t msg_id, const char *what,
+                      char *why, size_t whylen)
+{
+	sqlite3_bind_int64(s->stmt[which], 1, (sqlite3_int64)msg_id);
+	return step_done(s, s->stmt[which], what, why, whylen);
+}
+
+/* ---- counts by state ------------------------------------------------------ */
+
+int spool_count_states(struct spool *s, int64_t counts[RCPT_NSTATES])
+{
+	sqlite3_stmt *st;
+	memset(counts, 0, RCPT_NSTATES * sizeof counts[0]);
+	if (sqlite3_prepare_v2(s->db, "SELECT state, count(*) FROM recipients GROUP BY state", -1,
+	                       &st, NULL) != SQLITE_OK)
+		return -1;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int state = sqlite3_column_int(st, 0);
+		if (state >= 0 && state < RCPT_NSTATES)
+			counts[state] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int spool_track_states(struct spool *s, char *why, size_t whylen)
+{
+	return exec(s,
+	            "CREATE TEMP TABLE state_delta (state INTEGER PRIMARY KEY, n INTEGER NOT NULL);"
+	            "INSERT INTO state_delta VALUES (0, 0), (1, 0), (2, 0), (3, 0), (4, 0);"
+	            "CREATE TEMP TRIGGER state_insert AFTER INSERT ON main.recipients BEGIN "
+	            "  UPDATE state_delta SET n = n + 1 WHERE state = NEW.state; END;"
+	            "CREATE TEMP TRIGGER state_delete AFTER DELETE ON main.recipients BEGIN "
+	            "  UPDATE state_delta SET n = n - 1 WHERE state = OLD.state; END;"
+	            "CREATE TEMP TRIGGER state_update AFTER UPDATE OF state ON main.recipients "
+	            "  WHEN OLD.state != NEW.state BEGIN "
+	            "  UPDATE state_delta SET n = n - 1 WHERE state = OLD.state;"
+	            "  UPDATE state_delta SET n = n + 1 WHERE state = NEW.state; END;",
+	            why, whylen);
+}
+
+int spool_state_delta_take(struct spool *s, int64_t delta[RCPT_NSTATES], char *why, size_t whylen)
+{
+	sqlite3_stmt *st;
+	memset(delta, 0, RCPT_NSTATES * sizeof delta[0]);
+	if (sqlite3_prepare_v2(s->db, "SELECT state, n FROM temp.state_delta WHERE n != 0", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return db_error(s, "reading state counts", why, whylen);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int state = sqlite3_column_int(st, 0);
+		if (state >= 0 && state < RCPT_NSTATES)
+			delta[state] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_error(s, "reading state counts", why, whylen);
+	return exec(s, "UPDATE temp.state_delta SET n = 0 WHERE n != 0", why, whylen);
+}
+
+/* ---- filters and admin actions ------------------------------------------- */
 
 /* Appends the filter's conditions on recipients "r" to sql. */
 static void filter_where(const struct spool_filter *f, char *sql, size_t n)
@@ -410,9 +620,10 @@ static bool filter_empty(const struct spool_filter *f)
 	return f->nids == 0 && !f->domain && !f->recipient && f->state < 0;
 }
 
+/* head, the filter's conditions, tail. A statement whose parameter ?1 is
+ * not the filter's (kick's time) passes first_bind 2. */
 static sqlite3_stmt *prepare_filtered(struct spool *s, const char *head, const char *tail,
-                                      const struct spool_filter *f, int *next_bind, char *why,
-                                      size_t whylen)
+                                      const struct spool_filter *f, char *why, size_t whylen)
 {
 	size_t n = strlen(head) + strlen(tail) + 128 + f->nids * 2;
 	char *sql = malloc(n);
@@ -427,17 +638,68 @@ static sqlite3_stmt *prepare_filtered(struct spool *s, const char *head, const c
 		st = NULL;
 	}
 	free(sql);
-	*next_bind = 1;
 	return st;
 }
 
-static int64_t run_update(struct spool *s, sqlite3_stmt *st, char *why, size_t whylen)
+/* Runs head+filter as a change; returns the rows changed or -1. */
+static int64_t run_filtered(struct spool *s, const char *head, const struct spool_filter *f,
+                            const int64_t *first, char *why, size_t whylen)
 {
+	sqlite3_stmt *st = prepare_filtered(s, head, "", f, why, whylen);
+	if (st == NULL)
+		return -1;
+	int i = 1;
+	if (first)
+		sqlite3_bind_int64(st, i++, *first);
+	filter_bind(f, st, &i);
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return db_error(s, "updating recipients", why, whylen);
+		return db_error(s, "changing recipients", why, whylen);
 	return sqlite3_changes64(s->db);
+}
+
+/* Settles every message listed in temp.touched, then empties it. */
+static int settle_touched(struct spool *s, int64_t now_ms, char *why, size_t whylen)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "SELECT id FROM temp.touched", -1, &st, NULL) != SQLITE_OK)
+		return db_error(s, "listing changed messages", why, whylen);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (spool_message_settle(s, (uint64_t)sqlite3_column_int64(st, 0), now_ms, why,
+		                         whylen) < 0)
+			break;
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return -1;
+	if (rc != SQLITE_DONE)
+		return db_error(s, "listing changed messages", why, whylen);
+	return exec(s, "DELETE FROM temp.touched", why, whylen);
+}
+
+/* Recipients in flight are only marked: their attempt's outcome removes
+ * them (spool_attempt_end), so the attempt never loses its recipient. The
+ * others go now, and their messages are settled one by one (no scan). */
+static int64_t apply_drop(struct spool *s, const struct spool_filter *f, int64_t now_ms, char *why,
+                          size_t whylen)
+{
+	static const char pending[] = " AND r.state IN (0, 1, 2) AND r.drop_requested = 0";
+	char head[256];
+	snprintf(head, sizeof head,
+	         "UPDATE recipients AS r SET drop_requested = 1 WHERE in_flight = 1%s", pending);
+	int64_t marked = run_filtered(s, head, f, NULL, why, whylen);
+	snprintf(head, sizeof head,
+	         "INSERT OR IGNORE INTO temp.touched SELECT msg_id FROM recipients AS r "
+	         "WHERE in_flight = 0%s",
+	         pending);
+	if (marked < 0 || run_filtered(s, head, f, NULL, why, whylen) < 0)
+		return -1;
+	snprintf(head, sizeof head, "DELETE FROM recipients AS r WHERE in_flight = 0%s", pending);
+	int64_t dropped = run_filtered(s, head, f, NULL, why, whylen);
+	if (dropped < 0 || settle_touched(s, now_ms, why, whylen) < 0)
+		return -1;
+	return marked + dropped;
 }
 
 int64_t spool_apply(struct spool *s, enum spool_action a, const struct spool_filter *f,
@@ -450,39 +712,18 @@ int64_t spool_apply(struct spool *s, enum spool_action a, const struct spool_fil
 	}
 	static const char *const heads[] = {
 	    [SPOOL_HOLD] = "UPDATE recipients AS r SET held_from = state, state = 1 "
-	                   "WHERE state IN (0, 2)",
+	                   "WHERE state IN (0, 2) AND drop_requested = 0",
 	    [SPOOL_RELEASE] = "UPDATE recipients AS r SET state = coalesce(held_from, 0), "
-	                      "held_from = NULL WHERE state = 1",
-	    [SPOOL_KICK] = "UPDATE recipients AS r SET next_attempt = ?1 WHERE state IN (0, 2)",
-	    [SPOOL_DROP] = "DELETE FROM recipients AS r WHERE 1",
+	                      "held_from = NULL WHERE state = 1 AND drop_requested = 0",
+	    [SPOOL_KICK] = "UPDATE recipients AS r SET next_attempt = ?1 "
+	                   "WHERE state IN (0, 2) AND drop_requested = 0",
 	};
-	int i;
-	sqlite3_stmt *st = prepare_filtered(s, heads[a], "", f, &i, why, whylen);
-	if (st == NULL)
-		return -1;
-	if (a == SPOOL_KICK)
-		sqlite3_bind_int64(st, i++, now_ms);
-	filter_bind(f, st, &i);
-	int64_t n = run_update(s, st, why, whylen);
-	if (n < 0 || a != SPOOL_DROP)
-		return n;
-	/* A message without recipients is gone, with its body and log; one
-	 * left with only final recipients is done. */
-	char sql[1024];
-	snprintf(sql, sizeof sql,
-	         "DELETE FROM messages WHERE id NOT IN (SELECT msg_id FROM recipients);"
-	         "DELETE FROM attempt_log WHERE msg_id NOT IN (SELECT id FROM messages);"
-	         "UPDATE messages SET done_at = %lld WHERE done_at IS NULL AND id NOT IN "
-	         "(SELECT msg_id FROM recipients WHERE state IN (0, 1, 2));"
-	         "DELETE FROM bodies WHERE msg_id NOT IN "
-	         "(SELECT id FROM messages WHERE done_at IS NULL);"
-	         "DELETE FROM dialed WHERE msg_id NOT IN "
-	         "(SELECT id FROM messages WHERE done_at IS NULL);",
-	         (long long)now_ms);
-	if (exec(s, sql, why, whylen) < 0)
-		return -1;
-	return n;
+	if (a == SPOOL_DROP)
+		return apply_drop(s, f, now_ms, why, whylen);
+	return run_filtered(s, heads[a], f, a == SPOOL_KICK ? &now_ms : NULL, why, whylen);
 }
+
+/* ---- scheduling and attempts ----------------------------------------------- */
 
 static int collect_due(struct spool *s, sqlite3_stmt *st, struct spool_due *out, size_t max,
                        char *why, size_t whylen)
@@ -493,8 +734,8 @@ static int collect_due(struct spool *s, sqlite3_stmt *st, struct spool_due *out,
 		d->rcpt_id = sqlite3_column_int64(st, 0);
 		d->msg_id = (uint64_t)sqlite3_column_int64(st, 1);
 		d->attempts = sqlite3_column_int(st, 2);
-		snprintf(d->domain, sizeof d->domain, "%s", sqlite3_column_text(st, 3));
-		snprintf(d->address, sizeof d->address, "%s", sqlite3_column_text(st, 4));
+		snprintf(d->domain, sizeof d->domain, "%s", column_text(st, 3));
+		snprintf(d->address, sizeof d->address, "%s", column_text(st, 4));
 	}
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		return db_error(s, "listing due recipients", why, whylen);
@@ -520,7 +761,8 @@ int spool_due_list(struct spool *s, int64_t now_ms, const char *const *skip, siz
 		abort();
 	int o = snprintf(sql, len,
 	                 "SELECT id, msg_id, attempts, domain, address FROM recipients "
-	                 "WHERE state IN (0, 2) AND next_attempt <= ?1 AND domain NOT IN (");
+	                 "WHERE state IN (0, 2) AND in_flight = 0 AND next_attempt <= ?1 AND "
+	                 "domain NOT IN (");
 	for (size_t i = 0; i < nskip; i++)
 		o += snprintf(sql + o, len - (size_t)o, i ? ",?" : "?");
 	snprintf(sql + o, len - (size_t)o, ") ORDER BY next_attempt LIMIT ?2");
@@ -560,168 +802,159 @@ int spool_attempt_begin(struct spool *s, int64_t rcpt_id, int64_t now_ms, int64_
 	return sqlite3_changes(s->db);
 }
 
-int spool_attempt_end(struct spool *s, int64_t rcpt_id, enum rcpt_state state,
-                      const char *last_error, char *why, size_t whylen)
+int spool_attempt_end(struct spool *s, const struct spool_outcome *o, char *why, size_t whylen)
 {
 	sqlite3_stmt *st = s->stmt[ST_ATTEMPT_END];
-	sqlite3_bind_int64(st, 1, rcpt_id);
-	sqlite3_bind_int(st, 2, state);
-	text_or_null(st, 3, last_error);
-	return step_done(s, st, "recording outcome", why, whylen);
-}
-
-int spool_count_states(struct spool *s, int64_t counts[5])
-{
-	sqlite3_stmt *st;
-	memset(counts, 0, 5 * sizeof counts[0]);
-	if (sqlite3_prepare_v2(s->db, "SELECT state, count(*) FROM recipients GROUP BY state", -1,
-	                       &st, NULL) != SQLITE_OK)
+	sqlite3_bind_int64(st, 1, o->rcpt_id);
+	sqlite3_bind_int(st, 2, o->state);
+	text_or_null(st, 3, o->error);
+	text_or_null(st, 4, o->status);
+	text_or_null(st, 5, o->mx);
+	text_or_null(st, 6, o->ip);
+	text_or_null(st, 7, o->diagnostic);
+	sqlite3_bind_int(st, 8, o->notice);
+	if (step_done(s, st, "recording outcome", why, whylen) < 0)
 		return -1;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		int state = sqlite3_column_int(st, 0);
-		if (state >= 0 && state <= RCPT_FAILED)
-			counts[state] = sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
-	return 0;
+	if (sqlite3_changes(s->db) > 0)
+		return SPOOL_END_RECORDED;
+	st = s->stmt[ST_ATTEMPT_DROP];
+	sqlite3_bind_int64(st, 1, o->rcpt_id);
+	if (step_done(s, st, "dropping recipient", why, whylen) < 0)
+		return -1;
+	return sqlite3_changes(s->db) > 0 ? SPOOL_END_DROPPED : SPOOL_END_GONE;
 }
 
-static json_t *json_time_or_null(sqlite3_stmt *st, int col)
+int64_t spool_in_flight(struct spool *s, uint64_t msg_id, char *why, size_t whylen)
 {
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
-		return json_null();
-	char buf[32];
-	time_format_rfc3339(sqlite3_column_int64(st, col), buf, sizeof buf);
-	return json_string(buf);
+	sqlite3_stmt *st = s->stmt[ST_IN_FLIGHT];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
+	int64_t n = single_int(st, 0);
+	if (n < 0)
+		return db_error(s, "counting recipients in flight", why, whylen);
+	return n;
 }
 
-static json_t *json_text_or_null(sqlite3_stmt *st, int col)
+int spool_notices_take(struct spool *s, uint64_t msg_id,
+                       void (*fn)(void *arg, const struct spool_notice_row *r), void *arg,
+                       char *why, size_t whylen)
 {
-	const unsigned char *t = sqlite3_column_text(st, col);
-	return t ? json_string((const char *)t) : json_null();
-}
-
-/* Columns shared by list and show. */
-#define MSG_COLUMNS                                                                                \
-	"SELECT m.id, m.sender, m.size, m.queued, m.flags, m.auth_user, m.client, r.address, "     \
-	"r.state, r.attempts, r.next_attempt, r.last_error, r.last_attempt "                       \
-	"FROM messages m JOIN recipients r ON r.msg_id = m.id "
-
-static json_t *attempt_history(struct spool *s, uint64_t id);
-
-static json_t *message_object(sqlite3_stmt *st, bool detailed)
-{
-	char id[17], queued[32];
-	spool_id_format((uint64_t)sqlite3_column_int64(st, 0), id);
-	time_format_rfc3339(sqlite3_column_int64(st, 3), queued, sizeof queued);
-	json_t *m =
-	    json_pack("{s:s, s:s, s:I, s:s, s:[]}", "id", id, "sender",
-	              (const char *)sqlite3_column_text(st, 1), "size",
-	              (json_int_t)sqlite3_column_int64(st, 2), "queued", queued, "recipients");
-	if (detailed) {
-		int flags = sqlite3_column_int(st, 4);
-		json_object_set_new(m, "requiretls", json_boolean(flags & SPOOL_F_REQUIRETLS));
-		json_object_set_new(m, "tls_required_no",
-		                    json_boolean(flags & SPOOL_F_TLS_REQUIRED_NO));
-		json_object_set_new(m, "eightbit", json_boolean(flags & SPOOL_F_8BIT));
-		json_object_set_new(m, "smtputf8", json_boolean(flags & SPOOL_F_SMTPUTF8));
-		json_object_set_new(m, "auth_user", json_text_or_null(st, 5));
-		json_object_set_new(m, "client", json_text_or_null(st, 6));
-	}
-	return m;
-}
-
-static json_t *recipient_object(sqlite3_stmt *st, bool detailed)
-{
-	int state = sqlite3_column_int(st, 8);
-	bool pending = state == RCPT_QUEUED || state == RCPT_DEFERRED || state == RCPT_HELD;
-	json_t *r =
-	    json_pack("{s:s, s:s, s:i}", "address", (const char *)sqlite3_column_text(st, 7),
-	              "state", rcpt_state_name(state), "attempts", sqlite3_column_int(st, 9));
-	json_object_set_new(r, "next_attempt", pending ? json_time_or_null(st, 10) : json_null());
-	const unsigned char *err = sqlite3_column_text(st, 11);
-	json_object_set_new(r, "last_error", json_string(err ? (const char *)err : ""));
-	if (detailed)
-		json_object_set_new(r, "last_attempt", json_time_or_null(st, 12));
-	return r;
-}
-
-/* Groups the joined rows (ordered by message) into message objects. */
-static json_t *collect_messages(struct spool *s, sqlite3_stmt *st, bool detailed, char *why,
-                                size_t whylen)
-{
-	json_t *list = json_array();
-	json_t *cur = NULL;
-	sqlite3_int64 cur_id = 0;
-	int rc;
+	sqlite3_stmt *st = s->stmt[ST_NOTICES];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
+	int rc, n = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sqlite3_int64 id = sqlite3_column_int64(st, 0);
-		if (cur == NULL || id != cur_id) {
-			cur = message_object(st, detailed);
-			cur_id = id;
-			json_array_append_new(list, cur);
-		}
-		json_array_append_new(json_object_get(cur, "recipients"),
-		                      recipient_object(st, detailed));
+		struct spool_notice_row r = {
+		    .address = column_text(st, 0),
+		    .notice = (enum spool_notice)sqlite3_column_int(st, 1),
+		    .attempts = sqlite3_column_int(st, 2),
+		    .last_attempt_ms = column_time(st, 3),
+		    .error = column_text(st, 4),
+		    .status = column_text(st, 5),
+		    .mx = column_text(st, 6),
+		    .ip = column_text(st, 7),
+		    .diagnostic = column_text(st, 8),
+		};
+		fn(arg, &r);
+		n++;
 	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_error(s, "reading notices", why, whylen);
+	if (n > 0 && by_message(s, ST_NOTICES_CLEAR, msg_id, "clearing notices", why, whylen) < 0)
+		return -1;
+	return n;
+}
+
+int spool_notices_waiting(struct spool *s, uint64_t *ids, size_t max, char *why, size_t whylen)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT DISTINCT msg_id FROM recipients AS r WHERE notice != 0 AND "
+	                       "NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id = r.msg_id "
+	                       "AND in_flight = 1) LIMIT ?1",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return db_error(s, "listing waiting notices", why, whylen);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
+	int rc, n = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && (size_t)n < max)
+		ids[n++] = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		json_decref(list);
-		db_error(s, "listing the queue", why, whylen);
-		return NULL;
-	}
-	return list;
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_error(s, "listing waiting notices", why, whylen);
+	return n;
 }
 
-json_t *spool_list_json(struct spool *s, const struct spool_filter *f, char *why, size_t whylen)
+int spool_load_envelope(struct spool *s, uint64_t id, struct spool_envelope *e, char *why,
+                        size_t whylen)
 {
-	const char *head = f->state >= 0
-	                       ? "SELECT r.msg_id FROM recipients r WHERE 1"
-	                       : "SELECT r.msg_id FROM recipients r WHERE r.state IN (0, 1, 2)";
-	size_t sublen = strlen(head) + 256 + f->nids * 2;
-	char *sub = malloc(sublen);
-	if (sub == NULL)
-		abort();
-	snprintf(sub, sublen, "%s", head);
-	filter_where(f, sub, sublen);
-	size_t n = strlen(MSG_COLUMNS) + 64 + strlen(sub);
-	char *sql = malloc(n);
-	if (sql == NULL)
-		abort();
-	snprintf(sql, n, MSG_COLUMNS "WHERE m.id IN (%s) ORDER BY m.id, r.id", sub);
-	free(sub);
-	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-	free(sql);
-	if (rc != SQLITE_OK) {
-		db_error(s, "preparing the queue listing", why, whylen);
-		return NULL;
-	}
-	int i = 1;
-	filter_bind(f, st, &i);
-	return collect_messages(s, st, false, why, whylen);
-}
-
-json_t *spool_show_json(struct spool *s, uint64_t id, char *why, size_t whylen)
-{
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, MSG_COLUMNS "WHERE m.id = ?1 ORDER BY r.id", -1, &st, NULL) !=
-	    SQLITE_OK) {
-		db_error(s, "preparing show", why, whylen);
-		return NULL;
-	}
+	sqlite3_stmt *st = s->stmt[ST_ENVELOPE];
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
-	json_t *list = collect_messages(s, st, true, why, whylen);
-	if (list == NULL)
-		return NULL;
-	json_t *m = json_incref(json_array_get(list, 0));
-	json_decref(list);
-	if (m == NULL) {
-		snprintf(why, whylen, "no message with that id");
-		return NULL;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		e->id = id;
+		snprintf(e->sender, sizeof e->sender, "%s", column_text(st, 0));
+		e->flags = (unsigned)sqlite3_column_int(st, 1);
+		e->queued_ms = sqlite3_column_int64(st, 2);
+		e->size = (size_t)sqlite3_column_int64(st, 3);
 	}
-	json_object_set_new(m, "attempts", attempt_history(s, id));
-	return m;
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return snprintf(why, whylen, "no message with that id"), -1;
+	return db_error(s, "reading envelope", why, whylen);
+}
+
+/* ---- bodies --------------------------------------------------------------- */
+
+ssize_t spool_body_read(struct spool *s, uint64_t id, size_t offset, void *buf, size_t n, char *why,
+                        size_t whylen)
+{
+	sqlite3_blob *blob;
+	if (sqlite3_blob_open(s->db, "main", "bodies", "data", (sqlite3_int64)id, 0, &blob) !=
+	    SQLITE_OK) {
+		return db_error(s, "opening the message body", why, whylen);
+	}
+	size_t size = (size_t)sqlite3_blob_bytes(blob);
+	size_t take = offset >= size ? 0 : (size - offset < n ? size - offset : n);
+	int rc = take ? sqlite3_blob_read(blob, buf, (int)take, (int)offset) : SQLITE_OK;
+	sqlite3_blob_close(blob);
+	if (rc != SQLITE_OK)
+		return db_error(s, "reading the message body", why, whylen);
+	return (ssize_t)take;
+}
+
+/* The end of the header section in what has been read so far, or 0. */
+static size_t headers_end(const char *p, size_t len)
+{
+	if (len >= 2 && p[0] == '\r' && p[1] == '\n')
+		return 2;
+	const char *e = memmem(p, len, "\r\n\r\n", 4);
+	return e ? (size_t)(e - p) + 4 : 0;
+}
+
+int spool_body_headers(struct spool *s, uint64_t id, size_t max, char **out, size_t *len, char *why,
+                       size_t whylen)
+{
+	char *buf = malloc(max + 1);
+	size_t have = 0, end = 0;
+	if (buf == NULL)
+		abort();
+	while (have < max && end == 0) {
+		size_t want = max - have < 4096 ? max - have : 4096;
+		ssize_t got = spool_body_read(s, id, have, buf + have, want, why, whylen);
+		if (got < 0) {
+			free(buf);
+			return -1;
+		}
+		if (got == 0)
+			break;
+		have += (size_t)got;
+		end = headers_end(buf, have);
+	}
+	*len = end ? end : have;
+	buf[*len] = '\0';
+	*out = buf;
+	return 0;
 }
 
 int spool_message_body(struct spool *s, uint64_t id, char **body, size_t *len, char *why,
@@ -736,7 +969,7 @@ int spool_message_body(struct spool *s, uint64_t id, char **body, size_t *len, c
 	if (rc != SQLITE_ROW) {
 		sqlite3_finalize(st);
 		if (rc == SQLITE_DONE)
-			return snprintf(why, whylen, "no message with that id"), -1;
+			return snprintf(why, whylen, "no message with that id"), SPOOL_NOT_FOUND;
 		return db_error(s, "reading body", why, whylen);
 	}
 	*len = (size_t)sqlite3_column_bytes(st, 0);
@@ -750,75 +983,7 @@ int spool_message_body(struct spool *s, uint64_t id, char **body, size_t *len, c
 	return 0;
 }
 
-static int check_query(struct spool *s, const char *sql, const char *problem,
-                       void (*fn)(const char *, void *), void *arg)
-{
-	sqlite3_stmt *st;
-	int n = 0;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		fn(sqlite3_errmsg(s->db), arg);
-		return 1;
-	}
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		char line[512];
-		snprintf(line, sizeof line, "%s: %s", problem,
-		         (const char *)sqlite3_column_text(st, 0));
-		fn(line, arg);
-		n++;
-	}
-	sqlite3_finalize(st);
-	return n;
-}
-
-int spool_check(struct spool *s, void (*fn)(const char *problem, void *arg), void *arg)
-{
-	sqlite3_stmt *st;
-	int n = 0;
-	if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			const char *r = (const char *)sqlite3_column_text(st, 0);
-			if (strcmp(r, "ok") != 0) {
-				fn(r, arg);
-				n++;
-			}
-		}
-		sqlite3_finalize(st);
-	}
-	n += check_query(s,
-	                 "SELECT printf('%X', id) FROM messages WHERE id NOT IN "
-	                 "(SELECT msg_id FROM bodies)",
-	                 "message without body", fn, arg);
-	n += check_query(s,
-	                 "SELECT printf('%X', id) FROM messages WHERE id NOT IN "
-	                 "(SELECT msg_id FROM recipients)",
-	                 "message without recipients", fn, arg);
-	n += check_query(s,
-	                 "SELECT printf('%X', msg_id) FROM recipients WHERE msg_id NOT IN "
-	                 "(SELECT id FROM messages)",
-	                 "recipient without message", fn, arg);
-	return n;
-}
-
-int spool_load_envelope(struct spool *s, uint64_t id, struct spool_envelope *e, char *why,
-                        size_t whylen)
-{
-	sqlite3_stmt *st = s->stmt[ST_ENVELOPE];
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		e->id = id;
-		snprintf(e->sender, sizeof e->sender, "%s", sqlite3_column_text(st, 0));
-		e->flags = (unsigned)sqlite3_column_int(st, 1);
-		e->queued_ms = sqlite3_column_int64(st, 2);
-		e->size = (size_t)sqlite3_column_int64(st, 3);
-	}
-	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
-		return 0;
-	if (rc == SQLITE_DONE)
-		return snprintf(why, whylen, "no message with that id"), -1;
-	return db_error(s, "reading envelope", why, whylen);
-}
+/* ---- the delivery log and dialed addresses -------------------------------- */
 
 int spool_log_attempt(struct spool *s, const struct spool_attempt_log *l, char *why, size_t whylen)
 {
@@ -842,7 +1007,7 @@ int spool_dialed_get(struct spool *s, uint64_t msg_id, const char *host, char *i
 	sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
 	ips[0] = '\0';
 	if (sqlite3_step(st) == SQLITE_ROW)
-		snprintf(ips, n, "%s", sqlite3_column_text(st, 0));
+		snprintf(ips, n, "%s", column_text(st, 0));
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return 0;
@@ -858,100 +1023,335 @@ int spool_dialed_put(struct spool *s, uint64_t msg_id, const char *host, const c
 	return step_done(s, st, "saving dialed addresses", why, whylen);
 }
 
-static int64_t single_int(struct spool *s, sqlite3_stmt *st)
-{
-	int64_t v = -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return v;
-}
+/* ---- a message's life ends ---------------------------------------------- */
 
-int spool_finish_if_done(struct spool *s, uint64_t msg_id, int64_t now_ms, char *why, size_t whylen)
+int spool_message_settle(struct spool *s, uint64_t msg_id, int64_t now_ms, char *why, size_t whylen)
 {
-	sqlite3_bind_int64(s->stmt[ST_PENDING], 1, (sqlite3_int64)msg_id);
-	int64_t pending = single_int(s, s->stmt[ST_PENDING]);
-	if (pending < 0)
-		return db_error(s, "counting pending recipients", why, whylen);
+	sqlite3_stmt *st = s->stmt[ST_RCPT_COUNTS];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
+	int rc = sqlite3_step(st);
+	int64_t total = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	int64_t pending = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : -1;
+	sqlite3_reset(st);
+	if (total < 0)
+		return db_error(s, "counting recipients", why, whylen);
 	if (pending > 0)
 		return 0;
-	/* Done: the body and the address memory go now; the envelope and the
-	 * delivery log stay for delivery.log_retention (spool_cleanup). */
-	sqlite3_stmt *st = s->stmt[ST_MARK_DONE];
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
-	sqlite3_bind_int64(st, 2, now_ms);
-	if (step_done(s, st, "marking message done", why, whylen) < 0)
+	if (total == 0 &&
+	    (by_message(s, ST_DROP_MESSAGE, msg_id, "dropping message", why, whylen) < 0 ||
+	     by_message(s, ST_DROP_LOG, msg_id, "dropping log", why, whylen) < 0))
 		return -1;
-	sqlite3_bind_int64(s->stmt[ST_DROP_BODY], 1, (sqlite3_int64)msg_id);
-	if (step_done(s, s->stmt[ST_DROP_BODY], "dropping body", why, whylen) < 0)
+	if (total > 0) {
+		st = s->stmt[ST_MARK_DONE];
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
+		sqlite3_bind_int64(st, 2, now_ms);
+		if (step_done(s, st, "marking message done", why, whylen) < 0)
+			return -1;
+	}
+	if (by_message(s, ST_DROP_BODY, msg_id, "dropping body", why, whylen) < 0 ||
+	    by_message(s, ST_DROP_DIALED, msg_id, "dropping dialed", why, whylen) < 0)
 		return -1;
-	sqlite3_bind_int64(s->stmt[ST_DROP_DIALED], 1, (sqlite3_int64)msg_id);
-	if (step_done(s, s->stmt[ST_DROP_DIALED], "dropping dialed", why, whylen) < 0)
-		return -1;
-	return 1;
+	return 0;
 }
 
 int64_t spool_recover_interrupted(struct spool *s, int64_t now_ms, char *why, size_t whylen)
 {
-	char sql[256];
+	char sql[512];
 	snprintf(sql, sizeof sql,
+	         "INSERT OR IGNORE INTO temp.touched SELECT msg_id FROM recipients "
+	         "WHERE drop_requested = 1;"
+	         "DELETE FROM recipients WHERE drop_requested = 1;"
 	         "UPDATE recipients SET in_flight = 0, next_attempt = min(next_attempt, %lld) "
 	         "WHERE in_flight = 1",
 	         (long long)now_ms);
 	if (spool_begin(s, why, whylen) < 0)
 		return -1;
-	if (exec(s, sql, why, whylen) < 0) {
-		spool_rollback(s);
-		return -1;
+	int64_t n = -1;
+	if (exec(s, sql, why, whylen) == 0) {
+		n = sqlite3_changes64(s->db);
+		if (settle_touched(s, now_ms, why, whylen) < 0 || spool_commit(s, why, whylen) < 0)
+			n = -1;
 	}
-	int64_t n = sqlite3_changes64(s->db);
-	return spool_commit(s, why, whylen) < 0 ? -1 : n;
+	if (n < 0)
+		spool_rollback(s);
+	return n;
 }
 
-int64_t spool_cleanup(struct spool *s, int64_t done_before_ms, char *why, size_t whylen)
+int64_t spool_cleanup(struct spool *s, int64_t done_before_ms, int max, char *why, size_t whylen)
 {
-	char sql[512];
-	snprintf(sql, sizeof sql,
-	         "CREATE TEMP TABLE IF NOT EXISTS expired (id INTEGER PRIMARY KEY);"
-	         "DELETE FROM expired;"
-	         "INSERT INTO expired SELECT id FROM messages WHERE done_at IS NOT NULL AND "
-	         "done_at < %lld;"
-	         "DELETE FROM attempt_log WHERE msg_id IN (SELECT id FROM expired);"
-	         "DELETE FROM recipients WHERE msg_id IN (SELECT id FROM expired);"
-	         "DELETE FROM messages WHERE id IN (SELECT id FROM expired);",
-	         (long long)done_before_ms);
-	if (exec(s, sql, why, whylen) < 0)
+	sqlite3_stmt *st = s->stmt[ST_EXPIRED];
+	uint64_t *ids = calloc((size_t)max, sizeof *ids);
+	int n = 0, rc;
+	if (ids == NULL)
+		abort();
+	sqlite3_bind_int64(st, 1, done_before_ms);
+	sqlite3_bind_int(st, 2, max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max)
+		ids[n++] = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	int64_t result = n;
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		result = db_error(s, "listing expired messages", why, whylen);
+	for (int i = 0; i < n && result >= 0; i++)
+		if (by_message(s, ST_DROP_LOG, ids[i], "expiring log", why, whylen) < 0 ||
+		    by_message(s, ST_DROP_RECIPIENTS, ids[i], "expiring recipients", why, whylen) <
+		        0 ||
+		    by_message(s, ST_DROP_MESSAGE, ids[i], "expiring message", why, whylen) < 0)
+			result = -1;
+	free(ids);
+	return result;
+}
+
+int spool_probe_write(struct spool *s, int64_t now_ms, char *why, size_t whylen)
+{
+	char sql[128];
+	snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO probe (id, at) VALUES (1, %lld)",
+	         (long long)now_ms);
+	return exec(s, sql, why, whylen);
+}
+
+/* ---- reads for the admin API ----------------------------------------------- */
+
+#define MSG_COLUMNS                                                                                \
+	"SELECT m.id, m.sender, m.size, m.queued, m.flags, m.auth_user, m.client, m.done_at, "     \
+	"r.address, r.state, r.attempts, r.next_attempt, r.last_error, r.last_attempt, "           \
+	"r.in_flight FROM messages m JOIN recipients r ON r.msg_id = m.id "
+
+/* One message's rows, copied out of SQLite's buffers until it is passed on. */
+struct message_acc {
+	struct spool_message_row m;
+	struct spool_recipient_row *r;
+	size_t n, cap;
+	bool have;
+};
+
+static char *dup_or_null(const char *s)
+{
+	char *d = s ? strdup(s) : NULL;
+	if (s && d == NULL)
+		abort();
+	return d;
+}
+
+static void acc_clear(struct message_acc *a)
+{
+	free((char *)a->m.sender);
+	free((char *)a->m.auth_user);
+	free((char *)a->m.client);
+	for (size_t i = 0; i < a->n; i++) {
+		free((char *)a->r[i].address);
+		free((char *)a->r[i].last_error);
+	}
+	a->n = 0;
+	a->have = false;
+	memset(&a->m, 0, sizeof a->m);
+}
+
+static void acc_message(struct message_acc *a, sqlite3_stmt *st)
+{
+	a->have = true;
+	a->m = (struct spool_message_row){
+	    .id = (uint64_t)sqlite3_column_int64(st, 0),
+	    .sender = dup_or_null(column_text(st, 1)),
+	    .size = sqlite3_column_int64(st, 2),
+	    .queued_ms = sqlite3_column_int64(st, 3),
+	    .flags = (unsigned)sqlite3_column_int(st, 4),
+	    .auth_user = dup_or_null(column_text(st, 5)),
+	    .client = dup_or_null(column_text(st, 6)),
+	    .done_ms = column_time(st, 7),
+	};
+}
+
+static void acc_recipient(struct message_acc *a, sqlite3_stmt *st)
+{
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 8;
+		a->r = realloc(a->r, a->cap * sizeof *a->r);
+		if (a->r == NULL)
+			abort();
+	}
+	enum rcpt_state state = (enum rcpt_state)sqlite3_column_int(st, 9);
+	bool pending = state == RCPT_QUEUED || state == RCPT_DEFERRED || state == RCPT_HELD;
+	const char *err = column_text(st, 12);
+	a->r[a->n++] = (struct spool_recipient_row){
+	    .address = dup_or_null(column_text(st, 8)),
+	    .state = state,
+	    .attempts = sqlite3_column_int(st, 10),
+	    .next_attempt_ms = pending ? column_time(st, 11) : -1,
+	    .last_error = dup_or_null(err ? err : ""),
+	    .last_attempt_ms = column_time(st, 13),
+	    .in_flight = sqlite3_column_int(st, 14) != 0,
+	};
+}
+
+/* Groups the joined rows (ordered by message) and passes each message on. */
+static int emit_messages(struct spool *s, sqlite3_stmt *st, spool_message_fn fn, void *arg,
+                         int *count, char *why, size_t whylen)
+{
+	struct message_acc a = {0};
+	int rc, stop = 0;
+	*count = 0;
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
+		if (a.have && a.m.id != id) {
+			stop = fn(arg, &a.m, a.r, a.n);
+			acc_clear(&a);
+			(*count)++;
+		}
+		if (!stop) {
+			if (!a.have)
+				acc_message(&a, st);
+			acc_recipient(&a, st);
+		}
+	}
+	if (!stop && a.have) {
+		fn(arg, &a.m, a.r, a.n);
+		(*count)++;
+	}
+	acc_clear(&a);
+	free(a.r);
+	sqlite3_finalize(st);
+	if (!stop && rc != SQLITE_DONE)
+		return db_error(s, "listing the queue", why, whylen);
+	return 0;
+}
+
+int spool_list(struct spool *s, const struct spool_filter *f, spool_message_fn fn, void *arg,
+               char *why, size_t whylen)
+{
+	const char *head = f->state >= 0 ? "SELECT r.msg_id FROM recipients r WHERE "
+	                                   "r.drop_requested = 0"
+	                                 : "SELECT r.msg_id FROM recipients r WHERE "
+	                                   "r.drop_requested = 0 AND r.state IN (0, 1, 2)";
+	size_t sublen = strlen(head) + 256 + f->nids * 2;
+	char *sub = malloc(sublen);
+	if (sub == NULL)
+		abort();
+	snprintf(sub, sublen, "%s", head);
+	filter_where(f, sub, sublen);
+	size_t n = strlen(MSG_COLUMNS) + 128 + strlen(sub);
+	char *sql = malloc(n);
+	if (sql == NULL)
+		abort();
+	snprintf(sql, n,
+	         MSG_COLUMNS "WHERE m.id IN (%s) AND r.drop_requested = 0 ORDER BY m.id, r.id",
+	         sub);
+	free(sub);
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	free(sql);
+	if (rc != SQLITE_OK)
+		return db_error(s, "preparing the queue listing", why, whylen);
+	int i = 1, count;
+	filter_bind(f, st, &i);
+	return emit_messages(s, st, fn, arg, &count, why, whylen);
+}
+
+int spool_show(struct spool *s, uint64_t id, spool_message_fn fn, void *arg, char *why,
+               size_t whylen)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db,
+	                       MSG_COLUMNS "WHERE m.id = ?1 AND r.drop_requested = 0 ORDER BY r.id",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return db_error(s, "preparing show", why, whylen);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+	int count;
+	if (emit_messages(s, st, fn, arg, &count, why, whylen) < 0)
 		return -1;
-	return sqlite3_changes64(s->db);
+	if (count == 0) {
+		snprintf(why, whylen, "no message with that id");
+		return SPOOL_NOT_FOUND;
+	}
+	return 0;
 }
 
-/* The delivery log of one message, oldest first, for queue show. */
-static json_t *attempt_history(struct spool *s, uint64_t id)
+int spool_attempts(struct spool *s, uint64_t id,
+                   void (*fn)(void *arg, const struct spool_attempt_row *a), void *arg, char *why,
+                   size_t whylen)
 {
-	static const char *const results[] = {"delivered", "deferred", "failed"};
-	json_t *list = json_array();
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db,
 	                       "SELECT r.address, a.started, a.duration_ms, a.mx, a.ip, a.tls, "
 	                       "a.result, a.reply FROM attempt_log a JOIN recipients r ON r.id = "
 	                       "a.rcpt_id WHERE a.msg_id = ?1 ORDER BY a.id",
 	                       -1, &st, NULL) != SQLITE_OK)
-		return list;
+		return db_error(s, "preparing the delivery log", why, whylen);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		int r = sqlite3_column_int(st, 6);
-		json_t *a = json_object();
-		json_object_set_new(a, "recipient", json_text_or_null(st, 0));
-		json_object_set_new(a, "time", json_time_or_null(st, 1));
-		json_object_set_new(a, "duration_ms", json_integer(sqlite3_column_int64(st, 2)));
-		json_object_set_new(a, "mx", json_text_or_null(st, 3));
-		json_object_set_new(a, "ip", json_text_or_null(st, 4));
-		json_object_set_new(a, "tls", json_text_or_null(st, 5));
-		json_object_set_new(a, "result", json_string(r >= 0 && r <= 2 ? results[r] : "?"));
-		json_object_set_new(a, "reply", json_text_or_null(st, 7));
-		json_array_append_new(list, a);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct spool_attempt_row a = {
+		    .recipient = column_text(st, 0),
+		    .started_ms = sqlite3_column_int64(st, 1),
+		    .duration_ms = sqlite3_column_int64(st, 2),
+		    .mx = column_text(st, 3),
+		    .ip = column_text(st, 4),
+		    .tls = column_text(st, 5),
+		    .result = (enum spool_attempt_result)sqlite3_column_int(st, 6),
+		    .reply = column_text(st, 7),
+		};
+		fn(arg, &a);
 	}
 	sqlite3_finalize(st);
-	return list;
+	if (rc != SQLITE_DONE)
+		return db_error(s, "reading the delivery log", why, whylen);
+	return 0;
+}
+
+static int check_query(struct spool *s, const char *sql, const char *problem,
+                       void (*fn)(const char *, void *), void *arg)
+{
+	sqlite3_stmt *st;
+	int n = 0;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		fn(sqlite3_errmsg(s->db), arg);
+		return 1;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char line[512];
+		snprintf(line, sizeof line, "%s: %s", problem, column_text(st, 0));
+		fn(line, arg);
+		n++;
+	}
+	sqlite3_finalize(st);
+	return n;
+}
+
+int spool_check(struct spool *s, void (*fn)(const char *problem, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int n = 0;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *r = column_text(st, 0);
+			if (strcmp(r, "ok") != 0) {
+				fn(r, arg);
+				n++;
+			}
+		}
+		sqlite3_finalize(st);
+	}
+	n +=
+	    check_query(s,
+	                "SELECT printf('%X', id) FROM messages WHERE done_at IS NULL AND id NOT IN "
+	                "(SELECT msg_id FROM bodies)",
+	                "message without body", fn, arg);
+	n += check_query(s,
+	                 "SELECT printf('%X', id) FROM messages WHERE id NOT IN "
+	                 "(SELECT msg_id FROM recipients)",
+	                 "message without recipients", fn, arg);
+	n += check_query(s,
+	                 "SELECT printf('%X', msg_id) FROM recipients WHERE msg_id NOT IN "
+	                 "(SELECT id FROM messages)",
+	                 "recipient without message", fn, arg);
+	n += check_query(s,
+	                 "SELECT printf('%X', id) FROM messages m WHERE done_at IS NOT NULL AND "
+	                 "EXISTS (SELECT 1 FROM recipients WHERE msg_id = m.id AND "
+	                 "state IN (0, 1, 2))",
+	                 "message done with recipients pending", fn, arg);
+	n += check_query(s,
+	                 "SELECT printf('%X', msg_id) FROM attempt_log WHERE msg_id NOT IN "
+	                 "(SELECT id FROM messages)",
+	                 "delivery log without message", fn, arg);
+	return n;
 }

@@ -594,8 +594,9 @@ static void commit_done(void *arg, int status, const char *why)
 		reply(s, 451, "4.3.0", "temporary failure, message not queued");
 	transaction_reset(s);
 	s->state = ST_COMMAND;
-	if (!s->d->draining)
-		session_process(s);
+	if (s->d->draining)
+		return reply_and_close(s, 421, "4.3.2", "shutting down");
+	session_process(s);
 }
 
 static unsigned message_flags(struct session *s, const char *body, size_t len)
@@ -1022,19 +1023,42 @@ struct smtpd *smtpd_start(struct event_base *base, const struct conf *conf,
 	return d;
 }
 
-void smtpd_stop_accepting(struct smtpd *d)
+static void close_listeners(struct smtpd *d)
 {
 	for (size_t i = 0; i < d->nlisteners; i++)
 		evconnlistener_free(d->listeners[i]);
 	d->nlisteners = 0;
+}
+
+void smtpd_drain(struct smtpd *d)
+{
+	if (d == NULL)
+		return;
+	close_listeners(d);
 	d->draining = true;
+	for (struct session *s = d->sessions, *next; s; s = next) {
+		next = s->next;
+		if (s->state == ST_COMMIT || s->state == ST_CLOSING)
+			continue;
+		if (s->state == ST_TLS_HANDSHAKE) {
+			session_close(s);
+			continue;
+		}
+		reply_and_close(s, 421, "4.3.2", "shutting down");
+		bufferevent_enable(s->bev, EV_WRITE);
+	}
+}
+
+size_t smtpd_sessions(const struct smtpd *d)
+{
+	return d ? (size_t)d->nsessions : 0;
 }
 
 void smtpd_stop(struct smtpd *d)
 {
 	if (d == NULL)
 		return;
-	smtpd_stop_accepting(d);
+	close_listeners(d);
 	free(d->listeners);
 	while (d->sessions) {
 		d->sessions->state = ST_CLOSING; /* the writer has reported every commit */

@@ -24,10 +24,14 @@ struct smtpd *smtpd_start(struct event_base *base, const struct conf *conf,
                           struct spool_writer *writer, smtpd_queued_fn queued, void *arg, char *why,
                           size_t whylen);
 
-/* Shutdown, first step: closes the listeners; sessions waiting for a commit
- * still get their reply but start nothing new. Then stop the spool writer
- * (which reports every pending commit), then smtpd_stop. */
-void smtpd_stop_accepting(struct smtpd *d);
+/* Shutdown, first step: closes the listeners; a session waiting for a
+ * commit gets its reply (250 once committed) and then 421, every other
+ * session 421 at once (a message not yet acknowledged is the client's to
+ * send again). The loop goes on until smtpd_sessions is 0. */
+void smtpd_drain(struct smtpd *d);
+
+/* Sessions still open. */
+size_t smtpd_sessions(const struct smtpd *d);
 
 /* Closes every session and frees the listener. */
 void smtpd_stop(struct smtpd *d);

@@ -43,6 +43,10 @@ size_t scheduler_in_flight(const struct scheduler *s)
 {
 	return 0;
 }
+size_t scheduler_picked(const struct scheduler *s)
+{
+	return 0;
+}
 
 struct fixture {
 	char dir[64], sock[128];
@@ -54,6 +58,7 @@ struct fixture {
 };
 
 static char why[256];
+static int64_t recovered;
 
 static void insert_message(struct spool *s)
 {
@@ -82,7 +87,7 @@ static int setup(void **state)
 	assert_non_null(f->reader);
 	insert_message(f->reader);
 	f->locker = spool_open(f->dir, why, sizeof why);
-	f->writer = spool_writer_start(f->base, f->dir, why, sizeof why);
+	f->writer = spool_writer_start(f->base, f->dir, &recovered, why, sizeof why);
 	assert_non_null(f->writer);
 	conf_defaults(&f->conf);
 	strlist_clear(&f->conf.admin_listen);
@@ -187,7 +192,7 @@ static void test_stop_before_commit(void **state)
 	f->admin = NULL;
 	spool_rollback(f->locker);
 	spool_writer_stop(f->writer); /* reports the job to a stopped admin */
-	f->writer = spool_writer_start(f->base, f->dir, why, sizeof why);
+	f->writer = spool_writer_start(f->base, f->dir, &recovered, why, sizeof why);
 	close(fd);
 	int64_t counts[5];
 	spool_count_states(f->reader, counts);

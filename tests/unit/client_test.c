@@ -605,15 +605,23 @@ static const char *const four_rcpts[] = {"b@example.net", "c@example.net", "d@ex
 static const char *const one_rcpt[] = {"b@example.net"};
 static const char simple_body[] = "Subject: hi\r\n\r\nhello\r\n";
 
+/* The body of t, read from memory; the holder outlives each test's txns. */
+static void set_body(struct smtp_txn *t, const char *p, size_t len)
+{
+	static struct smtp_body_memory holders[16];
+	static size_t next;
+
+	smtp_body_from_memory(&t->body, &holders[next++ % 16], p, len);
+}
+
 static struct smtp_txn txn_of(const char *const *rcpts, size_t n)
 {
 	struct smtp_txn t = {
 	    .sender = "a@example.org",
 	    .rcpts = rcpts,
 	    .nrcpt = n,
-	    .body = simple_body,
-	    .body_len = sizeof simple_body - 1,
 	};
+	set_body(&t, simple_body, sizeof simple_body - 1);
 	return t;
 }
 
@@ -802,7 +810,7 @@ static void test_pipelined_rcpts_get_their_own_results(void **state)
 	struct server s;
 	char buf[256];
 
-	snprintf(mail, sizeof mail, "MAIL FROM:<a@example.org> SIZE=%zu", t.body_len);
+	snprintf(mail, sizeof mail, "MAIL FROM:<a@example.org> SIZE=%zu", t.body.len);
 	plain_session(&r, &s, script);
 	assert_true(r.info.pipelining && r.info.enhancedstatuscodes);
 	assert_int_equal(r.info.size_max, 1000000);
@@ -1004,15 +1012,14 @@ static void test_bdat_sends_the_body_exactly(void **state)
 	struct run r = {.txns = {&t}, .ntxn = 1};
 	struct server s;
 
-	t.body = tricky_body;
-	t.body_len = sizeof tricky_body - 1;
+	set_body(&t, tricky_body, sizeof tricky_body - 1);
 	t.eightbit = true;
-	snprintf(bdat, sizeof bdat, "BDAT %zu LAST", t.body_len);
+	snprintf(bdat, sizeof bdat, "BDAT %zu LAST", t.body.len);
 	plain_session(&r, &s, script);
 	assert_int_equal(r.res[0][0].status, SMTP_RCPT_OK);
 	assert_string_equal(r.res[0][0].error.command, "bdat");
-	assert_int_equal(s.data_len, t.body_len);
-	assert_memory_equal(s.data, tricky_body, t.body_len);
+	assert_int_equal(s.data_len, t.body.len);
+	assert_memory_equal(s.data, tricky_body, t.body.len);
 	server_free(&s);
 }
 
@@ -1037,8 +1044,7 @@ static void test_data_body_is_dot_stuffed(void **state)
 	struct run r = {.txns = {&t}, .ntxn = 1};
 	struct server s;
 
-	t.body = tricky_body;
-	t.body_len = sizeof tricky_body - 1;
+	set_body(&t, tricky_body, sizeof tricky_body - 1);
 	t.eightbit = true;
 	plain_session(&r, &s, script);
 	assert_int_equal(r.res[0][0].status, SMTP_RCPT_OK);
@@ -1074,8 +1080,7 @@ static void test_size_exceeded_fails_permanently_without_sending(void **state)
 
 	memset(big, 'x', sizeof big - 2);
 	memcpy(big + sizeof big - 2, "\r\n", 2);
-	t.body = big;
-	t.body_len = sizeof big;
+	set_body(&t, big, sizeof big);
 	local_refusal(&t, "250-mx.test\r\n250-PIPELINING\r\n250 SIZE 100\r\n", &r);
 	assert_int_equal(r.err[0].kind, SMTP_ERR_SIZE);
 	assert_true(r.err[0].permanent);
@@ -1171,8 +1176,7 @@ static void test_reset_mid_data_is_io_error(void **state)
 		memset(body + i, 'y', 62);
 		memcpy(body + i + 62, "\r\n", 2);
 	}
-	t.body = body;
-	t.body_len = len;
+	set_body(&t, body, len);
 	plain_session(&r, &s, script);
 	assert_int_equal(r.err[0].kind, SMTP_ERR_IO);
 	assert_false(r.err[0].permanent);
@@ -1245,8 +1249,7 @@ static void test_write_stall_times_out(void **state)
 		memset(body + i, 'z', 62);
 		memcpy(body + i + 62, "\r\n", 2);
 	}
-	t.body = body;
-	t.body_len = len;
+	set_body(&t, body, len);
 	cfg.command_timeout_ms = 1000;
 	cfg.data_timeout_ms = 30000;
 	next_server_rcvbuf = 65536;

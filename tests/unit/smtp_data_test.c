@@ -483,6 +483,93 @@ static void test_dot_stuffing_round_trip_gives_the_original(void **state)
 	}
 }
 
+/* The encoder's output for body fed in pieces cut at the given points. */
+static char *encode_split(const char *body, size_t len, bool dot, size_t max_line,
+                          const size_t *cuts, size_t ncuts, size_t *out_len)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct smtp_encoder e;
+	size_t from = 0;
+	char *s;
+
+	smtp_encoder_init(&e, dot, max_line);
+	for (size_t i = 0; i <= ncuts; i++) {
+		size_t to = i < ncuts ? cuts[i] : len;
+
+		smtp_encoder_feed(&e, (const unsigned char *)body + from, to - from, out);
+		from = to;
+	}
+	smtp_encoder_end(&e, out);
+	s = drain_all(out, out_len);
+	evbuffer_free(out);
+	return s;
+}
+
+static void test_encoder_gives_the_same_octets_however_the_body_is_cut(void **state)
+{
+	static const char *const bodies[] = {
+	    "a\r\n.b\r\n..c\r\n", "x\ry\nz\r\n.", "\r\n\r\n.\r\n", "a\r", ".\r\n.\r", "abc",
+	};
+	for (size_t b = 0; b < sizeof bodies / sizeof bodies[0]; b++) {
+		size_t len = strlen(bodies[b]), whole_len;
+		char *whole = encode_split(bodies[b], len, true, 4, NULL, 0, &whole_len);
+
+		for (size_t i = 0; i <= len; i++)
+			for (size_t j = i; j <= len; j++) {
+				size_t cuts[2] = {i, j}, n;
+				char *s = encode_split(bodies[b], len, true, 4, cuts, 2, &n);
+
+				assert_int_equal(n, whole_len);
+				assert_memory_equal(s, whole, n);
+				free(s);
+			}
+		free(whole);
+	}
+}
+
+static void test_encoder_breaks_lines_over_the_limit_with_crlf_space(void **state)
+{
+	size_t n;
+	char *s = encode_split("abcdefgh\r\nabcd\r\n", 16, false, 4, NULL, 0, &n);
+
+	/* RFC 5322 §2.1.1: no line on the wire beyond the limit */
+	assert_string_equal(s, "abcd\r\n efg\r\n h\r\nabcd\r\n");
+	free(s);
+	s = encode_split(".abcde", 6, true, 4, NULL, 0, &n);
+	assert_string_equal(s, "..abc\r\n de\r\n.\r\n"); /* the stuffed dot is not counted */
+	free(s);
+}
+
+static void test_encoder_without_dot_stuffing_adds_no_end_marker(void **state)
+{
+	size_t n;
+	char *s = encode_split(".a\nb", 4, false, 0, NULL, 0, &n);
+
+	assert_string_equal(s, ".a\r\nb\r\n");
+	free(s);
+	s = encode_split("", 0, false, 0, NULL, 0, &n);
+	assert_int_equal(n, 0);
+	free(s);
+}
+
+static void test_encoded_long_lines_fit_the_listener(void **state)
+{
+	/* a 5,000-octet line never reaches a receiver as one line */
+	char body[5002];
+	size_t n;
+
+	memset(body, 'x', 5000);
+	memcpy(body + 5000, "\r\n", 2);
+	char *s = encode_split(body, sizeof body, true, 998, NULL, 0, &n);
+	struct result r = run_reader(s, n, 1 << 20, 998, split_random);
+
+	assert_true(r.done);
+	assert_int_equal(r.flags & SMTP_DATA_LONG_LINE, 0);
+	assert_int_equal(r.body_len, 5000 + 2 + 5 * 3);
+	result_free(&r);
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -509,6 +596,10 @@ int main(void)
 	    cmocka_unit_test(test_dot_stuff_adds_missing_final_crlf),
 	    cmocka_unit_test(test_dot_stuff_turns_bare_cr_and_lf_into_crlf),
 	    cmocka_unit_test(test_dot_stuffing_round_trip_gives_the_original),
+	    cmocka_unit_test(test_encoder_gives_the_same_octets_however_the_body_is_cut),
+	    cmocka_unit_test(test_encoder_breaks_lines_over_the_limit_with_crlf_space),
+	    cmocka_unit_test(test_encoder_without_dot_stuffing_adds_no_end_marker),
+	    cmocka_unit_test(test_encoded_long_lines_fit_the_listener),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

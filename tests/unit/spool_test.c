@@ -1,4 +1,5 @@
-/* spool_test.c - the spool's schema, inserts, admin actions and attempts. */
+/* spool_test.c - the spool's schema, inserts, admin actions, attempts in
+ * flight and their outcomes, notices, counts, cleanup and migrations. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void ignore_problem(const char *p, void *arg)
@@ -38,9 +40,10 @@ static int teardown(void **state)
 	return system(cmd);
 }
 
+static const char body[] = "Subject: t\r\nX-Long: yes\r\n\r\nhello\r\n";
+
 static uint64_t insert(struct spool *s, const char *sender, const char *const *rcpts, size_t n)
 {
-	static const char body[] = "Subject: t\r\n\r\nhello\r\n";
 	struct spool_message_in m = {.id = spool_new_id(),
 	                             .sender = sender,
 	                             .rcpts = rcpts,
@@ -62,31 +65,118 @@ static int64_t apply(struct spool *s, enum spool_action a, struct spool_filter f
 	return n;
 }
 
+/* What spool_list / spool_show passed on, flattened for asserts. */
+struct seen {
+	int messages;
+	uint64_t id;
+	char sender[64];
+	int64_t done_ms;
+	size_t nr;
+	char address[8][64];
+	enum rcpt_state state[8];
+	int attempts[8];
+	char last_error[8][64];
+	bool in_flight[8];
+};
+
+static int see(void *arg, const struct spool_message_row *m, const struct spool_recipient_row *r,
+               size_t nr)
+{
+	struct seen *s = arg;
+	s->messages++;
+	s->id = m->id;
+	s->done_ms = m->done_ms;
+	snprintf(s->sender, sizeof s->sender, "%s", m->sender);
+	s->nr = nr;
+	for (size_t i = 0; i < nr && i < 8; i++) {
+		snprintf(s->address[i], 64, "%s", r[i].address);
+		s->state[i] = r[i].state;
+		s->attempts[i] = r[i].attempts;
+		snprintf(s->last_error[i], 64, "%s", r[i].last_error);
+		s->in_flight[i] = r[i].in_flight;
+	}
+	return 0;
+}
+
+static struct seen list(struct spool *s, struct spool_filter f)
+{
+	struct seen out = {0};
+	assert_int_equal(spool_list(s, &f, see, &out, why, sizeof why), 0);
+	return out;
+}
+
+static struct seen show(struct spool *s, uint64_t id, int *rc)
+{
+	struct seen out = {0};
+	*rc = spool_show(s, id, see, &out, why, sizeof why);
+	return out;
+}
+
+static int due(struct spool *s, struct spool_due *d, size_t max)
+{
+	return spool_due_list(s, 1000000, NULL, 0, d, max, why, sizeof why);
+}
+
+static void begin(struct spool *s, int64_t rcpt_id, int expect)
+{
+	assert_int_equal(spool_begin(s, why, sizeof why), 0);
+	assert_int_equal(spool_attempt_begin(s, rcpt_id, 10000, 1000, why, sizeof why), expect);
+	assert_int_equal(spool_commit(s, why, sizeof why), 0);
+}
+
+static int end(struct spool *s, int64_t rcpt_id, enum rcpt_state st, enum spool_notice notice)
+{
+	struct spool_outcome o = {.rcpt_id = rcpt_id,
+	                          .state = st,
+	                          .error = st == RCPT_DELIVERED ? "250 ok" : "550 5.1.1 no",
+	                          .status = "5.1.1",
+	                          .mx = "mx.example.net",
+	                          .ip = "192.0.2.1",
+	                          .diagnostic = "550 5.1.1 no",
+	                          .notice = notice};
+	assert_int_equal(spool_begin(s, why, sizeof why), 0);
+	int rc = spool_attempt_end(s, &o, why, sizeof why);
+	assert_int_equal(spool_commit(s, why, sizeof why), 0);
+	return rc;
+}
+
+static void settle(struct spool *s, uint64_t id)
+{
+	assert_int_equal(spool_begin(s, why, sizeof why), 0);
+	assert_int_equal(spool_message_settle(s, id, 20000, why, sizeof why), 0);
+	assert_int_equal(spool_commit(s, why, sizeof why), 0);
+}
+
 static void test_message_is_listed_with_its_recipients(void **state)
 {
 	const char *rcpts[] = {"a@Example.NET", "b@example.org"};
 	uint64_t id = insert(*state, "s@example.com", rcpts, 2);
-	struct spool_filter all = {.state = -1};
-	json_t *list = spool_list_json(*state, &all, why, sizeof why);
-	assert_int_equal(json_array_size(list), 1);
-	json_t *m = json_array_get(list, 0);
-	char hex[17];
-	spool_id_format(id, hex);
-	assert_string_equal(json_string_value(json_object_get(m, "id")), hex);
-	assert_string_equal(json_string_value(json_object_get(m, "sender")), "s@example.com");
-	json_t *r = json_object_get(m, "recipients");
-	assert_int_equal(json_array_size(r), 2);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "state")),
-	                    "queued");
-	json_decref(list);
-	struct spool_filter by_domain = {.state = -1, .domain = "EXAMPLE.net"};
-	list = spool_list_json(*state, &by_domain, why, sizeof why);
-	assert_int_equal(json_array_size(list), 1);
-	json_decref(list);
-	struct spool_filter other = {.state = -1, .domain = "nowhere.test"};
-	list = spool_list_json(*state, &other, why, sizeof why);
-	assert_int_equal(json_array_size(list), 0);
-	json_decref(list);
+	struct seen l = list(*state, (struct spool_filter){.state = -1});
+	assert_int_equal(l.messages, 1);
+	assert_true(l.id == id);
+	assert_string_equal(l.sender, "s@example.com");
+	assert_int_equal(l.nr, 2);
+	assert_int_equal(l.state[0], RCPT_QUEUED);
+	assert_int_equal(
+	    list(*state, (struct spool_filter){.state = -1, .domain = "EXAMPLE.net"}).messages, 1);
+	assert_int_equal(
+	    list(*state, (struct spool_filter){.state = -1, .domain = "nowhere.test"}).messages, 0);
+}
+
+static void test_duplicate_recipients_are_stored_once(void **state)
+{
+	/* the local part is exact, the domain case-insensitive (RFC 5321 §2.4) */
+	const char *rcpts[] = {"a@x.example", "a@x.example", "a@X.Example",
+	                       "A@x.example", "postmaster",  "Postmaster"};
+	insert(*state, "", rcpts, 6);
+	struct seen l = list(*state, (struct spool_filter){.state = -1});
+	assert_int_equal(l.nr, 3);
+	assert_string_equal(l.address[0], "a@x.example");
+	assert_string_equal(l.address[1], "A@x.example");
+	assert_string_equal(l.address[2], "postmaster");
+	assert_true(spool_same_address("u@Dom.Example", "u@dom.example"));
+	assert_false(spool_same_address("U@dom.example", "u@dom.example"));
+	assert_false(spool_same_address("u@a.example", "u"));
 }
 
 static void test_hold_release_keeps_schedule_and_kick_makes_due(void **state)
@@ -96,23 +186,28 @@ static void test_hold_release_keeps_schedule_and_kick_makes_due(void **state)
 	assert_int_equal(
 	    apply(*state, SPOOL_HOLD, (struct spool_filter){.state = -1, .ids = &id, .nids = 1}),
 	    2);
-	struct spool_due due[4];
-	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, due, 4, why, sizeof why), 0);
+	struct spool_due d[4];
+	assert_int_equal(due(*state, d, 4), 0);
 	assert_int_equal(apply(*state, SPOOL_RELEASE,
 	                       (struct spool_filter){.state = -1, .recipient = "A@example.net"}),
 	                 1);
-	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, due, 4, why, sizeof why), 1);
-	/* an attempt moves it into the future; kick brings it back */
-	assert_int_equal(spool_begin(*state, why, sizeof why), 0);
-	assert_int_equal(
-	    spool_attempt_begin(*state, due[0].rcpt_id, 10000, 450000, why, sizeof why), 1);
-	assert_int_equal(spool_commit(*state, why, sizeof why), 0);
-	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, due, 4, why, sizeof why), 0);
-	assert_int_equal(spool_next_due(*state), 460000);
+	assert_int_equal(due(*state, d, 4), 1);
+	/* an attempt moves it into the future and in flight: not due */
+	begin(*state, d[0].rcpt_id, 1);
+	assert_int_equal(due(*state, d, 4), 0);
+	assert_int_equal(spool_next_due(*state), -1);
+	/* a kick during the attempt does not make it due while in flight ... */
 	assert_int_equal(apply(*state, SPOOL_KICK, (struct spool_filter){.state = -1, .all = true}),
 	                 1);
-	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, due, 4, why, sizeof why), 1);
-	assert_int_equal(due[0].attempts, 1);
+	assert_int_equal(due(*state, d, 4), 0);
+	/* ... but right after its outcome */
+	struct spool_due again[1];
+	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, again, 1, why, sizeof why), 0);
+	assert_int_equal(end(*state, d[0].rcpt_id, RCPT_DEFERRED, SPOOL_NOTICE_NONE),
+	                 SPOOL_END_RECORDED);
+	assert_int_equal(due(*state, again, 1), 1);
+	assert_int_equal(again[0].attempts, 1);
+	assert_int_equal(spool_next_due(*state), 5000);
 }
 
 static void test_action_without_selector_is_refused(void **state)
@@ -126,42 +221,168 @@ static void test_drop_removes_message_and_body(void **state)
 {
 	const char *rcpts[] = {"a@example.net"};
 	uint64_t id = insert(*state, "s@example.com", rcpts, 1);
-	char *body;
+	char *b;
 	size_t len;
-	assert_int_equal(spool_message_body(*state, id, &body, &len, why, sizeof why), 0);
-	free(body);
+	assert_int_equal(spool_message_body(*state, id, &b, &len, why, sizeof why), 0);
+	free(b);
 	assert_int_equal(apply(*state, SPOOL_DROP, (struct spool_filter){.state = -1, .all = true}),
 	                 1);
-	assert_int_equal(spool_message_body(*state, id, &body, &len, why, sizeof why), -1);
-	assert_null(spool_show_json(*state, id, why, sizeof why));
+	assert_int_equal(spool_message_body(*state, id, &b, &len, why, sizeof why),
+	                 SPOOL_NOT_FOUND);
+	int rc;
+	show(*state, id, &rc);
+	assert_int_equal(rc, SPOOL_NOT_FOUND);
 	assert_int_equal(spool_check(*state, ignore_problem, NULL), 0);
+}
+
+static void test_hold_during_an_attempt_does_not_discard_its_delivery(void **state)
+{
+	const char *rcpts[] = {"a@example.net"};
+	uint64_t id = insert(*state, "s@example.com", rcpts, 1);
+	struct spool_due d[1];
+	assert_int_equal(due(*state, d, 1), 1);
+	begin(*state, d[0].rcpt_id, 1);
+	assert_int_equal(apply(*state, SPOOL_HOLD, (struct spool_filter){.state = -1, .all = true}),
+	                 1);
+	/* the outcome lands: delivered, not released later as deferred */
+	assert_int_equal(end(*state, d[0].rcpt_id, RCPT_DELIVERED, SPOOL_NOTICE_NONE),
+	                 SPOOL_END_RECORDED);
+	int rc;
+	struct seen m = show(*state, id, &rc);
+	assert_int_equal(m.state[0], RCPT_DELIVERED);
+	assert_int_equal(
+	    apply(*state, SPOOL_RELEASE, (struct spool_filter){.state = -1, .all = true}), 0);
+	assert_int_equal(due(*state, d, 1), 0);
+}
+
+static void test_hold_during_an_attempt_stays_after_a_deferral(void **state)
+{
+	const char *rcpts[] = {"a@example.net"};
+	uint64_t id = insert(*state, "s@example.com", rcpts, 1);
+	struct spool_due d[1];
+	assert_int_equal(due(*state, d, 1), 1);
+	begin(*state, d[0].rcpt_id, 1);
+	apply(*state, SPOOL_HOLD, (struct spool_filter){.state = -1, .all = true});
+	end(*state, d[0].rcpt_id, RCPT_DEFERRED, SPOOL_NOTICE_NONE);
+	int rc;
+	struct seen m = show(*state, id, &rc);
+	assert_int_equal(m.state[0], RCPT_HELD);
+	assert_string_equal(m.last_error[0], "550 5.1.1 no"); /* the outcome is recorded */
+	assert_int_equal(
+	    apply(*state, SPOOL_RELEASE, (struct spool_filter){.state = -1, .all = true}), 1);
+	m = show(*state, id, &rc);
+	assert_int_equal(m.state[0], RCPT_DEFERRED);
+}
+
+static void test_drop_during_an_attempt_waits_for_its_outcome(void **state)
+{
+	const char *rcpts[] = {"a@example.net", "b@example.net"};
+	uint64_t id = insert(*state, "s@example.com", rcpts, 2);
+	struct spool_due d[2];
+	assert_int_equal(due(*state, d, 2), 2);
+	begin(*state, d[0].rcpt_id, 1);
+	assert_int_equal(apply(*state, SPOOL_DROP, (struct spool_filter){.state = -1, .all = true}),
+	                 2);
+	/* the one in flight is out of sight but still there for its attempt */
+	assert_int_equal(list(*state, (struct spool_filter){.state = -1}).messages, 0);
+	char *b;
+	size_t len;
+	assert_int_equal(spool_message_body(*state, id, &b, &len, why, sizeof why), 0);
+	free(b);
+	begin(*state, d[0].rcpt_id, 0); /* no second attempt meanwhile */
+	assert_int_equal(end(*state, d[0].rcpt_id, RCPT_FAILED, SPOOL_NOTICE_FAILURE),
+	                 SPOOL_END_DROPPED);
+	settle(*state, id);
+	/* no notice for a dropped recipient, and nothing left behind */
+	uint64_t waiting[4];
+	assert_int_equal(spool_notices_waiting(*state, waiting, 4, why, sizeof why), 0);
+	assert_int_equal(spool_message_body(*state, id, &b, &len, why, sizeof why),
+	                 SPOOL_NOT_FOUND);
+	assert_int_equal(spool_check(*state, ignore_problem, NULL), 0);
+	assert_int_equal(end(*state, d[0].rcpt_id, RCPT_FAILED, SPOOL_NOTICE_NONE), SPOOL_END_GONE);
+}
+
+static void test_recipient_ids_are_never_reused(void **state)
+{
+	const char *rcpts[] = {"a@example.net"};
+	insert(*state, "", rcpts, 1);
+	struct spool_due d[1];
+	assert_int_equal(due(*state, d, 1), 1);
+	int64_t first = d[0].rcpt_id;
+	apply(*state, SPOOL_DROP, (struct spool_filter){.state = -1, .all = true});
+	insert(*state, "", rcpts, 1);
+	assert_int_equal(due(*state, d, 1), 1);
+	assert_true(d[0].rcpt_id > first);
+	/* a begin for the dropped id touches nothing */
+	begin(*state, first, 0);
+}
+
+static void test_notices_wait_for_the_last_attempt_in_flight(void **state)
+{
+	const char *rcpts[] = {"a@one.example", "b@two.example"};
+	uint64_t id = insert(*state, "s@example.com", rcpts, 2);
+	struct spool_due d[2];
+	assert_int_equal(due(*state, d, 2), 2);
+	begin(*state, d[0].rcpt_id, 1);
+	begin(*state, d[1].rcpt_id, 1);
+	end(*state, d[0].rcpt_id, RCPT_FAILED, SPOOL_NOTICE_FAILURE);
+	assert_int_equal(spool_in_flight(*state, id, why, sizeof why), 1);
+	end(*state, d[1].rcpt_id, RCPT_DEFERRED, SPOOL_NOTICE_DELAY);
+	assert_int_equal(spool_in_flight(*state, id, why, sizeof why), 0);
+	uint64_t waiting[4];
+	assert_int_equal(spool_notices_waiting(*state, waiting, 4, why, sizeof why), 1);
+	assert_true(waiting[0] == id);
+	/* a message with a notice pending is not done yet: its body stays */
+	settle(*state, id);
+	char *hdr;
+	size_t len;
+	assert_int_equal(spool_body_headers(*state, id, 1024, &hdr, &len, why, sizeof why), 0);
+	assert_string_equal(hdr, "Subject: t\r\nX-Long: yes\r\n\r\n");
+	free(hdr);
+}
+
+static int notices_seen;
+static void count_notice(void *arg, const struct spool_notice_row *r)
+{
+	enum spool_notice *kinds = arg;
+	kinds[notices_seen++] = r->notice;
+	assert_string_equal(r->mx, "mx.example.net");
+	assert_string_equal(r->diagnostic, "550 5.1.1 no");
+}
+
+static void test_notices_are_taken_once(void **state)
+{
+	const char *rcpts[] = {"a@one.example", "b@one.example"};
+	uint64_t id = insert(*state, "s@example.com", rcpts, 2);
+	struct spool_due d[2];
+	assert_int_equal(due(*state, d, 2), 2);
+	begin(*state, d[0].rcpt_id, 1);
+	begin(*state, d[1].rcpt_id, 1);
+	end(*state, d[0].rcpt_id, RCPT_FAILED, SPOOL_NOTICE_FAILURE);
+	end(*state, d[1].rcpt_id, RCPT_DEFERRED, SPOOL_NOTICE_DELAY);
+	enum spool_notice kinds[4];
+	notices_seen = 0;
+	assert_int_equal(spool_begin(*state, why, sizeof why), 0);
+	assert_int_equal(spool_notices_take(*state, id, count_notice, kinds, why, sizeof why), 2);
+	assert_int_equal(spool_notices_take(*state, id, count_notice, kinds, why, sizeof why), 0);
+	assert_int_equal(spool_commit(*state, why, sizeof why), 0);
+	assert_int_equal(kinds[0], SPOOL_NOTICE_FAILURE);
+	assert_int_equal(kinds[1], SPOOL_NOTICE_DELAY);
 }
 
 static void test_final_outcome_leaves_the_list(void **state)
 {
 	const char *rcpts[] = {"a@example.net"};
 	insert(*state, "s@example.com", rcpts, 1);
-	struct spool_due due[1];
-	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, due, 1, why, sizeof why), 1);
-	assert_int_equal(spool_begin(*state, why, sizeof why), 0);
-	assert_int_equal(spool_attempt_begin(*state, due[0].rcpt_id, 10000, 1000, why, sizeof why),
-	                 1);
-	assert_int_equal(spool_attempt_end(*state, due[0].rcpt_id, RCPT_FAILED,
-	                                   "5.1.1 no such user", why, sizeof why),
-	                 0);
-	assert_int_equal(spool_commit(*state, why, sizeof why), 0);
-	struct spool_filter all = {.state = -1};
-	json_t *list = spool_list_json(*state, &all, why, sizeof why);
-	assert_int_equal(json_array_size(list), 0);
-	json_decref(list);
-	struct spool_filter failed = {.state = RCPT_FAILED};
-	list = spool_list_json(*state, &failed, why, sizeof why);
-	assert_int_equal(json_array_size(list), 1);
-	json_t *r = json_array_get(json_object_get(json_array_get(list, 0), "recipients"), 0);
-	assert_string_equal(json_string_value(json_object_get(r, "last_error")),
-	                    "5.1.1 no such user");
-	assert_int_equal(json_integer_value(json_object_get(r, "attempts")), 1);
-	json_decref(list);
+	struct spool_due d[1];
+	assert_int_equal(due(*state, d, 1), 1);
+	begin(*state, d[0].rcpt_id, 1);
+	end(*state, d[0].rcpt_id, RCPT_FAILED, SPOOL_NOTICE_NONE);
+	assert_int_equal(list(*state, (struct spool_filter){.state = -1}).messages, 0);
+	struct seen l = list(*state, (struct spool_filter){.state = RCPT_FAILED});
+	assert_int_equal(l.messages, 1);
+	assert_string_equal(l.last_error[0], "550 5.1.1 no");
+	assert_int_equal(l.attempts[0], 1);
 }
 
 static void test_uncommitted_insert_is_gone_after_reopen(void **state)
@@ -178,44 +399,138 @@ static void test_uncommitted_insert_is_gone_after_reopen(void **state)
 	spool_close(*state); /* no COMMIT: like a crash */
 	*state = spool_open(dir, why, sizeof why);
 	assert_non_null(*state);
-	assert_null(spool_show_json(*state, m.id, why, sizeof why));
-}
-
-static void finish_rcpt(struct spool *s, int64_t rcpt_id, enum rcpt_state st)
-{
-	assert_int_equal(spool_begin(s, why, sizeof why), 0);
-	assert_int_equal(spool_attempt_begin(s, rcpt_id, 10000, 1000, why, sizeof why), 1);
-	assert_int_equal(spool_attempt_end(s, rcpt_id, st, "250 ok", why, sizeof why), 0);
-	assert_int_equal(spool_commit(s, why, sizeof why), 0);
+	int rc;
+	show(*state, m.id, &rc);
+	assert_int_equal(rc, SPOOL_NOT_FOUND);
 }
 
 static void test_message_done_when_last_recipient_is_final(void **state)
 {
 	const char *rcpts[] = {"a@example.net", "b@example.net"};
 	uint64_t id = insert(*state, "s@example.com", rcpts, 2);
-	struct spool_due due[2];
-	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, due, 2, why, sizeof why), 2);
-	finish_rcpt(*state, due[0].rcpt_id, RCPT_DELIVERED);
-	assert_int_equal(spool_begin(*state, why, sizeof why), 0);
-	assert_int_equal(spool_finish_if_done(*state, id, 20000, why, sizeof why), 0);
-	assert_int_equal(spool_commit(*state, why, sizeof why), 0);
+	struct spool_due d[2];
+	assert_int_equal(due(*state, d, 2), 2);
+	begin(*state, d[0].rcpt_id, 1);
+	end(*state, d[0].rcpt_id, RCPT_DELIVERED, SPOOL_NOTICE_NONE);
+	settle(*state, id);
+	int rc;
+	assert_int_equal(show(*state, id, &rc).done_ms, -1);
 	/* the other recipient is dropped: the message is done, its body gone,
 	 * and it stays visible with its delivery log */
 	assert_int_equal(apply(*state, SPOOL_DROP,
-	                       (struct spool_filter){.state = -1, .recipient = due[1].address}),
+	                       (struct spool_filter){.state = -1, .recipient = d[1].address}),
 	                 1);
-	char *body;
+	char *b;
 	size_t len;
-	assert_int_equal(spool_message_body(*state, id, &body, &len, why, sizeof why), -1);
-	json_t *m = spool_show_json(*state, id, why, sizeof why);
-	assert_non_null(m);
-	assert_int_equal(json_array_size(json_object_get(m, "recipients")), 1);
-	json_decref(m);
+	assert_int_equal(spool_message_body(*state, id, &b, &len, why, sizeof why),
+	                 SPOOL_NOT_FOUND);
+	struct seen m = show(*state, id, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(m.nr, 1);
+	assert_int_equal(m.done_ms, 5000);
+	assert_int_equal(spool_check(*state, ignore_problem, NULL), 0);
 	/* cleanup removes it once the retention has passed */
 	assert_int_equal(spool_begin(*state, why, sizeof why), 0);
-	assert_true(spool_cleanup(*state, INT64_MAX, why, sizeof why) > 0);
+	assert_int_equal(spool_cleanup(*state, INT64_MAX, 10, why, sizeof why), 1);
 	assert_int_equal(spool_commit(*state, why, sizeof why), 0);
-	assert_null(spool_show_json(*state, id, why, sizeof why));
+	show(*state, id, &rc);
+	assert_int_equal(rc, SPOOL_NOT_FOUND);
+	assert_int_equal(spool_check(*state, ignore_problem, NULL), 0);
+}
+
+static void test_cleanup_works_in_batches(void **state)
+{
+	const char *rcpts[] = {"a@example.net"};
+	for (int i = 0; i < 5; i++) {
+		uint64_t id = insert(*state, "", rcpts, 1);
+		apply(*state, SPOOL_HOLD,
+		      (struct spool_filter){.state = -1, .ids = &id, .nids = 1});
+	}
+	struct spool_due d[8];
+	apply(*state, SPOOL_RELEASE, (struct spool_filter){.state = -1, .all = true});
+	assert_int_equal(due(*state, d, 8), 5);
+	for (int i = 0; i < 5; i++) {
+		begin(*state, d[i].rcpt_id, 1);
+		end(*state, d[i].rcpt_id, RCPT_DELIVERED, SPOOL_NOTICE_NONE);
+		settle(*state, d[i].msg_id);
+	}
+	int64_t n[3];
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(spool_begin(*state, why, sizeof why), 0);
+		n[i] = spool_cleanup(*state, INT64_MAX, 2, why, sizeof why);
+		assert_int_equal(spool_commit(*state, why, sizeof why), 0);
+	}
+	assert_int_equal(n[0], 2);
+	assert_int_equal(n[1], 2);
+	assert_int_equal(n[2], 1);
+}
+
+static void test_state_counts_follow_every_change_exactly(void **state)
+{
+	struct spool *s = *state;
+	int64_t delta[RCPT_NSTATES], counts[RCPT_NSTATES];
+	assert_int_equal(spool_track_states(s, why, sizeof why), 0);
+	const char *rcpts[] = {"a@example.net", "b@example.net", "c@example.net"};
+	uint64_t id = insert(s, "s@example.com", rcpts, 3);
+	struct spool_due d[3];
+	assert_int_equal(due(s, d, 3), 3);
+	assert_int_equal(spool_begin(s, why, sizeof why), 0);
+	assert_int_equal(spool_attempt_begin(s, d[0].rcpt_id, 10000, 1000, why, sizeof why), 1);
+	assert_int_equal(spool_savepoint(s, why, sizeof why), 0);
+	struct spool_filter all = {.state = -1, .ids = &id, .nids = 1};
+	assert_int_equal(spool_apply(s, SPOOL_HOLD, &all, 6000, why, sizeof why), 3);
+	/* a rolled back job takes its changes of the counts with it */
+	assert_int_equal(spool_savepoint_release(s, false, why, sizeof why), 0);
+	struct spool_filter one = {.state = -1, .recipient = d[1].address};
+	assert_int_equal(spool_apply(s, SPOOL_DROP, &one, 6000, why, sizeof why), 1);
+	assert_int_equal(spool_state_delta_take(s, delta, why, sizeof why), 0);
+	assert_int_equal(spool_commit(s, why, sizeof why), 0);
+	/* three inserted, one begun, one dropped, the hold undone: exactly
+	 * what the table says */
+	assert_int_equal(spool_count_states(s, counts), 0);
+	for (int i = 0; i < RCPT_NSTATES; i++)
+		assert_int_equal(delta[i], counts[i]);
+	assert_int_equal(delta[RCPT_QUEUED], 1);
+	assert_int_equal(delta[RCPT_DEFERRED], 1);
+	assert_int_equal(delta[RCPT_HELD], 0);
+	/* taken: the delta starts again from zero */
+	assert_int_equal(spool_begin(s, why, sizeof why), 0);
+	assert_int_equal(spool_state_delta_take(s, delta, why, sizeof why), 0);
+	assert_int_equal(spool_commit(s, why, sizeof why), 0);
+	for (int i = 0; i < RCPT_NSTATES; i++)
+		assert_int_equal(delta[i], 0);
+}
+
+static void test_body_is_read_in_pieces(void **state)
+{
+	const char *rcpts[] = {"a@example.net"};
+	uint64_t id = insert(*state, "", rcpts, 1);
+	char buf[64];
+	size_t off = 0;
+	ssize_t got;
+	while ((got = spool_body_read(*state, id, off, buf + off, 5, why, sizeof why)) > 0)
+		off += (size_t)got;
+	assert_int_equal(got, 0);
+	assert_int_equal(off, sizeof body - 1);
+	assert_memory_equal(buf, body, off);
+	assert_int_equal(spool_body_read(*state, 12345, 0, buf, 5, why, sizeof why), -1);
+}
+
+static void test_interrupted_attempts_are_due_again_and_waiting_drops_done(void **state)
+{
+	const char *rcpts[] = {"a@example.net", "b@example.net"};
+	uint64_t id = insert(*state, "s@example.com", rcpts, 2);
+	struct spool_due d[2];
+	assert_int_equal(due(*state, d, 2), 2);
+	begin(*state, d[0].rcpt_id, 1);
+	begin(*state, d[1].rcpt_id, 1);
+	apply(*state, SPOOL_DROP, (struct spool_filter){.state = -1, .recipient = d[1].address});
+	assert_int_equal(spool_recover_interrupted(*state, 7000, why, sizeof why), 1);
+	int rc;
+	struct seen m = show(*state, id, &rc);
+	assert_int_equal(m.nr, 1);
+	assert_false(m.in_flight[0]);
+	assert_int_equal(spool_due_list(*state, 7000, NULL, 0, d, 2, why, sizeof why), 1);
 	assert_int_equal(spool_check(*state, ignore_problem, NULL), 0);
 }
 
@@ -223,10 +538,10 @@ static void test_delivery_log_is_shown(void **state)
 {
 	const char *rcpts[] = {"a@example.net"};
 	uint64_t id = insert(*state, "s@example.com", rcpts, 1);
-	struct spool_due due[1];
-	assert_int_equal(spool_due_list(*state, 10000, NULL, 0, due, 1, why, sizeof why), 1);
+	struct spool_due d[1];
+	assert_int_equal(due(*state, d, 1), 1);
 	struct spool_attempt_log l = {.msg_id = id,
-	                              .rcpt_id = due[0].rcpt_id,
+	                              .rcpt_id = d[0].rcpt_id,
 	                              .started_ms = 10000,
 	                              .duration_ms = 12,
 	                              .mx = "mx.example.net",
@@ -242,13 +557,18 @@ static void test_delivery_log_is_shown(void **state)
 	char ips[64];
 	spool_dialed_get(*state, id, "mx.example.net", ips, sizeof ips);
 	assert_string_equal(ips, "192.0.2.1");
-	json_t *m = spool_show_json(*state, id, why, sizeof why);
-	json_t *a = json_array_get(json_object_get(m, "attempts"), 0);
-	assert_non_null(a);
-	assert_string_equal(json_string_value(json_object_get(a, "mx")), "mx.example.net");
-	assert_string_equal(json_string_value(json_object_get(a, "result")), "deferred");
-	assert_string_equal(json_string_value(json_object_get(a, "reply")), "451 4.3.0 try later");
-	json_decref(m);
+}
+
+static void test_spool_files_are_private(void **state)
+{
+	char path[128];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/spool.db", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0077, 0);
+	snprintf(path, sizeof path, "%s/spool.db-wal", dir);
+	if (stat(path, &st) == 0)
+		assert_int_equal(st.st_mode & 0077, 0);
 }
 
 static void test_version_one_spool_is_migrated(void **state)
@@ -274,8 +594,8 @@ static void test_version_one_spool_is_migrated(void **state)
 	                 "next_attempt INTEGER NOT NULL, last_attempt INTEGER, last_error TEXT);"
 	                 "CREATE TABLE bodies (msg_id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
 	                 "INSERT INTO messages VALUES (7, 'a@b', 3, 1, 0, NULL, NULL);"
-	                 "INSERT INTO recipients (msg_id, address, domain, state, next_attempt) "
-	                 "VALUES (7, 'r@example.net', 'example.net', 0, 1);"
+	                 "INSERT INTO recipients (id, msg_id, address, domain, state, "
+	                 "next_attempt) VALUES (41, 7, 'r@example.net', 'example.net', 0, 1);"
 	                 "INSERT INTO bodies VALUES (7, 'x\r\n');"
 	                 "PRAGMA user_version = 1;",
 	                 NULL, NULL, NULL),
@@ -283,10 +603,18 @@ static void test_version_one_spool_is_migrated(void **state)
 	sqlite3_close(db);
 	*state = spool_open(path, why, sizeof why);
 	assert_non_null(*state);
-	json_t *m = spool_show_json(*state, 7, why, sizeof why);
-	assert_non_null(m);
-	assert_int_equal(json_array_size(json_object_get(m, "attempts")), 0);
-	json_decref(m);
+	int rc;
+	struct seen m = show(*state, 7, &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(m.address[0], "r@example.net");
+	/* the recipient keeps its id, and new ones come after it */
+	const char *rcpts[] = {"n@example.net"};
+	insert(*state, "", rcpts, 1);
+	struct spool_due d[2];
+	assert_int_equal(spool_due_list(*state, 1000000, NULL, 0, d, 2, why, sizeof why), 2);
+	assert_int_equal(d[0].rcpt_id, 41);
+	assert_true(d[1].rcpt_id > 41);
+	assert_int_equal(spool_check(*state, ignore_problem, NULL), 0);
 }
 
 static void test_ids_are_unique_and_round_trip(void **state)
@@ -302,24 +630,33 @@ static void test_ids_are_unique_and_round_trip(void **state)
 	assert_false(spool_id_parse("00112233445566778", &back));
 }
 
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_message_is_listed_with_its_recipients, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_hold_release_keeps_schedule_and_kick_makes_due,
-	                                    setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_action_without_selector_is_refused, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_drop_removes_message_and_body, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_final_outcome_leaves_the_list, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_uncommitted_insert_is_gone_after_reopen, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_ids_are_unique_and_round_trip, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_message_done_when_last_recipient_is_final, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_delivery_log_is_shown, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_version_one_spool_is_migrated, setup, teardown),
+	    T(test_message_is_listed_with_its_recipients),
+	    T(test_duplicate_recipients_are_stored_once),
+	    T(test_hold_release_keeps_schedule_and_kick_makes_due),
+	    T(test_action_without_selector_is_refused),
+	    T(test_drop_removes_message_and_body),
+	    T(test_hold_during_an_attempt_does_not_discard_its_delivery),
+	    T(test_hold_during_an_attempt_stays_after_a_deferral),
+	    T(test_drop_during_an_attempt_waits_for_its_outcome),
+	    T(test_recipient_ids_are_never_reused),
+	    T(test_notices_wait_for_the_last_attempt_in_flight),
+	    T(test_notices_are_taken_once),
+	    T(test_final_outcome_leaves_the_list),
+	    T(test_uncommitted_insert_is_gone_after_reopen),
+	    T(test_ids_are_unique_and_round_trip),
+	    T(test_message_done_when_last_recipient_is_final),
+	    T(test_cleanup_works_in_batches),
+	    T(test_state_counts_follow_every_change_exactly),
+	    T(test_body_is_read_in_pieces),
+	    T(test_interrupted_attempts_are_due_again_and_waiting_drops_done),
+	    T(test_delivery_log_is_shown),
+	    T(test_spool_files_are_private),
+	    T(test_version_one_spool_is_migrated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,34 @@
+/* notice.h - one delivery status notice per message (RFC 3464).
+ *
+ * An attempt's outcome marks each recipient that failed, or whose attempt
+ * number reached delivery.delay_notice_after, with a notice pending
+ * (spool_attempt_end). Once no recipient of the message is in flight any
+ * more, notice_flush gathers every pending one, of every destination, into
+ * a single notice to the envelope sender (failed and delayed recipients
+ * side by side, each with its own Action) and queues it from <> in the same
+ * transaction. So a recipient held or dropped while its attempt ran gets
+ * exactly what its recorded outcome says, and a notice never waits for more
+ * than the attempts running now. Never for a <> sender (RFC 3464 §2,
+ * RFC 5321 §4.5.5): the pending marks are then simply cleared. Runs on the
+ * writer thread.
+ */
+#ifndef OUTPOST_DELIVER_NOTICE_H
+#define OUTPOST_DELIVER_NOTICE_H
+
+#include "conf/conf.h"
+#include "spool/spool.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct notice_result {
+	int failed, delayed; /* recipients reported */
+	uint64_t dsn_id;     /* the notice queued, 0 when none */
+};
+
+/* When nothing of msg_id is in flight: queues the notice for its pending
+ * recipients (if any). Returns 0 (res says what was done) or -1. */
+int notice_flush(struct spool *sp, const struct conf *conf, uint64_t msg_id, int64_t now_ms,
+                 struct notice_result *res, char *why, size_t whylen);
+
+#endif
