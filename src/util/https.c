@@ -152,9 +152,9 @@ static void metrics_init(void)
 		return;
 	m_requests = metric_counter("outpost_https_requests_total",
 	                            "HTTPS requests by method and outcome", "method,outcome");
-	m_seconds = metric_histogram("outpost_https_request_seconds",
-	                             "HTTPS request time, connect to last octet", secs,
-	                             sizeof secs / sizeof secs[0]);
+	m_seconds =
+	    metric_histogram("outpost_https_request_seconds", "HTTPS request time, start to result",
+	                     secs, sizeof secs / sizeof secs[0]);
 }
 
 static void count_request(const struct https_request *r)
