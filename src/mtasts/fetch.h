@@ -51,9 +51,9 @@ struct mtasts_fetch_result {
 typedef void (*mtasts_fetch_cb)(void *arg, const struct mtasts_fetch_result *r);
 
 /* Starts fetching the policy of domain (an A-label, no trailing dot needed).
- * port is 443 except in tests. timeout_ms bounds the whole fetch. A domain
- * that cannot form the policy URL fails through the callback. Returns a
- * handle for mtasts_fetch_cancel. */
+ * port is 443 (0 too) except in tests. timeout_ms bounds the whole fetch
+ * (0 or less: SPEC §7.2's one minute). A domain that cannot form the policy
+ * URL fails through the callback. Returns a handle for mtasts_fetch_cancel. */
 struct mtasts_fetch *mtasts_fetch(struct dns_resolver *dns, struct https_client *http,
                                   const char *domain, int64_t timeout_ms, uint16_t port,
                                   mtasts_fetch_cb cb, void *arg);
