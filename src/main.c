@@ -9,6 +9,7 @@
 #include "submit/smtpd.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/worker.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -71,6 +72,7 @@ struct daemon {
 	struct scheduler *sched;
 	struct smtpd *smtpd;
 	struct admin *admin;
+	struct worker *worker; /* password checks, off the loop */
 	int lock_fd;
 	struct event *drain_timer;
 	int64_t drain_until_us;
@@ -106,6 +108,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	smtpd_drain(d->smtpd);
+	admin_drain(d->admin);
 	scheduler_stop(d->sched);
 	d->drain_until_us = time_mono_us() + DRAIN_MAX_MS * 1000LL;
 	d->drain_timer = evtimer_new(d->base, on_drain_check, d);
@@ -121,7 +124,7 @@ static void on_queued(void *arg)
 static int lock_data_dir(struct daemon *d)
 {
 	char path[4096];
-	mkdir(d->conf->data_dir, 0750);
+	mkdir(d->conf->data_dir, 0711); /* local users reach the submission socket */
 	snprintf(path, sizeof path, "%s/outpost.lock", d->conf->data_dir);
 	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
@@ -159,10 +162,13 @@ static int daemon_start(struct daemon *d)
 	d->sched = scheduler_start(d->base, d->conf, d->reader, d->writer, why, sizeof why);
 	if (d->sched == NULL)
 		goto fail;
-	d->smtpd = smtpd_start(d->base, d->conf, d->writer, on_queued, d, why, sizeof why);
+	d->worker = worker_start(d->base, 2);
+	d->smtpd =
+	    smtpd_start(d->base, d->conf, d->writer, d->worker, on_queued, d, why, sizeof why);
 	if (d->smtpd == NULL)
 		goto fail;
-	d->admin = admin_start(d->base, d->conf, d->reader, d->writer, d->sched, why, sizeof why);
+	d->admin = admin_start(d->base, d->conf, d->reader, d->writer, d->sched, d->worker, why,
+	                       sizeof why);
 	if (d->admin == NULL)
 		goto fail;
 	return 0;
@@ -176,8 +182,11 @@ fail:
  * every reply go; what remains (a forced stop) is freed here. */
 static void daemon_stop(struct daemon *d)
 {
+	smtpd_drain(d->smtpd);
+	admin_drain(d->admin);
 	scheduler_stop(d->sched);
 	spool_writer_stop(d->writer); /* reports what is left, to no one */
+	worker_stop(d->worker); /* checks still running end; their sessions go next */
 	smtpd_stop(d->smtpd);
 	admin_stop(d->admin);
 	scheduler_free(d->sched);
@@ -270,10 +279,7 @@ static int dispatch(int argc, char **argv, struct conf *conf)
 		return cmd_serve(conf);
 	if (strcmp(cmd, "send") == 0) {
 		log_set_level(LOG_WARN); /* a cron job's sendmail stays quiet */
-		int rc = send_main(argc, argv, conf, stdin);
-		if (rc == 0)
-			cli_notify_daemon(conf); /* a running daemon starts at once */
-		return rc;
+		return send_main(argc, argv, conf, stdin);
 	}
 	if (strcmp(cmd, "queue") == 0)
 		return argc < 2 ? usage() : cli_queue(argc - 1, argv + 1, conf);
@@ -304,8 +310,6 @@ int main(int argc, char **argv)
 	if (as_sendmail) {
 		log_set_level(LOG_WARN);
 		rc = send_main(argc, argv, &conf, stdin);
-		if (rc == 0)
-			cli_notify_daemon(&conf);
 	} else {
 		rc = dispatch(argc - 1, argv + 1, &conf);
 	}

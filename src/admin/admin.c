@@ -1,16 +1,19 @@
 /* admin.c - the admin listener: JSON API under /api/v1 and /metrics (see admin.h).
  *
- * Everything here runs on the loop thread. Reads use the spool's reading
- * connection directly; a queue action becomes one writer job and is
- * answered from its done callback, after the commit that carries it. The
- * request may be gone by then (client closed, daemon stopping): the job
- * learns that through the connection's close callback and then answers no
- * one.
+ * Everything here runs on the loop thread. A request is first judged (the
+ * Host and Origin checks, then its credential, auth.h); a Basic password is
+ * checked on a worker thread, so the request waits for it. Reads use the
+ * spool's reading connection directly; a queue action becomes one writer
+ * job and is answered from its done callback, after the commit that
+ * carries it. The request may be gone by then (client closed, daemon
+ * stopping): whatever waits for it learns that through the connection's
+ * close callback and then answers no one.
  */
 #include "admin/admin.h"
 
-#include "admin/listen_addr.h"
+#include "admin/auth.h"
 #include "admin/queue_json.h"
+#include "util/listen.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/timeutil.h"
@@ -43,6 +46,7 @@
 #endif
 
 struct action_job;
+struct auth_wait;
 
 struct admin {
 	struct event_base *base;
@@ -50,9 +54,12 @@ struct admin {
 	struct spool *reader;
 	struct spool_writer *writer;
 	struct scheduler *sched;
+	struct admin_auth *auth;
 	struct evhttp *http;
 	struct strlist unix_paths;  /* sockets we created, unlinked at stop */
 	struct action_job *pending; /* actions waiting for their commit */
+	struct auth_wait *waiting;  /* requests waiting for a password check */
+	bool draining;              /* stopping: no new work for the writer */
 };
 
 /* One queue action from request to commit. It owns copies of every filter
@@ -482,6 +489,11 @@ static void handle_action(struct admin *a, struct evhttp_request *req, int actio
 	if (j == NULL)
 		abort();
 	j->action = (enum spool_action)action;
+	if (a->draining) {
+		reply_error(req, 503, "shutting down");
+		action_job_free(j);
+		return;
+	}
 	if (action_parse_body(req, j, why, sizeof why) < 0 ||
 	    action_check_selector(j, why, sizeof why) < 0) {
 		reply_error(req, 400, "%s", why);
@@ -563,11 +575,13 @@ static void handle_status(struct admin *a, struct evhttp_request *req, int unuse
 	for (int s = 0; s < RCPT_NSTATES; s++)
 		json_object_set_new(by_state, rcpt_state_name(s), json_integer(counts[s]));
 	reply_json(req, 200,
-	           json_pack("{s:s, s:b, s:I, s:I, s:b, s:o}", "version", OUTPOST_VERSION,
+	           json_pack("{s:s, s:b, s:I, s:I, s:b, s:I, s:o}", "version", OUTPOST_VERSION,
 	                     "paused", scheduler_paused(a->sched), "in_flight",
 	                     (json_int_t)scheduler_in_flight(a->sched), "picked",
 	                     (json_int_t)scheduler_picked(a->sched), "spool_writable",
-	                     spool_writer_healthy(a->writer), "recipients", by_state));
+	                     spool_writer_healthy(a->writer), "commits_pending",
+	                     (json_int_t)spool_writer_outstanding(a->writer), "recipients",
+	                     by_state));
 }
 
 static void handle_pause(struct admin *a, struct evhttp_request *req, int paused)
@@ -575,12 +589,6 @@ static void handle_pause(struct admin *a, struct evhttp_request *req, int paused
 	scheduler_set_paused(a->sched, paused);
 	log_event(LOG_INFO, "admin_action", "action=%s", paused ? "pause" : "resume");
 	reply_json(req, 200, json_pack("{s:b}", "paused", scheduler_paused(a->sched)));
-}
-
-static void handle_notify(struct admin *a, struct evhttp_request *req, int unused)
-{
-	scheduler_wake(a->sched);
-	reply_json(req, 200, json_object());
 }
 
 static void handle_metrics(struct evhttp_request *req)
@@ -624,7 +632,6 @@ static const struct route routes[] = {
     {"delivery/pause", EVHTTP_REQ_POST, handle_pause, 1},
     {"delivery/resume", EVHTTP_REQ_POST, handle_pause, 0},
     {"status", GET_METHODS, handle_status, 0},
-    {"spool/notify", EVHTTP_REQ_POST, handle_notify, 0},
 };
 
 static bool method_is(struct evhttp_request *req, int methods)
@@ -679,12 +686,19 @@ static void route_api(struct admin *a, struct evhttp_request *req, const char *p
 		reply_error(req, 404, "unknown path");
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+/* ---- credentials ---- */
+
+/* A request waiting for its password check. */
+struct auth_wait {
+	struct admin *admin;        /* NULL once admin_stop let go of it */
+	struct evhttp_request *req; /* NULL once the client is gone */
+	struct evhttp_connection *evcon;
+	char path[256];
+	struct auth_wait *prev, *next;
+};
+
+static void serve(struct admin *a, struct evhttp_request *req, const char *path)
 {
-	struct admin *a = arg;
-	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	if (path == NULL)
-		path = "";
 	if (strcmp(path, "/metrics") == 0) {
 		if (method_is(req, GET_METHODS))
 			handle_metrics(req);
@@ -692,7 +706,124 @@ static void on_request(struct evhttp_request *req, void *arg)
 			reply_bad_method(req, "GET, HEAD");
 		return;
 	}
-	if (strncmp(path, "/api/v1/", 8) != 0) {
+	route_api(a, req, path + 8);
+}
+
+static void reply_unauthorized(struct admin *a, struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"outpost\"");
+	if (a->conf->admin_users_file[0])
+		evhttp_add_header(h, "WWW-Authenticate", "Basic realm=\"outpost\", charset=\"UTF-8\"");
+	reply_error(req, 401, "a credential is needed: the bearer token of [admin] token_file");
+}
+
+static void wait_unlink(struct auth_wait *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else if (w->admin)
+		w->admin->waiting = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->admin = NULL;
+}
+
+static void wait_client_gone(struct evhttp_connection *evcon, void *arg)
+{
+	struct auth_wait *w = arg;
+	if (w->req && evhttp_request_get_connection(w->req) == NULL)
+		evhttp_request_free(w->req);
+	w->req = NULL;
+	w->evcon = NULL;
+}
+
+static void auth_checked(void *arg, bool ok)
+{
+	struct auth_wait *w = arg;
+	struct admin *a = w->admin;
+	if (a && w->req) {
+		evhttp_connection_set_closecb(w->evcon, NULL, NULL);
+		if (!ok)
+			reply_unauthorized(a, w->req);
+		else if (a->draining)
+			reply_error(w->req, 503, "shutting down");
+		else
+			serve(a, w->req, w->path);
+	}
+	wait_unlink(w);
+	free(w);
+}
+
+static void authorize_then_serve(struct admin *a, struct evhttp_request *req, const char *path)
+{
+	const char *header =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	struct auth_wait *w = calloc(1, sizeof *w);
+	char who[256];
+	if (w == NULL)
+		abort();
+	switch (admin_auth_check(a->auth, header, auth_checked, w, who, sizeof who)) {
+	case ADMIN_AUTH_OK:
+		free(w);
+		return serve(a, req, path);
+	case ADMIN_AUTH_DENIED:
+		free(w);
+		return reply_unauthorized(a, req);
+	case ADMIN_AUTH_PENDING:
+		break;
+	}
+	w->admin = a;
+	w->req = req;
+	w->evcon = evhttp_request_get_connection(req);
+	snprintf(w->path, sizeof w->path, "%s", path);
+	evhttp_connection_set_closecb(w->evcon, wait_client_gone, w);
+	w->next = a->waiting;
+	if (a->waiting)
+		a->waiting->prev = w;
+	a->waiting = w;
+}
+
+/* A loopback address or the unix socket: the machine itself. */
+static bool peer_is_local(struct evhttp_request *req)
+{
+	const struct sockaddr *sa = evhttp_connection_get_addr(evhttp_request_get_connection(req));
+	if (sa == NULL || sa->sa_family == AF_UNIX)
+		return true;
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+static bool metrics_need_credential(const struct admin *a, struct evhttp_request *req)
+{
+	switch ((enum metrics_auth)a->conf->metrics_auth) {
+	case METRICS_AUTH_NEVER:
+		return false;
+	case METRICS_AUTH_ALWAYS:
+		return true;
+	case METRICS_AUTH_LOOPBACK:
+		break;
+	}
+	return !peer_is_local(req);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct admin *a = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	if (path == NULL)
+		path = "";
+	if (strcmp(path, "/metrics") == 0) {
+		if (metrics_need_credential(a, req))
+			return authorize_then_serve(a, req, path);
+		return serve(a, req, path);
+	}
+	if (strncmp(path, "/api/v1/", 8) != 0 || strlen(path) >= sizeof((struct auth_wait *)0)->path) {
 		reply_error(req, 404, "unknown path");
 		return;
 	}
@@ -700,7 +831,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		reply_error(req, 403, "refused: cross-site request or unexpected Host header");
 		return;
 	}
-	route_api(a, req, path + 8);
+	authorize_then_serve(a, req, path);
 }
 
 /* ---- listeners ---- */
@@ -717,74 +848,14 @@ static int listen_tcp(struct admin *a, const struct listen_addr *la, const char 
 	return 0;
 }
 
-static bool unix_socket_in_use(const struct sockaddr_un *sa)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return false;
-	bool live = connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0;
-	close(fd);
-	return live;
-}
-
-/* A socket left by a daemon that died is removed; anything else at the
- * path (a file, or a socket somebody still listens on) is left alone. */
-static int unix_clear_stale(const struct sockaddr_un *sa, char *why, size_t whylen)
-{
-	struct stat st;
-	const char *path = sa->sun_path;
-	if (lstat(path, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(why, whylen, "admin: cannot stat %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(why, whylen, "admin: %s exists and is not a socket", path);
-		return -1;
-	}
-	if (unix_socket_in_use(sa)) {
-		snprintf(why, whylen, "admin: another process listens on %s", path);
-		return -1;
-	}
-	if (unlink(path) < 0) {
-		snprintf(why, whylen, "admin: cannot remove stale %s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Returns a listening socket at path, or -1. */
-static int unix_socket_open(const struct sockaddr_un *sa, char *why, size_t whylen)
-{
-	const char *path = sa->sun_path;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (const struct sockaddr *)sa, sizeof *sa) < 0) {
-		snprintf(why, whylen, "admin: cannot listen on unix:%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	/* Nobody can connect before listen(), so the mode is tight from the
-	 * first connection on, whatever the umask. */
-	if (chmod(path, 0660) < 0 || listen(fd, 64) < 0) {
-		snprintf(why, whylen, "admin: cannot listen on unix:%s: %s", path, strerror(errno));
-		close(fd);
-		unlink(path);
-		return -1;
-	}
-	return fd;
-}
-
 static int listen_unix(struct admin *a, const struct listen_addr *la, char *why, size_t whylen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	memcpy(sa.sun_path, la->path, sizeof sa.sun_path);
-	if (unix_clear_stale(&sa, why, whylen) < 0)
+	char err[300];
+	int fd = listen_unix_socket(la->path, 0660, err, sizeof err);
+	if (fd < 0) {
+		snprintf(why, whylen, "admin: %s", err);
 		return -1;
-	int fd = unix_socket_open(&sa, why, whylen);
-	if (fd < 0)
-		return -1;
+	}
 	struct evconnlistener *l = evconnlistener_new(
 	    a->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l == NULL || evhttp_bind_listener(a->http, l) == NULL) {
@@ -832,8 +903,8 @@ static struct evhttp *http_new(struct admin *a)
 }
 
 struct admin *admin_start(struct event_base *base, const struct conf *conf, struct spool *reader,
-                          struct spool_writer *writer, struct scheduler *sched, char *why,
-                          size_t whylen)
+                          struct spool_writer *writer, struct scheduler *sched,
+                          struct worker *worker, char *why, size_t whylen)
 {
 	struct admin *a = calloc(1, sizeof *a);
 	if (a == NULL)
@@ -841,6 +912,11 @@ struct admin *admin_start(struct event_base *base, const struct conf *conf, stru
 	*a = (struct admin){
 	    .base = base, .conf = conf, .reader = reader, .writer = writer, .sched = sched};
 	a->http = http_new(a);
+	a->auth = admin_auth_new(conf, worker, why, whylen);
+	if (a->auth == NULL) {
+		admin_stop(a);
+		return NULL;
+	}
 	for (size_t i = 0; i < conf->admin_listen.len; i++) {
 		if (listen_one(a, conf->admin_listen.items[i], why, whylen) < 0) {
 			admin_stop(a);
@@ -857,11 +933,19 @@ struct admin *admin_start(struct event_base *base, const struct conf *conf, stru
 	return a;
 }
 
+void admin_drain(struct admin *a)
+{
+	if (a)
+		a->draining = true;
+}
+
 void admin_stop(struct admin *a)
 {
 	if (a == NULL)
 		return;
 	metrics_on_render(NULL, NULL);
+	while (a->waiting)
+		wait_unlink(a->waiting);
 	/* Jobs still at the writer finish without us: evhttp_free closes
 	 * their connections (so they answer no one) and they wake no
 	 * scheduler. */
@@ -871,5 +955,6 @@ void admin_stop(struct admin *a)
 	for (size_t i = 0; i < a->unix_paths.len; i++)
 		unlink(a->unix_paths.items[i]);
 	strlist_clear(&a->unix_paths);
+	admin_auth_free(a->auth);
 	free(a);
 }

@@ -12,8 +12,12 @@
  *        body {"ids":[..], "domain":"..", "recipient":"..", "all":true}
  *        answer {"changed": N}
  *   POST /api/v1/delivery/pause|resume     answer {"paused": bool}
- *   GET  /api/v1/status                    {"version", "paused", "in_flight", recipients by state}
- *   POST /api/v1/spool/notify              new mail was committed by `outpost send`
+ *   GET  /api/v1/status                    {"version", "paused", "in_flight", "picked",
+ *                                          "spool_writable", "commits_pending",
+ *                                          "recipients": {state: count}}
+ *
+ * Every /api/ request needs a credential (auth.h): 401 without one. The
+ * Host and Origin headers are checked first (DNS rebinding, CSRF): 403.
  */
 #ifndef OUTPOST_ADMIN_ADMIN_H
 #define OUTPOST_ADMIN_ADMIN_H
@@ -28,9 +32,16 @@
 struct event_base;
 struct admin;
 
+struct worker;
+
+/* Listens on [admin] listen; Basic passwords are checked on worker. */
 struct admin *admin_start(struct event_base *base, const struct conf *conf, struct spool *reader,
-                          struct spool_writer *writer, struct scheduler *sched, char *why,
-                          size_t whylen);
+                          struct spool_writer *writer, struct scheduler *sched,
+                          struct worker *worker, char *why, size_t whylen);
+
+/* Stopping: requests that would change the spool get 503 from now on. */
+void admin_drain(struct admin *a);
+
 void admin_stop(struct admin *a);
 
 #endif

@@ -8,7 +8,8 @@
  */
 #include "cli/cli.h"
 
-#include "admin/listen_addr.h"
+#include "admin/auth.h"
+#include "util/listen.h"
 #include "spool/spool.h"
 #include "util/log.h"
 
@@ -34,6 +35,7 @@ struct client {
 	CURL *curl;
 	char base[300];  /* "http://127.0.0.1:8025", "http://localhost" on a socket */
 	char where[300]; /* the daemon as messages name it */
+	char auth[200];  /* "Authorization: Bearer <the daemon's token>" */
 	char err[CURL_ERROR_SIZE];
 };
 
@@ -108,6 +110,15 @@ static int client_open(struct client *c, const struct conf *conf, long connect_m
 		snprintf(why, whylen, "cannot initialise libcurl");
 		return -1;
 	}
+	char token[160], terr[600];
+	if (admin_auth_read_token(conf, token, sizeof token, terr, sizeof terr) < 0) {
+		/* only whoever may read the token administers the queue */
+		snprintf(why, whylen, "%s (the queue commands need the daemon's admin token)", terr);
+		curl_easy_cleanup(c->curl);
+		c->curl = NULL;
+		return -1;
+	}
+	snprintf(c->auth, sizeof c->auth, "Authorization: Bearer %s", token);
 	if (client_target(c, conf, why, whylen) < 0) {
 		curl_easy_cleanup(c->curl);
 		c->curl = NULL;
@@ -154,6 +165,7 @@ static int client_request(struct client *c, const char *method, const char *path
 	if (asprintf(&url, "%s%s", c->base, path) < 0)
 		abort();
 	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+	h = curl_slist_append(h, c->auth);
 	r->curl = c->curl;
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	if (strcmp(method, "POST") == 0) {
@@ -680,24 +692,5 @@ int cli_queue(int argc, char **argv, const struct conf *conf)
 		curl_global_cleanup();
 	}
 	free(o.ids);
-	return rc;
-}
-
-int cli_notify_daemon(const struct conf *conf)
-{
-	struct client c;
-	struct response r = {0};
-	char why[1024];
-	int rc = -1;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (client_open(&c, conf, 1000, 2000, why, sizeof why) == 0) {
-		if (client_request(&c, "POST", "/api/v1/spool/notify", NULL, &r, why, sizeof why) ==
-		        0 &&
-		    r.status == 200)
-			rc = 0;
-		client_close(&c);
-	}
-	free(r.body);
-	curl_global_cleanup();
 	return rc;
 }

@@ -1,7 +1,9 @@
 /* cli.h - the commands that talk to a running daemon over its admin API.
  *
  * The CLI finds the daemon through the configuration's first [admin] listen
- * address (host:port or unix:PATH) and speaks HTTP/JSON to it with libcurl.
+ * address (host:port or unix:PATH) and speaks HTTP/JSON to it with libcurl,
+ * with the bearer token of [admin] token_file: who cannot read that file
+ * cannot use these commands.
  * Exit status: 0 success, 1 failure with a one-line reason on stderr,
  * 2 usage error.
  */
@@ -13,8 +15,5 @@
 /* outpost queue list|show|cat|kick|hold|release|drop|pause|resume ...
  * argv[0] is "list" etc. (the word after "queue"); -c was already removed. */
 int cli_queue(int argc, char **argv, const struct conf *conf);
-
-/* POST /api/v1/spool/notify, best effort: returns 0 when the daemon answered. */
-int cli_notify_daemon(const struct conf *conf);
 
 #endif

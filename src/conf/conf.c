@@ -25,6 +25,7 @@ struct key {
 
 static const char *const trust_ad_values[] = {"auto", "yes", "no", NULL};
 static const char *const log_level_values[] = {"debug", "info", "warn", "error", NULL};
+static const char *const metrics_auth_values[] = {"loopback", "always", "never", NULL};
 
 #define OFF(f) offsetof(struct conf, f)
 #define BIG    INT64_MAX
@@ -47,6 +48,12 @@ static const struct key keys[] = {
      "lines user:crypt(3)-hash; enables AUTH PLAIN and LOGIN (over TLS or from loopback)"},
     {"submission", "max_message_size", T_SIZE, OFF(max_message_size), "50M",
      "largest message accepted, advertised as SIZE", 1024, (int64_t)1 << 40},
+    {"submission", "local_socket", T_STRING, OFF(local_socket), "submit.sock",
+     "unix socket any local user submits through (outpost send); relative to data_dir; "
+     "empty: none"},
+    {"submission", "max_pending_bytes", T_SIZE, OFF(max_pending_bytes), "256M",
+     "message octets all sessions together may hold before their commit; beyond, 452 4.3.1",
+     1024 * 1024, (int64_t)1 << 40},
     {"submission", "max_recipients", T_INT, OFF(max_recipients), "1000",
      "recipients per message; more get 452 4.5.3", 1, 1000000},
     {"submission", "max_line_length", T_INT, OFF(max_line_length), "998",
@@ -65,6 +72,15 @@ static const struct key keys[] = {
      "sessions at once from one client address; more get 421 4.7.0", 1, 1000000},
     {"admin", "listen", T_LIST, OFF(admin_listen), "127.0.0.1:8025",
      "host:port or unix:PATH of the JSON API and /metrics (repeatable)"},
+    {"admin", "token_file", T_STRING, OFF(admin_token_file), "admin.token",
+     "bearer token of the API (made at first start, mode 0600; the CLI reads it); "
+     "relative to data_dir"},
+    {"admin", "users_file", T_STRING, OFF(admin_users_file), "",
+     "lines user:crypt(3)-hash allowed in with HTTP Basic"},
+    {"admin", "metrics_auth", T_ENUM, OFF(metrics_auth), "loopback",
+     "who needs a credential for /metrics: loopback (all but loopback and unix-socket "
+     "clients), always, never",
+     0, 0, metrics_auth_values},
     {"dns", "nameserver", T_LIST, OFF(dns_nameserver), "",
      "ip:port of a recursive resolver (repeatable); empty: /etc/resolv.conf"},
     {"dns", "trust_ad", T_ENUM, OFF(trust_ad), "auto",
@@ -400,6 +416,14 @@ void conf_print(const struct conf *c, FILE *out)
 		}
 		print_value(c, &keys[i], out);
 	}
+}
+
+void conf_path(const struct conf *c, const char *value, char *buf, size_t n)
+{
+	if (value[0] == '/' || value[0] == '\0')
+		snprintf(buf, n, "%s", value);
+	else
+		snprintf(buf, n, "%s/%s", c->data_dir, value);
 }
 
 void conf_free(struct conf *c)

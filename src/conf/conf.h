@@ -19,6 +19,7 @@ struct strlist {
 };
 
 enum trust_ad { TRUST_AD_AUTO, TRUST_AD_YES, TRUST_AD_NO };
+enum metrics_auth { METRICS_AUTH_LOOPBACK, METRICS_AUTH_ALWAYS, METRICS_AUTH_NEVER };
 
 struct conf {
 	/* [server] */
@@ -30,7 +31,9 @@ struct conf {
 	char *tls_cert;
 	char *tls_key;
 	char *users_file;
+	char *local_socket;
 	int64_t max_message_size;
+	int64_t max_pending_bytes;
 	int64_t max_recipients;
 	int64_t max_line_length;
 	int64_t max_errors;
@@ -41,6 +44,9 @@ struct conf {
 	int64_t max_connections_per_ip;
 	/* [admin] */
 	struct strlist admin_listen;
+	char *admin_token_file;
+	char *admin_users_file;
+	int64_t metrics_auth; /* enum metrics_auth */
 	/* [dns] */
 	struct strlist dns_nameserver;
 	int64_t trust_ad; /* enum trust_ad */
@@ -88,6 +94,9 @@ void conf_print_defaults(FILE *out);
 void conf_print(const struct conf *c, FILE *out);
 
 void conf_free(struct conf *c);
+
+/* A path setting: absolute as it is, relative to data_dir otherwise ("" stays ""). */
+void conf_path(const struct conf *c, const char *value, char *buf, size_t n);
 
 void strlist_add(struct strlist *l, const char *s);
 void strlist_clear(struct strlist *l);

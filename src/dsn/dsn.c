@@ -16,6 +16,7 @@
 #include "dsn/dsn.h"
 
 #include "smtp/headers.h"
+#include "util/buf.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
@@ -32,81 +33,6 @@
 #define TEXT_WIDTH      76
 #define DATE_LEN        48
 #define BOUNDARY_TRIES  8
-
-struct buf {
-	char *data;
-	size_t len, cap;
-	bool failed; /* an allocation failed: the content is incomplete */
-};
-
-static void buf_add(struct buf *b, const void *p, size_t n)
-{
-	if (b->failed || n == 0)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		char *data;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		data = realloc(b->data, cap);
-		if (!data) {
-			b->failed = true;
-			return;
-		}
-		b->data = data;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-}
-
-static void buf_str(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-static void __attribute__((format(printf, 2, 3))) buf_fmt(struct buf *b, const char *fmt, ...)
-{
-	char small[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(small, sizeof small, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->failed = true;
-	} else if ((size_t)n < sizeof small) {
-		buf_add(b, small, (size_t)n);
-	} else {
-		char *big = malloc((size_t)n + 1);
-
-		if (!big) {
-			b->failed = true;
-			return;
-		}
-		va_start(ap, fmt);
-		vsnprintf(big, (size_t)n + 1, fmt, ap);
-		va_end(ap);
-		buf_add(b, big, (size_t)n);
-		free(big);
-	}
-}
-
-static void buf_reset(struct buf *b)
-{
-	b->len = 0;
-	if (b->data)
-		b->data[0] = '\0';
-}
-
-static void buf_free(struct buf *b)
-{
-	free(b->data);
-	*b = (struct buf){0};
-}
 
 /* Length (1-4) of the well-formed UTF-8 sequence at s, its code point in
  * *cp; 0 when the octets there are not UTF-8 (overlong forms and surrogates

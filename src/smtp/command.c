@@ -14,8 +14,10 @@
  *    no session state, so the session must reject a utf8 recipient with
  *    553 5.6.7 when the transaction's MAIL lacked SMTPUTF8 (RFC 6531 §3.5).
  *  - DSN parameters (RFC 3461: RET and ENVID on MAIL, NOTIFY and ORCPT on
- *    RCPT) and AUTH= on MAIL (RFC 4954 §5) are accepted and ignored, so a
- *    client that sends them anyway is not refused; nothing is stored.
+ *    RCPT) are refused with 555 like any parameter not offered: DSN is not
+ *    in the EHLO reply, and accepting a NOTIFY=NEVER to ignore it would
+ *    send notices the client asked not to get. AUTH= on MAIL (RFC 4954 §5)
+ *    is accepted and ignored; nothing is stored.
  *  - "RCPT TO:<Postmaster>" (§4.1.1.3) comes back as local part "Postmaster"
  *    with an empty domain, whatever its case on the wire.
  */
@@ -209,13 +211,6 @@ static const struct param_def mail_params[] = {
     {"SMTPUTF8", false, param_smtputf8},
     {"REQUIRETLS", false, param_requiretls},
     {"AUTH", true, NULL},
-    {"RET", true, NULL},
-    {"ENVID", true, NULL},
-};
-
-static const struct param_def rcpt_params[] = {
-    {"NOTIFY", true, NULL},
-    {"ORCPT", true, NULL},
 };
 
 /* esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-") */
@@ -367,8 +362,7 @@ static bool parse_rcpt(struct smtp_command *cmd, struct smtp_command_error *err)
 		return cmd_fail_addr(err, &e, false);
 	}
 	i += used;
-	return params_parse(arg + i, n - i, rcpt_params,
-	                    sizeof(rcpt_params) / sizeof(rcpt_params[0]), cmd, err);
+	return params_parse(arg + i, n - i, NULL, 0, cmd, err);
 }
 
 /* RFC 3030 §2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] */

@@ -162,17 +162,21 @@ bool msg_tls_required_no(const char *msg, size_t len)
 	return seen;
 }
 
-bool msg_has_header(const char *msg, size_t len, const char *name)
+size_t msg_count_header(const char *msg, size_t len, const char *name)
 {
 	struct msg_header_iter it;
 	const char *n, *value;
-	size_t n_len, value_len;
+	size_t n_len, value_len, count = 0;
 
 	msg_header_iter_init(&it, msg, len);
 	while (msg_header_next(&it, &n, &n_len, &value, &value_len))
-		if (name_is(n, n_len, name))
-			return true;
-	return false;
+		count += name_is(n, n_len, name);
+	return count;
+}
+
+bool msg_has_header(const char *msg, size_t len, const char *name)
+{
+	return msg_count_header(msg, len, name) > 0;
 }
 
 /* ---- RFC 5322 §3.4 address lists ---- */

@@ -37,6 +37,13 @@ bool msg_tls_required_no(const char *msg, size_t len);
 /* True when a header field named name (case-insensitive) is present. */
 bool msg_has_header(const char *msg, size_t len, const char *name);
 
+/* How many header fields are named name (case-insensitive). */
+size_t msg_count_header(const char *msg, size_t len, const char *name);
+
+/* RFC 5321 §6.3: a message that already went through this many hops is
+ * looping; it is refused (5.4.6) rather than sent round once more. */
+#define MSG_MAX_RECEIVED 100
+
 /* For sendmail -t: calls fn once per addr-spec found in the To, Cc and Bcc
  * fields (RFC 5322 §3.4 address lists: display names, angle addresses,
  * groups, comments, quoted strings). The addr-spec is passed without angle

@@ -2,17 +2,29 @@
 #include "submit/send.h"
 
 #include "smtp/address.h"
+#include "smtp/data.h"
 #include "smtp/headers.h"
+#include "smtp/reply.h"
 #include "spool/spool.h"
+#include "submit/checks.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
+#include <errno.h>
+#include <event2/buffer.h>
 #include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#define REPLY_WAIT_S 600 /* the 250 after the data waits for a commit */
 
 struct send_opts {
 	const char *sender;
@@ -21,24 +33,6 @@ struct send_opts {
 	bool requiretls;
 	struct strlist rcpts;
 };
-
-struct growbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void grow_append(struct growbuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = realloc(b->p, b->cap);
-		if (b->p == NULL)
-			abort();
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
 
 static int usage(void)
 {
@@ -92,8 +86,9 @@ static int parse_opts(int argc, char **argv, struct send_opts *o)
 }
 
 /* Reads stdin, turning LF line ends into CRLF; without -i a line with a
- * single dot ends the message (sendmail semantics). */
-static int read_message(FILE *in, bool ignore_dots, struct growbuf *msg)
+ * single dot ends the message (sendmail semantics). At most max octets are
+ * kept (the rest is read and counted, so that the size check refuses it). */
+static int read_message(FILE *in, bool ignore_dots, size_t max, struct buf *msg, bool *too_big)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -106,11 +101,15 @@ static int read_message(FILE *in, bool ignore_dots, struct growbuf *msg)
 			len--;
 		if (!ignore_dots && len == 1 && line[0] == '.')
 			break;
-		grow_append(msg, line, len);
-		grow_append(msg, "\r\n", 2);
+		if (msg->len + len + 2 > max) {
+			*too_big = true;
+			continue;
+		}
+		buf_add(msg, line, len);
+		buf_add(msg, "\r\n", 2);
 	}
 	free(line);
-	return ferror(in) ? -1 : 0;
+	return ferror(in) || msg->failed ? -1 : 0;
 }
 
 static bool has_non_ascii(const char *s, size_t n)
@@ -152,35 +151,28 @@ static int validate(const struct strlist *rcpts, const char *sender, bool utf8)
 	return 0;
 }
 
-/* Trace and the fields RFC 5322 requires, when the local program left them
- * out (RFC 6409 §8.1-8.3 lets a submission server add them). */
-static void add_headers(struct growbuf *out, const struct growbuf *msg, const struct conf *conf,
-                        const char *sender, uint64_t id)
+/* The fields RFC 5322 requires, when the local program left them out
+ * (RFC 6409 §8.1-8.3 lets a submission service add them). */
+static void add_headers(struct buf *out, const struct buf *msg, const struct conf *conf,
+                        const char *sender, bool trace)
 {
-	char date[48], qid[17], line[1024];
+	char date[48], qid[17];
 	time_format_rfc5322(time_now_ms(), date, sizeof date);
-	spool_id_format(id, qid);
-	int n =
-	    snprintf(line, sizeof line, "Received: by %s (outpost, from uid %u)\r\n\tid %s; %s\r\n",
-	             conf->hostname, (unsigned)getuid(), qid, date);
-	grow_append(out, line, (size_t)n);
-	if (!msg_has_header(msg->p, msg->len, "Date")) {
-		n = snprintf(line, sizeof line, "Date: %s\r\n", date);
-		grow_append(out, line, (size_t)n);
-	}
-	if (!msg_has_header(msg->p, msg->len, "Message-ID")) {
-		n = snprintf(line, sizeof line, "Message-ID: <%s@%s>\r\n", qid, conf->hostname);
-		grow_append(out, line, (size_t)n);
-	}
-	if (!msg_has_header(msg->p, msg->len, "From") && sender[0]) {
-		n = snprintf(line, sizeof line, "From: <%s>\r\n", sender);
-		grow_append(out, line, (size_t)n);
-	}
+	spool_id_format(spool_new_id(), qid);
+	if (trace) /* the daemon adds its own; without it, this is the first hop */
+		buf_fmt(out, "Received: by %s (outpost, from uid %u)\r\n\tid %s; %s\r\n",
+		        conf->hostname, (unsigned)getuid(), qid, date);
+	if (!msg_has_header(msg->data, msg->len, "Date"))
+		buf_fmt(out, "Date: %s\r\n", date);
+	if (!msg_has_header(msg->data, msg->len, "Message-ID"))
+		buf_fmt(out, "Message-ID: <%s@%s>\r\n", qid, conf->hostname);
+	if (!msg_has_header(msg->data, msg->len, "From") && sender[0])
+		buf_fmt(out, "From: <%s>\r\n", sender);
 	/* A message without any header section still needs the empty line. */
-	if (msg_header_end(msg->p, msg->len) == 0 && msg->len > 0 &&
-	    !(msg->len >= 2 && memcmp(msg->p, "\r\n", 2) == 0))
-		grow_append(out, "\r\n", 2);
-	grow_append(out, msg->p, msg->len);
+	if (msg_header_end(msg->data, msg->len) == 0 && msg->len > 0 &&
+	    !(msg->len >= 2 && memcmp(msg->data, "\r\n", 2) == 0))
+		buf_str(out, "\r\n");
+	buf_add(out, msg->data, msg->len);
 }
 
 static void default_sender(const struct conf *conf, char *buf, size_t n)
@@ -189,17 +181,205 @@ static void default_sender(const struct conf *conf, char *buf, size_t n)
 	snprintf(buf, n, "%s@%s", pw ? pw->pw_name : "root", conf->hostname);
 }
 
-static int queue_message(const struct conf *conf, struct spool_message_in *m)
+/* What is being sent, once read and checked. */
+struct outgoing {
+	const char *sender;
+	const struct strlist *rcpts;
+	struct buf msg; /* CRLF lines, headers completed */
+	bool utf8, requiretls, too_big;
+};
+
+/* ---- through the daemon's local socket ---------------------------------- */
+
+struct session {
+	int fd;
+	struct evbuffer *in;
+	struct smtp_reply_parser parser;
+};
+
+/* The next reply; false with why on a broken connection. */
+static bool read_reply(struct session *s, char *why, size_t whylen)
+{
+	smtp_reply_parser_init(&s->parser);
+	for (;;) {
+		size_t eol;
+		struct evbuffer_ptr p = evbuffer_search_eol(s->in, NULL, &eol, EVBUFFER_EOL_CRLF);
+		if (p.pos >= 0 && (size_t)p.pos <= SMTP_REPLY_MAX_LINE) {
+			char line[SMTP_REPLY_MAX_LINE + 1];
+			evbuffer_remove(s->in, line, (size_t)p.pos);
+			evbuffer_drain(s->in, eol);
+			enum smtp_reply_status st =
+			    smtp_reply_parser_feed(&s->parser, line, (size_t)p.pos);
+			if (st == SMTP_REPLY_DONE)
+				return true;
+			if (st == SMTP_REPLY_BAD)
+				return snprintf(why, whylen, "bad reply: %s", s->parser.error), false;
+			continue;
+		}
+		if (evbuffer_get_length(s->in) > SMTP_REPLY_MAX_LINE)
+			return snprintf(why, whylen, "reply line too long"), false;
+		int n = evbuffer_read(s->in, s->fd, 4096);
+		if (n <= 0)
+			return snprintf(why, whylen, "the daemon closed the connection%s%s",
+			                n < 0 ? ": " : "", n < 0 ? strerror(errno) : ""),
+			       false;
+	}
+}
+
+static bool write_all(struct session *s, struct evbuffer *out, char *why, size_t whylen)
+{
+	while (evbuffer_get_length(out) > 0)
+		if (evbuffer_write(out, s->fd) < 0)
+			return snprintf(why, whylen, "cannot write to the daemon: %s",
+			                strerror(errno)),
+			       false;
+	return true;
+}
+
+/* Sends a command and expects a reply of class want; otherwise why holds
+ * the daemon's refusal. */
+static bool command(struct session *s, int want, char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static bool command(struct session *s, int want, char *why, size_t whylen, const char *fmt, ...)
+{
+	struct evbuffer *out = evbuffer_new();
+	va_list ap;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+	bool ok = write_all(s, out, why, whylen) && read_reply(s, why, whylen);
+	evbuffer_free(out);
+	if (ok && smtp_reply_class(s->parser.reply.code) != want) {
+		snprintf(why, whylen, "%d %s%s%.400s", s->parser.reply.code, s->parser.reply.enhanced,
+		         s->parser.reply.enhanced[0] ? " " : "", s->parser.reply.text);
+		return false;
+	}
+	return ok;
+}
+
+static bool transaction(struct session *s, const struct outgoing *o, char *why, size_t whylen)
+{
+	if (!command(s, 2, why, whylen, "EHLO localhost") ||
+	    !command(s, 2, why, whylen, "MAIL FROM:<%s>%s%s", o->sender,
+	             o->utf8 ? " SMTPUTF8" : "", o->requiretls ? " REQUIRETLS" : ""))
+		return false;
+	for (size_t i = 0; i < o->rcpts->len; i++)
+		if (!command(s, 2, why, whylen, "RCPT TO:<%s>", o->rcpts->items[i]))
+			return false;
+	if (!command(s, 3, why, whylen, "DATA"))
+		return false;
+	struct evbuffer *out = evbuffer_new();
+	smtp_dot_stuff((const unsigned char *)o->msg.data, o->msg.len, out);
+	bool ok = write_all(s, out, why, whylen) && read_reply(s, why, whylen);
+	evbuffer_free(out);
+	if (ok && smtp_reply_class(s->parser.reply.code) != 2) {
+		snprintf(why, whylen, "%d %s%s%.400s", s->parser.reply.code, s->parser.reply.enhanced,
+		         s->parser.reply.enhanced[0] ? " " : "", s->parser.reply.text);
+		return false;
+	}
+	return ok;
+}
+
+/* Returns 0 when queued, 1 when the daemon refused or broke off, -1 when
+ * no daemon listens (errno-style reason in why). */
+static int submit_via_daemon(const struct conf *conf, const struct outgoing *o, char *why,
+                             size_t whylen)
+{
+	char path[4096];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	conf_path(conf, conf->local_socket, path, sizeof path);
+	if (path[0] == '\0' || strlen(path) >= sizeof sa.sun_path)
+		return snprintf(why, whylen, "no [submission] local_socket"), -1;
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	struct session s = {.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+	if (s.fd < 0 || connect(s.fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		if (s.fd >= 0)
+			close(s.fd);
+		return -1;
+	}
+	struct timeval tv = {.tv_sec = REPLY_WAIT_S};
+	setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(s.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	s.in = evbuffer_new();
+	bool ok = read_reply(&s, why, whylen) && smtp_reply_class(s.parser.reply.code) == 2 &&
+	          transaction(&s, o, why, whylen);
+	if (ok) {
+		struct evbuffer *out = evbuffer_new();
+		evbuffer_add(out, "QUIT\r\n", 6);
+		char ignored[64];
+		write_all(&s, out, ignored, sizeof ignored);
+		evbuffer_free(out);
+	}
+	evbuffer_free(s.in);
+	close(s.fd);
+	return ok ? 0 : 1;
+}
+
+/* ---- straight into the spool (no daemon running) ------------------------- */
+
+static unsigned message_flags(const struct outgoing *o, unsigned data_flags)
+{
+	unsigned flags = 0;
+	if (data_flags & SMTP_DATA_8BIT)
+		flags |= SPOOL_F_8BIT;
+	if (o->utf8 || has_non_ascii(o->msg.data, msg_header_end(o->msg.data, o->msg.len)))
+		flags |= SPOOL_F_SMTPUTF8; /* UTF-8 in addresses or headers: RFC 6532 */
+	if (o->requiretls)
+		flags |= SPOOL_F_REQUIRETLS;
+	else if (msg_tls_required_no(o->msg.data, o->msg.len))
+		flags |= SPOOL_F_TLS_REQUIRED_NO;
+	return flags;
+}
+
+/* The listener's checks (checks.h), so a message refused there is
+ * refused here too. */
+static int check_like_the_listener(const struct conf *conf, const struct outgoing *o,
+                                   unsigned *data_flags)
+{
+	struct smtp_data_reader r;
+	struct submit_refusal refusal;
+	smtp_data_reader_init(&r, (size_t)conf->max_message_size, (size_t)conf->max_line_length);
+	smtp_data_scan(&r, (const unsigned char *)o->msg.data, o->msg.len);
+	if (o->too_big)
+		r.flags |= SMTP_DATA_TOO_BIG;
+	*data_flags = r.flags;
+	if (submit_check_content(r.flags, o->msg.data, o->msg.len, &refusal))
+		return 0;
+	fprintf(stderr, "outpost: message not queued: %d %s %s\n", refusal.code, refusal.enhanced,
+	        refusal.text);
+	return -1;
+}
+
+static int queue_directly(const struct conf *conf, const struct outgoing *o)
 {
 	char why[256];
+	unsigned data_flags;
+	if (check_like_the_listener(conf, o, &data_flags) < 0)
+		return 1;
 	struct spool *s = spool_open(conf->data_dir, why, sizeof why);
 	if (s == NULL) {
 		fprintf(stderr, "outpost: %s\n", why);
 		return 1;
 	}
+	char client[64];
+	snprintf(client, sizeof client, "local:uid=%u", (unsigned)getuid());
+	struct spool_message_in m = {
+	    .id = spool_new_id(),
+	    .sender = o->sender,
+	    .rcpts = (const char *const *)o->rcpts->items,
+	    .nrcpt = o->rcpts->len,
+	    .flags = message_flags(o, data_flags),
+	    .client = client,
+	    .queued_ms = time_now_ms(),
+	    .body = o->msg.data,
+	    .body_len = o->msg.len,
+	};
 	int rc = spool_begin(s, why, sizeof why);
 	if (rc == 0)
-		rc = spool_insert_message(s, m, why, sizeof why);
+		rc = spool_insert_message(s, &m, why, sizeof why);
 	if (rc == 0)
 		rc = spool_commit(s, why, sizeof why); /* fsynced: now it may exit 0 */
 	if (rc != 0) {
@@ -210,84 +390,86 @@ static int queue_message(const struct conf *conf, struct spool_message_in *m)
 	return rc == 0 ? 0 : 1;
 }
 
-int send_main(int argc, char **argv, const struct conf *conf, FILE *in)
+/* Only the spool's owner may write it (its files are 0600): everyone else
+ * goes through the daemon, which must then be running. */
+static bool may_write_spool(const struct conf *conf)
 {
-	struct send_opts o = {0};
-	struct growbuf msg = {0}, full = {0};
-	int rc = 2;
-	char sender[SMTP_PATH_MAX + 1];
-	if (parse_opts(argc, argv, &o) < 0) {
-		usage();
-		goto out;
-	}
-	rc = 1;
-	if (read_message(in, o.ignore_dots, &msg) < 0) {
+	char path[4096];
+	snprintf(path, sizeof path, "%s/spool.db", conf->data_dir);
+	return access(path, W_OK) == 0 || (errno == ENOENT && access(conf->data_dir, W_OK) == 0);
+}
+
+/* ---- the command ------------------------------------------------------------- */
+
+static int prepare(int argc, char **argv, const struct conf *conf, FILE *in, struct send_opts *opts,
+                   struct outgoing *o, char *sender, size_t sender_len, struct buf *raw)
+{
+	if (parse_opts(argc, argv, opts) < 0)
+		return usage();
+	if (read_message(in, opts->ignore_dots, (size_t)conf->max_message_size + 1, raw,
+	                 &o->too_big) < 0) {
 		fprintf(stderr, "outpost: cannot read the message from stdin\n");
-		goto out;
+		return 1;
 	}
-	grow_append(&msg, "", 0);
-	if (o.from_headers) {
+	if (opts->from_headers) {
 		char why[128] = "";
-		if (msg_header_recipients(msg.p, msg.len, collect_rcpt, &o.rcpts, why, sizeof why) <
-		    0) {
+		if (msg_header_recipients(raw->data ? raw->data : "", raw->len, collect_rcpt,
+		                          &opts->rcpts, why, sizeof why) < 0) {
 			fprintf(stderr, "outpost: cannot read recipients from headers: %s\n", why);
-			goto out;
+			return 1;
 		}
 		size_t stripped_len;
-		char *stripped = msg_strip_bcc(msg.p, msg.len, &stripped_len);
-		msg.len = 0;
-		grow_append(&msg, stripped, stripped_len);
+		char *stripped = msg_strip_bcc(raw->data ? raw->data : "", raw->len, &stripped_len);
+		buf_reset(raw);
+		buf_add(raw, stripped, stripped_len);
 		free(stripped);
 	}
-	if (o.rcpts.len == 0) {
+	if (opts->rcpts.len == 0) {
 		fprintf(stderr, "outpost: no recipients\n");
-		rc = usage();
-		goto out;
+		return usage();
 	}
-	if (o.sender)
-		snprintf(sender, sizeof sender, "%s", o.sender);
+	if (opts->sender)
+		snprintf(sender, sender_len, "%s", opts->sender);
 	else
-		default_sender(conf, sender, sizeof sender);
-	bool utf8 = has_non_ascii(sender, strlen(sender));
-	for (size_t i = 0; i < o.rcpts.len; i++)
-		utf8 |= has_non_ascii(o.rcpts.items[i], strlen(o.rcpts.items[i]));
-	if (validate(&o.rcpts, sender, utf8) < 0)
-		goto out;
-	uint64_t id = spool_new_id();
-	add_headers(&full, &msg, conf, sender, id);
-	unsigned flags = 0;
-	if (has_non_ascii(full.p, full.len))
-		flags |= SPOOL_F_8BIT;
-	if (utf8 || has_non_ascii(full.p, msg_header_end(full.p, full.len)))
-		flags |= SPOOL_F_SMTPUTF8; /* UTF-8 in addresses or headers: RFC 6532 */
-	if (o.requiretls)
-		flags |= SPOOL_F_REQUIRETLS;
-	else if (msg_tls_required_no(full.p, full.len))
-		flags |= SPOOL_F_TLS_REQUIRED_NO;
-	char client[64];
-	snprintf(client, sizeof client, "local:uid=%u", (unsigned)getuid());
-	struct spool_message_in m = {
-	    .id = id,
-	    .sender = sender,
-	    .rcpts = (const char *const *)o.rcpts.items,
-	    .nrcpt = o.rcpts.len,
-	    .flags = flags,
-	    .client = client,
-	    .queued_ms = time_now_ms(),
-	    .body = full.p,
-	    .body_len = full.len,
-	};
-	rc = queue_message(conf, &m);
+		default_sender(conf, sender, sender_len);
+	o->sender = sender;
+	o->rcpts = &opts->rcpts;
+	o->requiretls = opts->requiretls;
+	o->utf8 = has_non_ascii(sender, strlen(sender));
+	for (size_t i = 0; i < opts->rcpts.len; i++)
+		o->utf8 |= has_non_ascii(opts->rcpts.items[i], strlen(opts->rcpts.items[i]));
+	return validate(&opts->rcpts, sender, o->utf8) < 0 ? 1 : 0;
+}
+
+int send_main(int argc, char **argv, const struct conf *conf, FILE *in)
+{
+	struct send_opts opts = {0};
+	struct outgoing o = {0};
+	struct buf raw = {0};
+	char sender[SMTP_PATH_MAX + 1], why[600];
+	int rc = prepare(argc, argv, conf, in, &opts, &o, sender, sizeof sender, &raw);
 	if (rc == 0) {
-		char qid[17];
-		spool_id_format(id, qid);
-		log_event(LOG_INFO, "message_accepted",
-		          "qid=%s from=%s rcpts=%zu size=%zu client=%s", qid, log_quote(sender),
-		          m.nrcpt, m.body_len, client);
+		add_headers(&o.msg, &raw, conf, sender, false);
+		rc = o.too_big ? 1 : submit_via_daemon(conf, &o, why, sizeof why);
+		if (o.too_big)
+			fprintf(stderr, "outpost: message not queued: 552 5.3.4 message size exceeds "
+			                "fixed maximum\n");
+		else if (rc == 1)
+			fprintf(stderr, "outpost: message not queued: %s\n", why);
 	}
-out:
-	strlist_clear(&o.rcpts);
-	free(msg.p);
-	free(full.p);
+	if (rc < 0 && may_write_spool(conf)) {
+		/* no daemon: this is the first hop, so the trace is ours */
+		buf_reset(&o.msg);
+		add_headers(&o.msg, &raw, conf, sender, true);
+		rc = queue_directly(conf, &o);
+	} else if (rc < 0) {
+		fprintf(stderr,
+		        "outpost: the daemon is not running (%s) and uid %u may not write the spool\n",
+		        why, (unsigned)getuid());
+		rc = 1;
+	}
+	strlist_clear(&opts.rcpts);
+	buf_free(&raw);
+	buf_free(&o.msg);
 	return rc;
 }

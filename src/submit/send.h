@@ -1,8 +1,12 @@
 /* send.h - `outpost send` / `sendmail`: queue one message read from stdin.
  *
- * Works with or without a running daemon: it opens the spool itself and
- * commits the message in its own transaction (SQLite serialises it with the
- * daemon's writer). Exit 0 only once the message is durably queued.
+ * Any local user may send: the message goes to the running daemon over its
+ * local socket ([submission] local_socket, an SMTP dialogue), so it meets
+ * every check and limit of the listener and the daemon logs who sent it
+ * (the kernel names the user). Only when no daemon listens, and the caller
+ * may write the spool (its owner), is the message written into the spool
+ * directly, after the same checks (checks.h). Either way exit 0 only once
+ * the message is durably queued; a refusal prints the reply on stderr.
  */
 #ifndef OUTPOST_SUBMIT_SEND_H
 #define OUTPOST_SUBMIT_SEND_H

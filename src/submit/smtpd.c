@@ -7,11 +7,14 @@
 #include "smtp/headers.h"
 #include "smtp/reply.h"
 #include "spool/spool.h"
+#include "submit/checks.h"
 #include "submit/users.h"
 #include "tls/tls.h"
+#include "util/listen.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/timeutil.h"
+#include "util/worker.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* Pipelined replies waiting for a client that does not read: past this, the
  * session stops reading commands until the client catches up. */
@@ -41,6 +45,7 @@ enum session_state {
 	ST_DATA,            /* reading the DATA body */
 	ST_BDAT,            /* reading a BDAT chunk */
 	ST_COMMIT,          /* message handed to the writer, waiting for its commit */
+	ST_AUTH_CHECK,      /* password handed to the worker, waiting for its verdict */
 	ST_TLS_HANDSHAKE,
 	ST_CLOSING, /* final reply written, closing when flushed */
 };
@@ -51,6 +56,7 @@ struct session {
 	struct session *prev, *next;
 	char ip[INET6_ADDRSTRLEN];
 	bool loopback;
+	bool local; /* on the local socket: ip says "local:uid=N" */
 	enum session_state state;
 	char helo[128]; /* sanitized */
 	bool esmtp;
@@ -62,7 +68,7 @@ struct session {
 	int auth_failures;
 	int64_t commands;
 	bool skipping_line; /* discarding the rest of an overlong line */
-	bool orphaned;      /* closed while its commit was pending */
+	bool orphaned;      /* closed while its commit or password check was pending */
 	bool reading_paused;
 	struct event *linger; /* TLS: waits for the final reply to leave */
 	int64_t linger_until_us;
@@ -81,6 +87,8 @@ struct session {
 	bool bdat_last;
 	bool bdat_discard; /* chunk of a failed or absent transaction */
 	bool bdat_started;
+	bool storage_full; /* the sessions' message buffers hit max_pending_bytes */
+	size_t accounted;  /* octets of body counted in d->pending_bytes */
 	int64_t data_started_us;
 };
 
@@ -93,6 +101,7 @@ struct smtpd {
 	struct event_base *base;
 	const struct conf *conf;
 	struct spool_writer *writer;
+	struct worker *worker; /* password checks */
 	smtpd_queued_fn queued;
 	void *queued_arg;
 	SSL_CTX *tls;
@@ -105,6 +114,8 @@ struct smtpd {
 	size_t nips;
 	char *line;    /* max_line_length + 3 octets, shared: one loop thread */
 	bool draining; /* shutting down: finish commits, start nothing new */
+	size_t pending_bytes; /* message octets held by all sessions */
+	char *local_path;     /* the local socket, unlinked at stop */
 };
 
 static struct metric *m_accepted, *m_bytes, *m_rejections, *m_sessions, *m_connections;
@@ -168,6 +179,23 @@ static void reject(struct session *s, const char *reason, int code, const char *
 
 /* ---- the transaction ---------------------------------------------------- */
 
+/* Keeps d->pending_bytes equal to what the sessions' bodies hold. */
+static void body_account(struct session *s)
+{
+	size_t now = s->body ? evbuffer_get_length(s->body) : 0;
+	s->d->pending_bytes = s->d->pending_bytes - s->accounted + now;
+	s->accounted = now;
+}
+
+/* Memory for messages in reception is bounded for the whole listener
+ * ([submission] max_pending_bytes): a session that would go past it has
+ * its message refused with 452 4.3.1 (RFC 3463: mail system full), and it
+ * keeps reading the data (stored no more) so that it stays in step. */
+static bool storage_exhausted(const struct session *s)
+{
+	return s->d->pending_bytes >= (size_t)s->d->conf->max_pending_bytes;
+}
+
 static void transaction_reset(struct session *s)
 {
 	for (size_t i = 0; i < s->nrcpt; i++)
@@ -179,8 +207,10 @@ static void transaction_reset(struct session *s)
 	s->sender[0] = '\0';
 	s->smtputf8 = s->requiretls = false;
 	s->bdat_started = false;
+	s->storage_full = false;
 	if (s->body)
 		evbuffer_drain(s->body, evbuffer_get_length(s->body));
+	body_account(s);
 }
 
 static void session_reset(struct session *s)
@@ -233,7 +263,7 @@ static void cmd_ehlo(struct session *s, const struct smtp_command *c)
 		n += snprintf(text + n, sizeof text - (size_t)n, "\nSTARTTLS");
 	if (auth_offered(s) && s->auth_user == NULL)
 		n += snprintf(text + n, sizeof text - (size_t)n, "\nAUTH PLAIN LOGIN");
-	if (s->tls) /* RFC 8689 §4: offered only over TLS */
+	if (s->tls || s->local) /* RFC 8689 §4: over TLS (the local socket is as private) */
 		snprintf(text + n, sizeof text - (size_t)n, "\nREQUIRETLS");
 	smtp_reply_write(bufferevent_get_output(s->bev), 250, NULL, text);
 }
@@ -249,14 +279,29 @@ static void cmd_mail(struct session *s, const struct smtp_command *c)
 		return reject(s, "relay", 530, "5.7.0", "authentication required");
 	if (c->has_size && c->size > (uint64_t)conf->max_message_size)
 		return reject(s, "size", 552, "5.3.4", "message size exceeds fixed maximum");
-	if (c->requiretls && !s->tls)
+	if (c->requiretls && !s->tls && !s->local)
 		return reject(s, "requiretls", 530, "5.7.10", "REQUIRETLS needs a TLS session");
+	if (!spool_writer_healthy(s->d->writer)) {
+		/* a message now could not be stored: say so before its data */
+		metric_add(m_rejections, "spool_error", 1);
+		return reply(s, 451, "4.3.0", "spool temporarily unavailable, try again later");
+	}
 	s->have_mail = true;
 	s->qid = spool_new_id();
 	smtp_addr_format(&c->addr, s->sender, sizeof s->sender);
 	s->smtputf8 = c->smtputf8;
 	s->requiretls = c->requiretls;
 	reply(s, 250, "2.1.0", "sender ok");
+}
+
+static bool already_recipient(const struct session *s, const struct smtp_addr *a)
+{
+	char addr[SMTP_PATH_MAX + 1];
+	smtp_addr_format(a, addr, sizeof addr);
+	for (size_t i = 0; i < s->nrcpt; i++)
+		if (spool_same_address(s->rcpts[i], addr))
+			return true;
+	return false;
 }
 
 static void cmd_rcpt(struct session *s, const struct smtp_command *c)
@@ -267,12 +312,14 @@ static void cmd_rcpt(struct session *s, const struct smtp_command *c)
 		return reject(s, "syntax", 553, "5.6.7", "non-ASCII address needs SMTPUTF8");
 	if (c->addr.domain[0] == '\0')
 		return reject(s, "no_mailbox", 550, "5.1.1", "no local mailboxes here");
-	if ((int64_t)s->nrcpt >= s->d->conf->max_recipients) {
+	if ((int64_t)s->nrcpt >= s->d->conf->max_recipients && !already_recipient(s, &c->addr)) {
 		/* 452, not 5xx: RFC 5321 §4.5.3.1.10, the client sends the rest later */
 		metric_add(m_rejections, "too_many_recipients", 1);
 		reply(s, 452, "4.5.3", "too many recipients");
 		return;
 	}
+	if (already_recipient(s, &c->addr)) /* one recipient, one delivery */
+		return reply(s, 250, "2.1.5", "duplicate recipient, already accepted");
 	char addr[SMTP_PATH_MAX + 1];
 	smtp_addr_format(&c->addr, addr, sizeof addr);
 	s->rcpts = realloc(s->rcpts, (s->nrcpt + 1) * sizeof *s->rcpts);
@@ -300,6 +347,10 @@ static void cmd_data(struct session *s)
 		return reject(s, "sequence", 554, "5.5.1", "no valid recipients");
 	if (s->bdat_started)
 		return reject(s, "sequence", 503, "5.5.1", "DATA after BDAT");
+	if (storage_exhausted(s)) {
+		metric_add(m_rejections, "storage_full", 1);
+		return reply(s, 452, "4.3.1", "insufficient system storage, try again later");
+	}
 	data_begin(s);
 	s->state = ST_DATA;
 	reply(s, 354, NULL, "end data with <CRLF>.<CRLF>");
@@ -350,22 +401,66 @@ static int base64_decode(const char *in, size_t len, unsigned char *out, size_t 
 	return got;
 }
 
+/* One password check, on a worker thread: crypt(3) would stall the loop. */
+struct auth_check {
+	struct session *s;
+	const struct users *users;
+	char user[512], pass[512];
+	bool ok;
+};
+
+static void auth_run(void *arg)
+{
+	struct auth_check *c = arg;
+	c->ok = users_verify(c->users, c->user, c->pass);
+	OPENSSL_cleanse(c->pass, sizeof c->pass);
+}
+
+static void session_free(struct session *s);
+
+static void auth_done(void *arg)
+{
+	struct auth_check *c = arg;
+	struct session *s = c->s;
+	s->state = ST_COMMAND;
+	if (s->orphaned) {
+		free(c);
+		return session_free(s);
+	}
+	if (s->d->draining) {
+		free(c);
+		return reply_and_close(s, 421, "4.3.2", "shutting down");
+	}
+	if (c->ok) {
+		s->auth_user = strdup(c->user);
+		log_event(LOG_INFO, "smtp_auth", "client=%s user=%s result=ok", s->ip,
+		          log_quote(c->user));
+		reply(s, 235, "2.7.0", "authentication succeeded");
+	} else {
+		log_event(LOG_WARN, "smtp_auth", "client=%s user=%s result=failed", s->ip,
+		          log_quote(c->user));
+		metric_add(m_rejections, "auth_failed", 1);
+		if (++s->auth_failures >= s->d->conf->max_auth_failures)
+			reply_and_close(s, 421, "4.7.0", "too many failed authentications");
+		else
+			reply(s, 535, "5.7.8", "authentication credentials invalid");
+	}
+	free(c);
+	if (s->state == ST_COMMAND)
+		session_process(s);
+}
+
 static void auth_finish(struct session *s, const char *user, const char *pass)
 {
-	if (users_verify(s->d->users, user, pass)) {
-		s->auth_user = strdup(user);
-		log_event(LOG_INFO, "smtp_auth", "client=%s user=%s result=ok", s->ip,
-		          log_quote(user));
-		reply(s, 235, "2.7.0", "authentication succeeded");
-		return;
-	}
-	log_event(LOG_WARN, "smtp_auth", "client=%s user=%s result=failed", s->ip, log_quote(user));
-	metric_add(m_rejections, "auth_failed", 1);
-	if (++s->auth_failures >= s->d->conf->max_auth_failures) {
-		reply_and_close(s, 421, "4.7.0", "too many failed authentications");
-		return;
-	}
-	reply(s, 535, "5.7.8", "authentication credentials invalid");
+	struct auth_check *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		abort();
+	c->s = s;
+	c->users = s->d->users;
+	snprintf(c->user, sizeof c->user, "%s", user);
+	snprintf(c->pass, sizeof c->pass, "%s", pass);
+	s->state = ST_AUTH_CHECK;
+	worker_submit(s->d->worker, auth_run, auth_done, c);
 }
 
 /* PLAIN response: authzid NUL authcid NUL password. */
@@ -525,17 +620,16 @@ struct pending {
 
 static bool content_acceptable(struct session *s)
 {
-	unsigned f = s->reader.flags;
-	if (f & SMTP_DATA_TOO_BIG)
-		reject(s, "size", 552, "5.3.4", "message size exceeds fixed maximum");
-	else if (f & SMTP_DATA_NUL)
-		reject(s, "bad_content", 554, "5.6.0", "NUL octets are not allowed");
-	else if (f & (SMTP_DATA_BARE_CR | SMTP_DATA_BARE_LF))
-		reject(s, "bad_content", 554, "5.6.0", "message contains a bare CR or LF");
-	else if (f & SMTP_DATA_LONG_LINE)
-		reject(s, "line_too_long", 554, "5.6.0", "message has a line longer than allowed");
-	else
+	struct submit_refusal r;
+	if (s->storage_full) {
+		metric_add(m_rejections, "storage_full", 1);
+		reply(s, 452, "4.3.1", "insufficient system storage, try again later");
+		return false;
+	}
+	const char *msg = (const char *)evbuffer_pullup(s->body, -1);
+	if (submit_check_content(s->reader.flags, msg, evbuffer_get_length(s->body), &r))
 		return true;
+	reject(s, r.reason, r.code, r.enhanced, r.text);
 	return false;
 }
 
@@ -546,9 +640,12 @@ static void add_received(struct session *s)
 	time_format_rfc5322(time_now_ms(), date, sizeof date);
 	spool_id_format(s->qid, id);
 	const char *proto = s->smtputf8 ? "UTF8SMTP" : (s->esmtp ? "ESMTP" : "SMTP");
-	int n = snprintf(
-	    hdr, sizeof hdr, "Received: from %s ([%s])\r\n\tby %s (outpost) with %s%s%s", s->helo,
-	    s->ip, s->d->conf->hostname, proto, s->tls ? "S" : "", s->auth_user ? "A" : "");
+	int n = s->local ? snprintf(hdr, sizeof hdr, "Received: by %s (outpost, %s)\r\n\twith %s",
+	                            s->d->conf->hostname, s->ip, proto)
+	                 : snprintf(hdr, sizeof hdr,
+	                            "Received: from %s ([%s])\r\n\tby %s (outpost) with %s%s%s",
+	                            s->helo, s->ip, s->d->conf->hostname, proto, s->tls ? "S" : "",
+	                            s->auth_user ? "A" : "");
 	if (s->tls)
 		n += snprintf(hdr + n, sizeof hdr - (size_t)n, "\r\n\t(%s)", s->tls_desc);
 	n += snprintf(hdr + n, sizeof hdr - (size_t)n, " id %s", id);
@@ -556,6 +653,7 @@ static void add_received(struct session *s)
 		n += snprintf(hdr + n, sizeof hdr - (size_t)n, "\r\n\tfor <%s>", s->rcpts[0]);
 	n += snprintf(hdr + n, sizeof hdr - (size_t)n, "; %s\r\n", date);
 	evbuffer_prepend(s->body, hdr, (size_t)n);
+	body_account(s);
 }
 
 static int commit_job(struct spool *sp, void *arg, char *why, size_t whylen)
@@ -647,9 +745,24 @@ static void message_finish(struct session *s)
 	spool_writer_submit(s->d->writer, commit_job, commit_done, p);
 }
 
+/* Past max_pending_bytes a message's octets are read and dropped. */
+static void body_check_storage(struct session *s)
+{
+	body_account(s);
+	if (!s->storage_full && storage_exhausted(s)) {
+		s->storage_full = true;
+		evbuffer_drain(s->body, evbuffer_get_length(s->body));
+		body_account(s);
+	}
+	if (s->storage_full)
+		evbuffer_drain(s->body, evbuffer_get_length(s->body));
+}
+
 static bool data_feed(struct session *s, struct evbuffer *in)
 {
-	if (!smtp_data_reader_feed(&s->reader, in, s->body))
+	bool done = smtp_data_reader_feed(&s->reader, in, s->body);
+	body_check_storage(s);
+	if (!done)
 		return false;
 	message_finish(s);
 	return true;
@@ -685,6 +798,7 @@ static bool bdat_feed(struct session *s, struct evbuffer *in)
 			evbuffer_remove_buffer(in, s->body, take);
 	}
 	s->bdat_remaining -= take;
+	body_check_storage(s);
 	if (s->bdat_remaining > 0)
 		return false;
 	bdat_chunk_done(s);
@@ -704,7 +818,8 @@ static void session_process(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	while (evbuffer_get_length(in) > 0) {
-		if (s->state == ST_COMMIT || s->state == ST_TLS_HANDSHAKE || s->state == ST_CLOSING)
+		if (s->state == ST_COMMIT || s->state == ST_AUTH_CHECK ||
+		    s->state == ST_TLS_HANDSHAKE || s->state == ST_CLOSING)
 			return;
 		if (output_backlogged(s)) {
 			/* A client that does not read its replies: stop reading
@@ -778,7 +893,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		metric_add(m_rejections, "idle_timeout", 1);
-		if (s->state != ST_CLOSING && s->state != ST_COMMIT) {
+		if (s->state != ST_CLOSING && s->state != ST_COMMIT && s->state != ST_AUTH_CHECK) {
 			/* the write timeout stays: a client that reads nothing
 			 * is dropped at the next expiry */
 			reply_and_close(s, 421, "4.4.2", "idle timeout, closing connection");
@@ -865,6 +980,8 @@ static void session_free(struct session *s)
 	transaction_reset(s);
 	if (s->body)
 		evbuffer_free(s->body);
+	s->body = NULL;
+	body_account(s);
 	free(s->auth_user);
 	free(s);
 }
@@ -879,7 +996,7 @@ static void session_close(struct session *s)
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 	}
-	if (s->state == ST_COMMIT) { /* the writer still holds the body */
+	if (s->state == ST_COMMIT || s->state == ST_AUTH_CHECK) { /* a job holds s */
 		s->orphaned = true;
 		return;
 	}
@@ -914,13 +1031,29 @@ static void refuse(evutil_socket_t fd, const char *reason)
 	evutil_closesocket(fd);
 }
 
+/* The local socket: the kernel says who is connecting (SO_PEERCRED). */
+static bool local_peer(evutil_socket_t fd, const struct sockaddr *sa, char *ip, size_t n)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	if (sa->sa_family != AF_UNIX)
+		return false;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		snprintf(ip, n, "local:uid=%u", (unsigned)cred.uid);
+	else
+		snprintf(ip, n, "local");
+	return true;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
                       void *arg)
 {
 	struct smtpd *d = arg;
 	char ip[INET6_ADDRSTRLEN];
-	bool loopback;
-	address_string(sa, ip, sizeof ip, &loopback);
+	bool loopback = false, local = local_peer(fd, sa, ip, sizeof ip);
+	if (!local)
+		address_string(sa, ip, sizeof ip, &loopback);
+	loopback = loopback || local; /* a local user may submit like a loopback client */
 	if (d->nsessions >= d->conf->max_connections)
 		return refuse(fd, "refused_total_limit");
 	struct ip_count *c = ip_slot(d, ip, true);
@@ -936,6 +1069,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	s->d = d;
 	memcpy(s->ip, ip, sizeof s->ip);
 	s->loopback = loopback;
+	s->local = local;
 	s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	s->next = d->sessions;
 	if (d->sessions)
@@ -950,38 +1084,70 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 /* ---- listeners ---------------------------------------------------------- */
 
-/* "host:port" or "[v6]:port" into a socket address. */
-static bool parse_listen(const char *spec, struct sockaddr_storage *ss, int *len)
+static void add_listener(struct smtpd *d, struct evconnlistener *el, const char *what)
 {
-	*len = (int)sizeof *ss;
-	return evutil_parse_sockaddr_port(spec, (struct sockaddr *)ss, len) == 0;
+	d->listeners = realloc(d->listeners, (d->nlisteners + 1) * sizeof *d->listeners);
+	if (d->listeners == NULL)
+		abort();
+	d->listeners[d->nlisteners++] = el;
+	log_event(LOG_INFO, "listening", "service=submission address=%s", log_quote(what));
+}
+
+static int listen_tcp(struct smtpd *d, const char *spec, char *why, size_t whylen)
+{
+	struct listen_addr la;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char perr[256];
+	if (listen_addr_parse(spec, &la, perr, sizeof perr) < 0 || la.is_unix ||
+	    !listen_addr_sockaddr(&la, &ss, &len)) {
+		snprintf(why, whylen, "submission listen \"%s\": expected an address:port", spec);
+		return -1;
+	}
+	struct evconnlistener *el = evconnlistener_new_bind(
+	    d->base, on_accept, d, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    1024, (struct sockaddr *)&ss, (int)len);
+	if (el == NULL) {
+		snprintf(why, whylen, "submission listen %s: %s", spec, strerror(errno));
+		return -1;
+	}
+	add_listener(d, el, spec);
+	return 0;
+}
+
+/* Any local user may connect (mode 0666): the listener's own limits and
+ * checks apply, the kernel names the user, and nothing else of the spool
+ * is reachable this way. */
+static int listen_local(struct smtpd *d, char *why, size_t whylen)
+{
+	char path[4096], err[300];
+	conf_path(d->conf, d->conf->local_socket, path, sizeof path);
+	if (path[0] == '\0')
+		return 0;
+	int fd = listen_unix_socket(path, 0666, err, sizeof err);
+	if (fd < 0) {
+		snprintf(why, whylen, "submission local_socket: %s", err);
+		return -1;
+	}
+	struct evconnlistener *el = evconnlistener_new(
+	    d->base, on_accept, d, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
+	if (el == NULL) {
+		close(fd);
+		snprintf(why, whylen, "submission local_socket %s: cannot listen", path);
+		return -1;
+	}
+	d->local_path = strdup(path);
+	add_listener(d, el, path);
+	return 0;
 }
 
 static int listen_all(struct smtpd *d, char *why, size_t whylen)
 {
 	const struct strlist *l = &d->conf->submission_listen;
-	d->listeners = calloc(l->len ? l->len : 1, sizeof *d->listeners);
-	for (size_t i = 0; i < l->len; i++) {
-		struct sockaddr_storage ss;
-		int len;
-		if (!parse_listen(l->items[i], &ss, &len)) {
-			snprintf(why, whylen, "submission listen \"%s\": expected host:port",
-			         l->items[i]);
+	for (size_t i = 0; i < l->len; i++)
+		if (listen_tcp(d, l->items[i], why, whylen) < 0)
 			return -1;
-		}
-		struct evconnlistener *el = evconnlistener_new_bind(
-		    d->base, on_accept, d,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
-		    (struct sockaddr *)&ss, len);
-		if (el == NULL) {
-			snprintf(why, whylen, "submission listen %s: %s", l->items[i],
-			         strerror(errno));
-			return -1;
-		}
-		d->listeners[d->nlisteners++] = el;
-		log_event(LOG_INFO, "listening", "service=submission address=%s", l->items[i]);
-	}
-	return 0;
+	return listen_local(d, why, whylen);
 }
 
 static int load_tls_and_users(struct smtpd *d, char *why, size_t whylen)
@@ -1001,8 +1167,8 @@ static int load_tls_and_users(struct smtpd *d, char *why, size_t whylen)
 }
 
 struct smtpd *smtpd_start(struct event_base *base, const struct conf *conf,
-                          struct spool_writer *writer, smtpd_queued_fn queued, void *arg, char *why,
-                          size_t whylen)
+                          struct spool_writer *writer, struct worker *worker,
+                          smtpd_queued_fn queued, void *arg, char *why, size_t whylen)
 {
 	metrics_init();
 	struct smtpd *d = calloc(1, sizeof *d);
@@ -1011,6 +1177,7 @@ struct smtpd *smtpd_start(struct event_base *base, const struct conf *conf,
 	d->base = base;
 	d->conf = conf;
 	d->writer = writer;
+	d->worker = worker;
 	d->queued = queued;
 	d->queued_arg = arg;
 	d->line = malloc((size_t)conf->max_line_length + 3);
@@ -1038,7 +1205,7 @@ void smtpd_drain(struct smtpd *d)
 	d->draining = true;
 	for (struct session *s = d->sessions, *next; s; s = next) {
 		next = s->next;
-		if (s->state == ST_COMMIT || s->state == ST_CLOSING)
+		if (s->state == ST_COMMIT || s->state == ST_AUTH_CHECK || s->state == ST_CLOSING)
 			continue;
 		if (s->state == ST_TLS_HANDSHAKE) {
 			session_close(s);
@@ -1060,6 +1227,9 @@ void smtpd_stop(struct smtpd *d)
 		return;
 	close_listeners(d);
 	free(d->listeners);
+	if (d->local_path)
+		unlink(d->local_path);
+	free(d->local_path);
 	while (d->sessions) {
 		d->sessions->state = ST_CLOSING; /* the writer has reported every commit */
 		session_close(d->sessions);

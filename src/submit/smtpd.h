@@ -2,8 +2,9 @@
  *
  * Sessions run on the libevent loop as an explicit state machine. A message
  * is acknowledged with 250 only after the spool writer's commit that holds
- * it. Mail is accepted only from authenticated clients or from loopback:
- * never an open relay. Every limit of the [submission] section has its own
+ * it. Mail is accepted only from authenticated clients, from loopback, or
+ * from local users on the local socket (`outpost send`, who the kernel
+ * names): never an open relay. Every limit of the [submission] section has its own
  * clear reply.
  */
 #ifndef OUTPOST_SUBMIT_SMTPD_H
@@ -20,9 +21,13 @@ struct smtpd;
 /* Called on the loop thread after each message is committed. */
 typedef void (*smtpd_queued_fn)(void *arg);
 
+struct worker;
+
+/* Listens on [submission] listen and local_socket. Password checks run on
+ * worker. */
 struct smtpd *smtpd_start(struct event_base *base, const struct conf *conf,
-                          struct spool_writer *writer, smtpd_queued_fn queued, void *arg, char *why,
-                          size_t whylen);
+                          struct spool_writer *writer, struct worker *worker,
+                          smtpd_queued_fn queued, void *arg, char *why, size_t whylen);
 
 /* Shutdown, first step: closes the listeners; a session waiting for a
  * commit gets its reply (250 once committed) and then 421, every other

@@ -1,5 +1,6 @@
-/* admin_test.c - queue actions answered after their commit, and requests
- * whose client left (or whose daemon stopped) before the commit. */
+/* admin_test.c - the admin API's gatekeeping (credentials, Host, Origin),
+ * queue actions answered after their commit, and requests whose client
+ * left (or whose daemon stopped) before the commit or a password check. */
 /* cmocka.h needs these first */
 /* clang-format off */
 #include <setjmp.h>
@@ -10,9 +11,11 @@
 /* clang-format on */
 
 #include "admin/admin.h"
+#include "admin/auth.h"
 #include "conf/conf.h"
 #include "spool/spool.h"
 #include "spool/writer.h"
+#include "util/worker.h"
 
 #include <event2/event.h>
 #include <poll.h>
@@ -21,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <crypt.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -55,6 +60,8 @@ struct fixture {
 	struct spool_writer *writer;
 	struct conf conf;
 	struct admin *admin;
+	struct worker *worker;
+	char token[128];
 };
 
 static char why[256];
@@ -92,9 +99,22 @@ static int setup(void **state)
 	conf_defaults(&f->conf);
 	strlist_clear(&f->conf.admin_listen);
 	strlist_add(&f->conf.admin_listen, f->sock);
-	f->admin = admin_start(f->base, &f->conf, f->reader, f->writer, (struct scheduler *)f, why,
-	                       sizeof why);
+	free(f->conf.data_dir);
+	f->conf.data_dir = strdup(f->dir);
+	/* alice:secret, SHA-512 crypt */
+	char users[128];
+	snprintf(users, sizeof users, "%s/users", f->dir);
+	FILE *u = fopen(users, "w");
+	fprintf(u, "alice:%s\n", crypt("secret", "$6$abcdefgh$"));
+	fclose(u);
+	free(f->conf.admin_users_file);
+	f->conf.admin_users_file = strdup(users);
+	f->worker = worker_start(f->base, 1);
+	f->admin = admin_start(f->base, &f->conf, f->reader, f->writer, (struct scheduler *)f,
+	                       f->worker, why, sizeof why);
 	assert_non_null(f->admin);
+	assert_int_equal(admin_auth_read_token(&f->conf, f->token, sizeof f->token, why, sizeof why),
+	                 0);
 	wakes = 0;
 	*state = f;
 	return 0;
@@ -103,6 +123,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	admin_drain(f->admin);
+	worker_stop(f->worker);
 	admin_stop(f->admin);
 	spool_writer_stop(f->writer);
 	spool_close(f->locker);
@@ -125,19 +147,29 @@ static void pump(struct fixture *f, int ms)
 	}
 }
 
-static int client_post(struct fixture *f, const char *path, const char *body)
+/* Sends a request with extra header lines (each ending in CRLF). */
+static int client_send(struct fixture *f, const char *method, const char *path,
+                       const char *headers, const char *body)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/admin.sock", f->dir);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	char req[512];
+	char req[1024];
 	int n = snprintf(req, sizeof req,
-	                 "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+	                 "%s %s HTTP/1.1\r\n%sContent-Type: application/json\r\n"
 	                 "Content-Length: %zu\r\n\r\n%s",
-	                 path, strlen(body), body);
+	                 method, path, headers, strlen(body), body);
 	assert_int_equal(write(fd, req, (size_t)n), n);
 	return fd;
+}
+
+static int client_post(struct fixture *f, const char *path, const char *body)
+{
+	char headers[256];
+	snprintf(headers, sizeof headers, "Host: localhost\r\nAuthorization: Bearer %s\r\n",
+	         f->token);
+	return client_send(f, "POST", path, headers, body);
 }
 
 /* Pumps the loop until the client has an answer; returns its length. */
@@ -188,6 +220,7 @@ static void test_stop_before_commit(void **state)
 	assert_int_equal(spool_begin(f->locker, why, sizeof why), 0);
 	int fd = client_post(f, "/api/v1/queue/hold", "{\"all\": true}");
 	pump(f, 100);
+	admin_drain(f->admin);
 	admin_stop(f->admin);
 	f->admin = NULL;
 	spool_rollback(f->locker);
@@ -200,6 +233,111 @@ static void test_stop_before_commit(void **state)
 	assert_int_equal(wakes, 0);
 }
 
+/* The status line of the answer to a request. */
+static int status_of(struct fixture *f, const char *method, const char *path, const char *headers)
+{
+	char buf[2048];
+	int fd = client_send(f, method, path, headers, "");
+	ssize_t n = client_answer(f, fd, buf, sizeof buf);
+	close(fd);
+	int code = 0;
+	if (n > 12)
+		sscanf(buf, "HTTP/1.1 %d", &code);
+	return code;
+}
+
+static void test_api_without_a_credential_is_401(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue", "Host: localhost\r\n"), 401);
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue/0123/raw", "Host: localhost\r\n"),
+	                 401);
+	assert_int_equal(status_of(f, "POST", "/api/v1/queue/drop", "Host: localhost\r\n"), 401);
+	assert_int_equal(
+	    status_of(f, "GET", "/api/v1/status", "Host: localhost\r\nAuthorization: Bearer x\r\n"),
+	    401);
+	char wrong[256];
+	snprintf(wrong, sizeof wrong, "Host: localhost\r\nAuthorization: Bearer %.63s0\r\n",
+	         f->token);
+	assert_int_equal(status_of(f, "GET", "/api/v1/status", wrong), 401);
+}
+
+static void test_the_token_lets_the_api_in(void **state)
+{
+	struct fixture *f = *state;
+	char ok[256];
+	snprintf(ok, sizeof ok, "Host: localhost\r\nAuthorization: Bearer %s\r\n", f->token);
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue", ok), 200);
+	char path[128];
+	snprintf(path, sizeof path, "%s/admin.token", f->dir);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(strlen(f->token), 64);
+}
+
+/* "alice:secret" and "alice:wrong" in base64 */
+#define BASIC_OK    "Authorization: Basic YWxpY2U6c2VjcmV0\r\n"
+#define BASIC_WRONG "Authorization: Basic YWxpY2U6d3Jvbmc=\r\n"
+
+static void test_basic_is_checked_against_the_users_file(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue", "Host: localhost\r\n" BASIC_OK), 200);
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue", "Host: localhost\r\n" BASIC_WRONG),
+	                 401);
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue",
+	                           "Host: localhost\r\nAuthorization: Basic !!!!\r\n"),
+	                 401);
+}
+
+static void test_client_gone_during_a_password_check(void **state)
+{
+	struct fixture *f = *state;
+	int fd = client_send(f, "GET", "/api/v1/queue", "Host: localhost\r\n" BASIC_OK, "");
+	pump(f, 5); /* the request is read and waits for the worker */
+	close(fd);
+	pump(f, 200); /* the check ends and answers no one */
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue", "Host: localhost\r\n" BASIC_OK), 200);
+}
+
+static void test_foreign_host_and_origin_are_403_before_any_credential(void **state)
+{
+	struct fixture *f = *state;
+	/* DNS rebinding: a page of evil.example pointed at 127.0.0.1 */
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue", "Host: evil.example\r\n" BASIC_OK),
+	                 403);
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue", "Host: evil.example:8025\r\n"), 403);
+	/* a form posted from another site */
+	assert_int_equal(status_of(f, "POST", "/api/v1/queue/drop",
+	                           "Host: localhost\r\nOrigin: http://evil.example\r\n" BASIC_OK),
+	                 403);
+	/* the same origin, and literal addresses, are fine */
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue",
+	                           "Host: localhost\r\nOrigin: http://localhost\r\n" BASIC_OK),
+	                 200);
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue", "Host: 127.0.0.1:8025\r\n" BASIC_OK),
+	                 200);
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue", "Host: [::1]:8025\r\n" BASIC_OK), 200);
+}
+
+static void test_metrics_are_open_to_local_clients(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(status_of(f, "GET", "/metrics", "Host: localhost\r\n"), 200);
+}
+
+static void test_a_world_readable_token_refuses_the_start(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	snprintf(path, sizeof path, "%s/admin.token", f->dir);
+	assert_int_equal(chmod(path, 0644), 0);
+	struct admin_auth *a = admin_auth_new(&f->conf, f->worker, why, sizeof why);
+	assert_null(a);
+	assert_non_null(strstr(why, "readable by other users"));
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN); /* as the daemon does: a late answer may meet a closed socket */
@@ -207,6 +345,17 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_action_is_answered_after_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_gone_before_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_before_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_api_without_a_credential_is_401, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_the_token_lets_the_api_in, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_basic_is_checked_against_the_users_file, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_client_gone_during_a_password_check, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_host_and_origin_are_403_before_any_credential,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_metrics_are_open_to_local_clients, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_a_world_readable_token_refuses_the_start, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

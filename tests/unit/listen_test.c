@@ -1,4 +1,4 @@
-/* admin_listen_addr_test.c - the [admin] listen syntax shared by daemon and CLI. */
+/* listen_test.c - the [admin] listen syntax shared by daemon and CLI. */
 /* cmocka.h needs these first */
 /* clang-format off */
 #include <setjmp.h>
@@ -8,7 +8,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include "admin/listen_addr.h"
+#include "util/listen.h"
 
 #include <string.h>
 

@@ -1,0 +1,44 @@
+/* auth.h - who may call the admin API.
+ *
+ * Every /api/ request carries a credential (DESIGN.md §5): the bearer token
+ * of [admin] token_file (made at first start, 64 hex digits, mode 0600, so
+ * only whoever can read that file administers the queue; the CLI reads it),
+ * or HTTP Basic against [admin] users_file (crypt(3) lines as for
+ * submission, checked on a worker thread). /metrics is open to loopback and
+ * local-socket clients unless [admin] metrics_auth says otherwise.
+ * Comparisons of secrets are constant-time; failures are logged.
+ */
+#ifndef OUTPOST_ADMIN_AUTH_H
+#define OUTPOST_ADMIN_AUTH_H
+
+#include "conf/conf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct admin_auth;
+struct worker;
+
+/* Reads (or makes) the token and loads the users file. A token file others
+ * may read refuses the start. NULL with why filled. */
+struct admin_auth *admin_auth_new(const struct conf *conf, struct worker *w, char *why,
+                                  size_t whylen);
+void admin_auth_free(struct admin_auth *a);
+
+enum admin_auth_verdict { ADMIN_AUTH_OK, ADMIN_AUTH_DENIED, ADMIN_AUTH_PENDING };
+
+/* Called on the loop thread once a pending Basic check is done. */
+typedef void (*admin_auth_fn)(void *arg, bool ok);
+
+/* Judges an Authorization header value (NULL when absent). A bearer token
+ * is judged at once; Basic returns PENDING and calls fn later (arg must
+ * live until then). who names the caller for the log. */
+enum admin_auth_verdict admin_auth_check(struct admin_auth *a, const char *header,
+                                         admin_auth_fn fn, void *arg, char *who, size_t wholen);
+
+/* The token file's path for conf, and its token read into buf (the CLI);
+ * -1 with why filled when it cannot be read. */
+void admin_auth_token_path(const struct conf *conf, char *buf, size_t n);
+int admin_auth_read_token(const struct conf *conf, char *buf, size_t n, char *why, size_t whylen);
+
+#endif
