@@ -565,6 +565,7 @@ static void test_invalid_utf8_is_an_error(void **state)
 	expect_line4_refused("foo: \xf4\x90\x80\x80", "invalid UTF-8"); /* above U+10FFFF */
 	expect_line4_refused("foo: \xc3", "invalid UTF-8");             /* cut short */
 	expect_line4_refused("foo: a\xc3(", "invalid UTF-8");
+	expect_line4_refused("foo: \xe2\x9c(", "invalid UTF-8"); /* bad third octet */
 	expect_line4_refused("foo: \x80", "invalid UTF-8");
 }
 
