@@ -1,5 +1,6 @@
 /* tls.c - OpenSSL contexts. */
 #include "tls/tls.h"
+#include "tls/session_cache.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -79,6 +80,7 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, char *why, size_t whylen)
 	}
 	if (!load_trust_store(ctx, ca_file, why, whylen))
 		goto fail;
+	tls_session_cache_enable(ctx);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);

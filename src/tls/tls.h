@@ -3,7 +3,7 @@
  * The listener's server context (STARTTLS on submission) and the delivery
  * side's client context. Every certificate decision uses OpenSSL's own DANE
  * and PKIX verification, never code of ours: per connection see verify.h
- * (policy, verdict).
+ * (policy, verdict) and session_cache.h (resumption).
  */
 #ifndef OUTPOST_TLS_TLS_H
 #define OUTPOST_TLS_TLS_H
@@ -20,8 +20,9 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *w
  * The handshake never fails on a certificate (SSL_VERIFY_NONE): OpenSSL
  * still verifies and keeps the result, and the caller decides after the
  * handshake (tls_peer_verdict), so that "TLS-Required: No" and opportunistic
- * TLS can record a failure without losing the connection. NULL with why filled when ca_file cannot
- * be loaded. The caller owns the context (SSL_CTX_free). */
+ * TLS can record a failure without losing the connection. Sessions go to
+ * session_cache.h. NULL with why filled when ca_file cannot be loaded. The
+ * caller owns the context (SSL_CTX_free). */
 SSL_CTX *tls_client_ctx_new(const char *ca_file, char *why, size_t whylen);
 
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for logs and Received: headers. */

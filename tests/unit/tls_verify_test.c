@@ -1,5 +1,5 @@
-/* tls_verify_test.c - DANE and PKIX verdicts (src/tls/verify.c) over real
- * handshakes.
+/* tls_verify_test.c - DANE and PKIX verdicts (src/tls/verify.c) and session
+ * resumption (src/tls/session_cache.c) over real handshakes.
  *
  * In the manner of Postfix's tls_dane.sh: a root CA, an intermediate CA and
  * leaf certificates (good, expired, wrong name, self-signed, wildcards,
@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "tls/session_cache.h"
 #include "tls/tls.h"
 #include "tls/verify.h"
 
@@ -256,8 +257,19 @@ static bool handshake(SSL *c, SSL *s)
 	return false;
 }
 
+/* TLS 1.3 tickets follow the handshake: the client meets them when it reads. */
+static void client_reads(struct conn *k)
+{
+	unsigned char b;
+
+	assert_true(SSL_read(k->client, &b, 1) <= 0);
+	assert_true(wants_io(k->client, -1));
+	ERR_clear_error();
+}
+
 static void conn_open(struct conn *k, SSL_CTX *client, SSL_CTX *server,
-                      const struct tls_peer_policy *p)
+                      const struct tls_peer_policy *p, struct tls_session_cache *cache,
+                      const char *key)
 {
 	char why[256] = "";
 	BIO *bc, *bs;
@@ -274,6 +286,8 @@ static void conn_open(struct conn *k, SSL_CTX *client, SSL_CTX *server,
 	k->prepared = tls_peer_prepare(k->client, p, why, sizeof why);
 	if (k->prepared < 0)
 		fail_msg("tls_peer_prepare: %s", why);
+	if (cache != NULL)
+		assert_int_equal(tls_session_attach(k->client, cache, key), 0);
 	assert_true(handshake(k->client, k->server));
 }
 
@@ -289,7 +303,7 @@ static void verdict(SSL_CTX *client, SSL_CTX *server, const struct tls_peer_poli
 {
 	struct conn k;
 
-	conn_open(&k, client, server, p);
+	conn_open(&k, client, server, p, NULL, NULL);
 	tls_peer_verdict(k.client, p, r);
 	conn_close(&k);
 }
@@ -436,7 +450,7 @@ static void test_dane_any_matching_record_wins_and_unusable_ones_are_skipped(voi
 	struct tls_peer_result r;
 	struct conn k;
 
-	conn_open(&k, pki.client_ca, server, &p);
+	conn_open(&k, pki.client_ca, server, &p, NULL, NULL);
 	assert_int_equal(k.prepared, 2);
 	tls_peer_verdict(k.client, &p, &r);
 	assert_true(r.authenticated);
@@ -651,7 +665,7 @@ static void test_dane_with_only_unusable_records_is_unauthenticated(void **state
 	struct conn k;
 
 	assert_int_equal(tls_tlsa_count_usable(set, p.ntlsa), 0);
-	conn_open(&k, pki.client_ca, server, &p);
+	conn_open(&k, pki.client_ca, server, &p, NULL, NULL);
 	assert_int_equal(k.prepared, 0);
 	tls_peer_verdict(k.client, &p, &r);
 	assert_false(r.authenticated);
@@ -672,7 +686,7 @@ static void test_openssl_completes_the_handshake_and_keeps_the_dane_result(void 
 	    policy(TLS_AUTH_DANE, &record_of(&rec, 3, 1, 1, pki.other.cert)->t, 1);
 	struct conn k;
 
-	conn_open(&k, pki.client_ca, server, &p);
+	conn_open(&k, pki.client_ca, server, &p, NULL, NULL);
 	assert_int_equal(SSL_get_verify_result(k.client), X509_V_ERR_DANE_NO_MATCH);
 	assert_true(SSL_get0_dane_authority(k.client, NULL, NULL) < 0);
 	conn_close(&k);
@@ -690,19 +704,19 @@ static void test_sni_is_the_policy_s_and_none_for_an_ip_literal(void **state)
 	struct conn k;
 
 	p.sni = "sni.example.net";
-	conn_open(&k, pki.client_ca, server, &p);
+	conn_open(&k, pki.client_ca, server, &p, NULL, NULL);
 	assert_string_equal(SSL_get_servername(k.server, TLSEXT_NAMETYPE_host_name), p.sni);
 	conn_close(&k);
 
 	/* DANE would make the base domain the SNI; the policy says none */
 	p.sni = NULL;
-	conn_open(&k, pki.client_ca, server, &p);
+	conn_open(&k, pki.client_ca, server, &p, NULL, NULL);
 	assert_null(SSL_get_servername(k.server, TLSEXT_NAMETYPE_host_name));
 	tls_peer_verdict(k.client, &p, &r);
 	assert_true(r.authenticated);
 	conn_close(&k);
 
-	conn_open(&k, pki.client_ca, server, &ip);
+	conn_open(&k, pki.client_ca, server, &ip, NULL, NULL);
 	assert_null(SSL_get_servername(k.server, TLSEXT_NAMETYPE_host_name));
 	tls_peer_verdict(k.client, &ip, &r);
 	assert_false(r.pkix_ok); /* a chain without a name identifies no one */
@@ -756,7 +770,7 @@ static void test_pkix_accepts_a_chain_to_the_ca_file(void **state)
 	assert_true(strlen(r.cipher) > 0);
 
 	struct conn k;
-	conn_open(&k, pki.client_ca, server, &p);
+	conn_open(&k, pki.client_ca, server, &p, NULL, NULL);
 	assert_int_equal(tls_peer_chain(k.client, chain, 4), 2);
 	assert_string_equal(chain[0].subject, "CN=mx.example.net");
 	assert_string_equal(chain[0].issuer, "CN=Test Intermediate");
@@ -984,6 +998,235 @@ static void test_policy_digest_changes_with_everything_that_decides(void **state
 	assert_string_equal(d0, d);
 }
 
+/* ---- session resumption -------------------------------------------------- */
+
+static void key_of(const struct tls_peer_policy *p, char *key, size_t n)
+{
+	char digest[65];
+
+	digest_of(p, digest);
+	snprintf(key, n, "192.0.2.1 25 %s %s", p->sni ? p->sni : "-", digest);
+}
+
+/* A connection through the cache; accepted when accept is set (tickets read
+ * after the accept, as the SMTP client reads its EHLO reply). */
+static bool session_connect(SSL_CTX *client, SSL_CTX *server, const struct tls_peer_policy *p,
+                            struct tls_session_cache *cache, bool accept, struct tls_peer_result *r)
+{
+	char key[160];
+	struct conn k;
+	bool reused;
+
+	key_of(p, key, sizeof key);
+	conn_open(&k, client, server, p, cache, key);
+	reused = SSL_session_reused(k.client) == 1;
+	tls_peer_verdict(k.client, p, r);
+	assert_int_equal(r->resumed, reused);
+	if (accept)
+		tls_session_accept(k.client);
+	client_reads(&k);
+	conn_close(&k);
+	return reused;
+}
+
+static void resumes_with_the_same_key(int version)
+{
+	SSL_CTX *server =
+	    server_ctx(&pki.leaf, (const struct cred *const[]){&pki.inter}, 1, version);
+	struct tls_session_cache *cache = tls_session_cache_new(10);
+	struct record rec;
+	struct tls_peer_policy dane =
+	    policy(TLS_AUTH_DANE, &record_of(&rec, 2, 1, 1, pki.inter.cert)->t, 1);
+	struct tls_peer_policy pkix = policy(TLS_AUTH_PKIX, NULL, 0);
+	struct tls_peer_result r;
+
+	assert_false(session_connect(pki.client_ca, server, &dane, cache, true, &r));
+	assert_true(r.authenticated);
+	assert_int_equal(tls_session_cache_count(cache), 1);
+	assert_true(session_connect(pki.client_ca, server, &dane, cache, true, &r));
+	/* verified again from the session's chain: as complete as a full handshake */
+	assert_true(r.authenticated);
+	assert_int_equal(r.method, TLS_METHOD_DANE_TA);
+	assert_int_equal(r.dane_depth, 1);
+	assert_true(r.pkix_ok);
+	assert_true(session_connect(pki.client_ca, server, &dane, cache, true, &r));
+
+	/* another policy, another key: no resumption */
+	assert_false(session_connect(pki.client_ca, server, &pkix, cache, true, &r));
+	assert_true(r.authenticated);
+	assert_int_equal(r.method, TLS_METHOD_PKIX);
+	assert_int_equal(tls_session_cache_count(cache), 2);
+	assert_true(session_connect(pki.client_ca, server, &pkix, cache, true, &r));
+	assert_int_equal(r.method, TLS_METHOD_PKIX);
+	tls_session_cache_free(cache);
+	SSL_CTX_free(server);
+}
+
+static void test_session_resumes_with_the_same_key_tls13(void **state)
+{
+	resumes_with_the_same_key(0);
+}
+
+static void test_session_resumes_with_the_same_key_tls12(void **state)
+{
+	resumes_with_the_same_key(TLS1_2_VERSION);
+}
+
+/* Pinned down: after a resumption OpenSSL reports the stored verify result
+ * and no DANE authority; only a new verification (the verdict's) tells more. */
+static void test_openssl_does_not_verify_a_resumed_session(void **state)
+{
+	SSL_CTX *server = SERVER(&pki.leaf, &pki.inter);
+	struct tls_session_cache *cache = tls_session_cache_new(10);
+	struct record rec;
+	struct tls_peer_policy p =
+	    policy(TLS_AUTH_DANE, &record_of(&rec, 3, 1, 1, pki.leaf.cert)->t, 1);
+	struct tls_peer_result r;
+	char key[160];
+	struct conn k;
+
+	assert_false(session_connect(pki.client_ca, server, &p, cache, true, &r));
+	key_of(&p, key, sizeof key);
+	conn_open(&k, pki.client_ca, server, &p, cache, key);
+	assert_true(SSL_session_reused(k.client));
+	assert_int_equal(SSL_get_verify_result(k.client), X509_V_OK);
+	assert_true(SSL_get0_dane_authority(k.client, NULL, NULL) < 0);
+	assert_int_equal(sk_X509_num(SSL_get_peer_cert_chain(k.client)), 2);
+	tls_peer_verdict(k.client, &p, &r);
+	assert_int_equal(r.method, TLS_METHOD_DANE_EE);
+	assert_int_equal(SSL_get0_dane_authority(k.client, NULL, NULL), 0);
+	conn_close(&k);
+	tls_session_cache_free(cache);
+	SSL_CTX_free(server);
+}
+
+static void test_session_of_a_rejected_peer_is_never_stored(void **state)
+{
+	SSL_CTX *server = SERVER(&pki.leaf, &pki.inter);
+	SSL_CTX *server12 =
+	    server_ctx(&pki.leaf, (const struct cred *const[]){&pki.inter}, 1, TLS1_2_VERSION);
+	struct tls_session_cache *cache = tls_session_cache_new(10);
+	struct record rec;
+	struct tls_peer_policy p =
+	    policy(TLS_AUTH_DANE, &record_of(&rec, 3, 1, 1, pki.other.cert)->t, 1);
+	struct tls_peer_result r;
+
+	assert_false(session_connect(pki.client_ca, server, &p, cache, false, &r));
+	assert_false(r.authenticated);
+	assert_int_equal(tls_session_cache_count(cache), 0);
+	assert_false(session_connect(pki.client_ca, server, &p, cache, false, &r));
+	assert_false(session_connect(pki.client_ca, server12, &p, cache, false, &r));
+	assert_int_equal(tls_session_cache_count(cache), 0);
+	assert_false(session_connect(pki.client_ca, server12, &p, cache, false, &r));
+	tls_session_cache_free(cache);
+	SSL_CTX_free(server);
+	SSL_CTX_free(server12);
+}
+
+/* TLS 1.2 delivers the session during the handshake, before the verdict:
+ * held until the accept. TLS 1.3 tickets may also be read before it. */
+static void session_waits_for_the_accept(int version)
+{
+	SSL_CTX *server =
+	    server_ctx(&pki.leaf, (const struct cred *const[]){&pki.inter}, 1, version);
+	struct tls_session_cache *cache = tls_session_cache_new(10);
+	struct tls_peer_policy p = policy(TLS_AUTH_PKIX, NULL, 0);
+	struct tls_peer_result r;
+	char key[160];
+	struct conn k;
+
+	key_of(&p, key, sizeof key);
+	conn_open(&k, pki.client_ca, server, &p, cache, key);
+	client_reads(&k);
+	assert_int_equal(tls_session_cache_count(cache), 0);
+	tls_peer_verdict(k.client, &p, &r);
+	assert_true(r.authenticated);
+	tls_session_accept(k.client);
+	assert_int_equal(tls_session_cache_count(cache), 1);
+	conn_close(&k);
+	assert_true(session_connect(pki.client_ca, server, &p, cache, true, &r));
+	tls_session_cache_free(cache);
+	SSL_CTX_free(server);
+}
+
+static void test_session_arriving_before_the_accept_waits_tls13(void **state)
+{
+	session_waits_for_the_accept(0);
+}
+
+static void test_session_arriving_before_the_accept_waits_tls12(void **state)
+{
+	session_waits_for_the_accept(TLS1_2_VERSION);
+}
+
+static void test_resumed_session_not_accepted_is_dropped(void **state)
+{
+	SSL_CTX *server = SERVER(&pki.leaf, &pki.inter);
+	struct tls_session_cache *cache = tls_session_cache_new(10);
+	struct tls_peer_policy p = policy(TLS_AUTH_PKIX, NULL, 0);
+	struct tls_peer_result r;
+
+	assert_false(session_connect(pki.client_ca, server, &p, cache, true, &r));
+	assert_true(session_connect(pki.client_ca, server, &p, cache, false, &r));
+	assert_int_equal(tls_session_cache_count(cache), 0);
+	assert_false(session_connect(pki.client_ca, server, &p, cache, true, &r));
+	tls_session_cache_free(cache);
+	SSL_CTX_free(server);
+}
+
+static void test_session_cache_evicts_the_least_recently_used(void **state)
+{
+	SSL_CTX *server = SERVER(&pki.leaf, &pki.inter);
+	struct tls_session_cache *cache = tls_session_cache_new(3);
+	const char *snis[] = {"a.example", "b.example", "c.example", "d.example", "e.example"};
+	struct tls_peer_policy p = policy(TLS_AUTH_NONE, NULL, 0);
+	struct tls_peer_result r;
+
+	for (size_t i = 0; i < 3; i++) {
+		p.sni = snis[i];
+		assert_false(session_connect(pki.client_ca, server, &p, cache, true, &r));
+	}
+	p.sni = snis[0]; /* a is now the most recently used */
+	assert_true(session_connect(pki.client_ca, server, &p, cache, true, &r));
+	for (size_t i = 3; i < 5; i++) {
+		p.sni = snis[i];
+		assert_false(session_connect(pki.client_ca, server, &p, cache, true, &r));
+		assert_int_equal(tls_session_cache_count(cache), 3);
+	}
+	p.sni = snis[1]; /* b and c went */
+	assert_false(session_connect(pki.client_ca, server, &p, cache, true, &r));
+	p.sni = snis[4];
+	assert_true(session_connect(pki.client_ca, server, &p, cache, true, &r));
+	p.sni = snis[0];
+	assert_false(session_connect(pki.client_ca, server, &p, cache, true, &r));
+	assert_int_equal(tls_session_cache_count(cache), 3);
+	tls_session_cache_free(cache);
+	SSL_CTX_free(server);
+}
+
+static void test_expired_session_is_dropped(void **state)
+{
+	SSL_CTX *server = SERVER(&pki.leaf, &pki.inter);
+	char why[256];
+	SSL_CTX *client = tls_client_ctx_new(pki.ca_file, why, sizeof why);
+	struct tls_session_cache *cache = tls_session_cache_new(10);
+	struct tls_peer_policy p = policy(TLS_AUTH_PKIX, NULL, 0);
+	struct tls_peer_result r;
+
+	/* sessions live one second: the client's timeout, the server's ticket
+	 * lifetime (TLS 1.3) */
+	SSL_CTX_set_timeout(client, 1);
+	SSL_CTX_set_timeout(server, 1);
+	assert_false(session_connect(client, server, &p, cache, true, &r));
+	assert_int_equal(tls_session_cache_count(cache), 1);
+	sleep(2);
+	assert_false(session_connect(client, server, &p, cache, true, &r));
+	assert_int_equal(tls_session_cache_count(cache), 1); /* the new one */
+	tls_session_cache_free(cache);
+	SSL_CTX_free(client);
+	SSL_CTX_free(server);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1015,6 +1258,15 @@ int main(void)
 	    cmocka_unit_test(test_pkix_wildcards_only_as_a_whole_label),
 	    cmocka_unit_test(test_none_accepts_anything_but_reports_pkix),
 	    cmocka_unit_test(test_policy_digest_changes_with_everything_that_decides),
+	    cmocka_unit_test(test_session_resumes_with_the_same_key_tls13),
+	    cmocka_unit_test(test_session_resumes_with_the_same_key_tls12),
+	    cmocka_unit_test(test_openssl_does_not_verify_a_resumed_session),
+	    cmocka_unit_test(test_session_of_a_rejected_peer_is_never_stored),
+	    cmocka_unit_test(test_session_arriving_before_the_accept_waits_tls13),
+	    cmocka_unit_test(test_session_arriving_before_the_accept_waits_tls12),
+	    cmocka_unit_test(test_resumed_session_not_accepted_is_dropped),
+	    cmocka_unit_test(test_session_cache_evicts_the_least_recently_used),
+	    cmocka_unit_test(test_expired_session_is_dropped),
 	};
 
 	return cmocka_run_group_tests(tests, pki_setup, pki_teardown);
