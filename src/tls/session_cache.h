@@ -6,7 +6,8 @@
  * a resumed session again, and SSL_get_verify_result then returns the stored
  * result of the original handshake, so a session verified under one TLSA set
  * or policy must never be offered under another (Postfix does the same with
- * tls_serverid_digest).
+ * tls_serverid_digest). tls_peer_verdict verifies a resumed session again
+ * anyway; the key keeps the cache right without relying on that.
  *
  * Sessions arrive through the context's new-session callback: with TLS 1.2
  * during the handshake, with TLS 1.3 as tickets after it, while reading. A
@@ -17,8 +18,11 @@
  * session the caller did not accept is removed from the cache.
  *
  * Sessions are reused for several connections, also TLS 1.3 tickets (RFC 8446
- * §C.4 advises against it for privacy, which means nothing between MTAs, and
- * the servers we meet accept it); a newer session replaces the older one.
+ * §C.4 advises against it for privacy, which means little between MTAs; a
+ * server that refuses a reused ticket just does a full handshake); a newer
+ * session replaces the older one.
+ * Connections need not end with close_notify for their sessions to stay
+ * resumable: the cache keeps private copies (see session_cache.c).
  *
  * Bounded: at most max entries, the least recently used goes first; expired
  * sessions are dropped when met. Loop thread only. The cache must outlive

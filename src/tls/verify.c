@@ -32,7 +32,9 @@ enum {
 
 /* Full(0) data must be exactly one DER certificate (with a public key OpenSSL
  * knows) or one DER SubjectPublicKeyInfo: the test SSL_dane_tlsa_add applies,
- * so that the classifier and OpenSSL agree on every record. */
+ * so that the classifier and OpenSSL agree on every record. Empty data must
+ * never reach OpenSSL: 3.0 answers it with -1, its internal-error code (its
+ * malloc(0) fails), which would turn a record from DNS into a local error. */
 static bool full_data_parses(uint8_t selector, const uint8_t *data, size_t len)
 {
 	const unsigned char *p = data;
@@ -156,7 +158,7 @@ int tls_peer_prepare(SSL *ssl, const struct tls_peer_policy *p, char *why, size_
 	}
 	if (p->auth == TLS_AUTH_DANE) {
 		/* The TLSA base domain is the primary reference identifier
-		 * (RFC 7672 §3.2.2). */
+		 * (RFC 7672 §3.2). */
 		if (SSL_dane_enable(ssl, p->names[0]) <= 0)
 			return prepare_fail("enabling DANE", why, whylen);
 		/* RFC 7672 §3.1.1: DANE-EE(3) checks neither the names nor the

@@ -45,7 +45,7 @@ struct tls_peer_policy {
 	const char *sni; /* server name indication; NULL: none (IP literal) */
 	/* Reference identifiers for PKIX and DANE-TA(2), A-labels without a
 	 * trailing dot, none empty; the first is the primary one (for DANE the
-	 * TLSA base domain, RFC 7672 §3.2.2). PKIX and DANE need at least one. */
+	 * TLSA base domain, RFC 7672 §3.2). PKIX and DANE need at least one. */
 	const char *const *names;
 	size_t nnames;
 	const struct tls_tlsa *tlsa; /* DANE only; may hold unusable records */

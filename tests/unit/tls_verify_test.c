@@ -387,6 +387,27 @@ static void test_classifier_refuses_unusable_records(void **state)
 	assert_int_equal(tls_tlsa_count_usable(bad, sizeof bad / sizeof bad[0]), 0);
 }
 
+/* Found by fuzz_tlsa: OpenSSL 3.0 answers empty Full(0) data with -1, its
+ * "internal error" (malloc(0) fails). The classifier keeps such records
+ * from OpenSSL, so a record in DNS cannot fail tls_peer_prepare. */
+static void test_empty_full_data_never_reaches_openssl(void **state)
+{
+	static const uint8_t nothing[1];
+	const struct tls_tlsa empty[] = {{3, 1, 0, nothing, 0}, {2, 0, 0, nothing, 0}};
+	struct tls_peer_policy p = policy(TLS_AUTH_DANE, empty, 2);
+	SSL *ssl = SSL_new(pki.client_ca);
+	char why[128];
+
+	assert_int_equal(SSL_dane_enable(ssl, "mx.example.net"), 1);
+	assert_int_equal(SSL_dane_tlsa_add(ssl, 3, 1, 0, nothing, 0), -1);
+	ERR_clear_error();
+	SSL_free(ssl);
+
+	ssl = SSL_new(pki.client_ca);
+	assert_int_equal(tls_peer_prepare(ssl, &p, why, sizeof why), 0);
+	SSL_free(ssl);
+}
+
 /* ---- DANE --------------------------------------------------------------- */
 
 /* Usage 2 and 3 x selector 0 and 1 x matching type 0, 1 and 2, each with a
@@ -1232,6 +1253,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_classifier_accepts_dane_usages_with_known_parameters),
 	    cmocka_unit_test(test_classifier_refuses_unusable_records),
+	    cmocka_unit_test(test_empty_full_data_never_reaches_openssl),
 	    cmocka_unit_test(test_dane_matrix_usage_selector_mtype),
 	    cmocka_unit_test(test_dane_any_matching_record_wins_and_unusable_ones_are_skipped),
 	    cmocka_unit_test(test_dane_ta_refuses_a_leaf_for_another_name),
