@@ -509,7 +509,7 @@ static bool make_context(struct scheduler *s, struct event_base *base, const str
 	s->ctx.dns = dns_resolver_new(base, conf, why, whylen);
 	if (s->ctx.dns == NULL)
 		return false;
-	s->ctx.tls = tls_client_ctx_new(why, whylen);
+	s->ctx.tls = tls_client_ctx_new(conf->ca_file, why, whylen);
 	if (s->ctx.tls == NULL)
 		return false;
 	s->ctx.pool =

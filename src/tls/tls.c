@@ -1,7 +1,10 @@
 /* tls.c - OpenSSL contexts. */
 #include "tls/tls.h"
+#include "tls/session_cache.h"
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 static void openssl_error(const char *what, const char *file, char *why, size_t whylen)
@@ -39,18 +42,49 @@ fail:
 	return NULL;
 }
 
-SSL_CTX *tls_client_ctx_new(char *why, size_t whylen)
+/* Both the system's roots and the operator's file: ca_file adds private
+ * roots (a smarthost, a test network) without dropping the public ones. */
+static bool load_trust_store(SSL_CTX *ctx, const char *ca_file, char *why, size_t whylen)
+{
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		openssl_error("loading the system trust store", "", why, whylen);
+		return false;
+	}
+	if (ca_file != NULL && ca_file[0] != '\0' &&
+	    SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		openssl_error("loading CA file", ca_file, why, whylen);
+		return false;
+	}
+	return true;
+}
+
+SSL_CTX *tls_client_ctx_new(const char *ca_file, char *why, size_t whylen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
 	if (ctx == NULL) {
 		openssl_error("creating TLS client context", "", why, whylen);
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* The decision is taken after the handshake from the verify result
+	 * (tls_peer_verdict), as Postfix does. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	/* Many connections to the same MX: resume sessions to save handshakes. */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+	/* A wildcard only as the whole left-most label: "*.example.net", never
+	 * "mx*.example.net" (RFC 6125 §6.4.3 lets a client refuse those). */
+	X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(ctx),
+	                                X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (SSL_CTX_dane_enable(ctx) <= 0) {
+		openssl_error("enabling DANE", "", why, whylen);
+		goto fail;
+	}
+	if (!load_trust_store(ctx, ca_file, why, whylen))
+		goto fail;
+	tls_session_cache_enable(ctx);
 	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
 }
 
 void tls_describe(const SSL *ssl, char *buf, size_t n)
