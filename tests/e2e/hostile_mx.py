@@ -20,6 +20,17 @@ Modes:
                  and resets the connection (RST)
   no-smtputf8    a plain, well-behaved server offering 8BITMIME but not
                  SMTPUTF8 (accepts any mail)
+  accept         the same, offering SMTPUTF8 too
+  gate           accepts a message, notes "conn N waiting" once its data is in,
+                 and answers only when DIR/go appears (written whole, then
+                 renamed there): with the reply written in it (a 250 when
+                 empty); notes "conn N replied CODE"; each go answers one
+                 waiting connection
+  greet-554      greets with 554 and closes after QUIT
+  ehlo-550       answers EHLO and HELO with 550
+  rcpt-421       answers RCPT with 421 and closes the connection
+  rcpt-451       answers RCPT with 451 (a deferral)
+  rcpt-550       answers RCPT with 550 (a failure)
 """
 import os
 import socket
@@ -63,6 +74,12 @@ class Handler(socketserver.StreamRequestHandler):
                 self.send(bytes([b]))
                 time.sleep(1)
             return
+        if MODE == "greet-554":
+            note("conn %d greet-554" % n)
+            self.send(b"554 5.7.1 no service for you\r\n")
+            self.rfile.readline(4096)
+            self.send(b"221 2.0.0 Bye\r\n")
+            return
         self.send(b"220 %s.test ESMTP\r\n" % MODE.encode())
         starttls = plain_noted = False
         sender, rcpts = None, []
@@ -72,6 +89,10 @@ class Handler(socketserver.StreamRequestHandler):
                 break
             verb = line[:4].upper()
             if verb in (b"EHLO", b"HELO"):
+                if MODE == "ehlo-550":
+                    note("conn %d ehlo-550" % n)
+                    self.send(b"550 5.7.1 go away\r\n")
+                    continue
                 if MODE == "ehlo-endless":
                     note("conn %d ehlo-endless" % n)
                     i = 0
@@ -83,6 +104,8 @@ class Handler(socketserver.StreamRequestHandler):
                     self.send(b"250-" + b"x" * (1 << 20) + b"\r\n250 OK\r\n")
                     continue
                 caps = [b"250-%s.test" % MODE.encode(), b"250-8BITMIME", b"250-ENHANCEDSTATUSCODES"]
+                if MODE in ("accept", "gate"):
+                    caps.append(b"250-SMTPUTF8")
                 if MODE in ("tls-fallback", "tls-garbage"):
                     caps.append(b"250-STARTTLS")
                 caps.append(b"250 SIZE 10000000")
@@ -105,6 +128,14 @@ class Handler(socketserver.StreamRequestHandler):
                 sender, rcpts = line[5:].strip(), []
                 self.send(b"250 2.1.0 Ok\r\n")
             elif verb == b"RCPT":
+                if MODE == "rcpt-421":
+                    note("conn %d rcpt-421" % n)
+                    self.send(b"421 4.3.2 closing, try another host\r\n")
+                    return
+                if MODE in ("rcpt-451", "rcpt-550"):
+                    code = MODE[5:].encode()
+                    self.send(b"%s %s.0.0 not today\r\n" % (code, code[:1]))
+                    continue
                 rcpts.append(line[5:].strip())
                 self.send(b"250 2.1.5 Ok\r\n")
             elif verb == b"DATA":
@@ -125,12 +156,16 @@ class Handler(socketserver.StreamRequestHandler):
                 with LOCK:
                     COUNT["msg"] += 1
                     m = COUNT["msg"]
-                with open(os.path.join(DIR, "msg.%d" % m), "wb") as f:
-                    f.write(b"MAIL " + sender + b"\n")
-                    for r in rcpts:
-                        f.write(b"RCPT " + r + b"\n")
-                    f.write(b"\n" + b"".join(data))
-                self.send(b"250 2.0.0 Ok: queued\r\n")
+                reply = b"250 2.0.0 Ok: queued"
+                if MODE == "gate":
+                    reply = self.wait_for_go(n)
+                if reply.startswith(b"250"):
+                    with open(os.path.join(DIR, "msg.%d" % m), "wb") as f:
+                        f.write(b"MAIL " + sender + b"\n")
+                        for r in rcpts:
+                            f.write(b"RCPT " + r + b"\n")
+                        f.write(b"\n" + b"".join(data))
+                self.send(reply + b"\r\n")
             elif verb == b"RSET":
                 sender, rcpts = None, []
                 self.send(b"250 2.0.0 Ok\r\n")
@@ -141,6 +176,25 @@ class Handler(socketserver.StreamRequestHandler):
                 break
             else:
                 self.send(b"502 5.5.2 Error: command not recognized\r\n")
+
+
+def _wait_for_go(self, n):
+    note("conn %d waiting" % n)
+    go, mine = os.path.join(DIR, "go"), os.path.join(DIR, "go.%d" % n)
+    while True:  # one go answers one waiting connection: whoever renames it
+        try:
+            os.rename(go, mine)
+            break
+        except FileNotFoundError:
+            time.sleep(0.05)
+    with open(mine, "rb") as f:
+        reply = f.read().strip() or b"250 2.0.0 Ok: queued"
+    os.unlink(mine)
+    note("conn %d replied %s" % (n, reply[:3].decode()))
+    return reply
+
+
+Handler.wait_for_go = _wait_for_go
 
 
 class Server(socketserver.ThreadingTCPServer):

@@ -4,6 +4,7 @@
 set -euo pipefail
 
 OUTPOST=${1:?usage: test_x.sh PATH/TO/outpost}
+E2E_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUTPOST=$(readlink -f "$OUTPOST")
 PY=/usr/bin/python3
 E2E_DIR=$(mktemp -d /tmp/outpost-e2e.XXXXXX)
@@ -96,4 +97,46 @@ e2e_finish() {
 		echo "--- daemon log (tail)"; tail -30 "$E2E_DIR/outpost.log" || true
 		exit 1
 	fi
+}
+
+# api PATH: GET from the admin API with the daemon's token.
+api() {
+	curl -sf -H "Authorization: Bearer $(cat "$DATA/admin.token")" "http://127.0.0.1:$ADMIN_PORT$1"
+}
+
+# status_field NAME: one field of /api/v1/status ("recipients.held" goes down).
+status_field() {
+	api /api/v1/status | $PY -c "
+import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split('.'):
+    v = v[k]
+print(v)" "$1"
+}
+
+# wait_until SECONDS COMMAND...: polls (every 50 ms) until COMMAND succeeds.
+wait_until() {
+	local until=$((SECONDS + $1))
+	shift
+	while ! "$@" 2>/dev/null; do
+		[ "$SECONDS" -ge "$until" ] && return 1
+		sleep 0.05
+	done
+}
+
+field_is() { [ "$(status_field "$1")" = "$2" ]; } # field_is NAME VALUE
+
+# spool_lock / spool_unlock: hold the spool's write lock from outside, so
+# that the daemon's writer jobs wait, in the order they were submitted.
+spool_lock() {
+	coproc SPOOL_LOCK { $PY "$E2E_HERE/spool_lock.py" "$DATA/spool.db"; }
+	local line
+	read -r line <&"${SPOOL_LOCK[0]}"
+	[ "$line" = locked ]
+}
+spool_unlock() {
+	local line pid=$SPOOL_LOCK_PID
+	echo >&"${SPOOL_LOCK[1]}"
+	read -r line <&"${SPOOL_LOCK[0]}"
+	wait "$pid" 2>/dev/null || true
 }
