@@ -1,7 +1,8 @@
-"""Reads what a Postfix test peer delivered into its Maildir (virtual(8) adds
-Delivered-To: with the envelope recipient) and prints JSON.
+"""Reads what a test peer received and prints JSON: a Postfix peer's Maildir
+(virtual(8) adds Delivered-To: with the envelope recipient), or the dump
+directory of an smtp-sink (each file starts with X-Rcpt-Args: <rcpt>).
 
-    maildir_check.py MAILDIR RCPT
+    maildir_check.py MAILDIR|SINK_DUMP_DIR RCPT
         -> [{"subject": ..., "content_type": ..., "report_type": ...,
              "status_type": ..., "human": ..., "blocks": [{field: value}...],
              "headers_part": ..., "body": ...}, ...]
@@ -70,18 +71,29 @@ def describe(msg):
     return out
 
 
-def main():
-    maildir, rcpt = sys.argv[1], sys.argv[2].lower()
-    found = []
-    for sub in ("new", "cur"):
-        d = os.path.join(maildir, sub)
-        if not os.path.isdir(d):
-            continue
+def addressed_to(msg, rcpt):
+    if any(v.strip().lower() == rcpt for v in msg.get_all("Delivered-To", [])):
+        return True
+    return any(v.strip().strip("<>").lower() == rcpt for v in msg.get_all("X-Rcpt-Args", []))
+
+
+def files(where):
+    dirs = [os.path.join(where, s) for s in ("new", "cur")]
+    for d in [d for d in dirs if os.path.isdir(d)] or [where]:
         for name in sorted(os.listdir(d)):
-            with open(os.path.join(d, name), "rb") as f:
-                msg = email.message_from_binary_file(f, policy=email.policy.compat32)
-            if any(v.strip().lower() == rcpt for v in msg.get_all("Delivered-To", [])):
-                found.append(describe(msg))
+            path = os.path.join(d, name)
+            if os.path.isfile(path) and os.path.getsize(path) > 0:
+                yield path
+
+
+def main():
+    where, rcpt = sys.argv[1], sys.argv[2].lower()
+    found = []
+    for path in files(where) if os.path.isdir(where) else []:
+        with open(path, "rb") as f:
+            msg = email.message_from_binary_file(f, policy=email.policy.compat32)
+        if addressed_to(msg, rcpt):
+            found.append(describe(msg))
     print(json.dumps(found))
 
 
