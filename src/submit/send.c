@@ -353,12 +353,9 @@ static int check_like_the_listener(const struct conf *conf, const struct outgoin
 	return -1;
 }
 
-static int queue_directly(const struct conf *conf, const struct outgoing *o)
+static int queue_directly(const struct conf *conf, const struct outgoing *o, unsigned data_flags)
 {
 	char why[256];
-	unsigned data_flags;
-	if (check_like_the_listener(conf, o, &data_flags) < 0)
-		return 1;
 	struct spool *s = spool_open(conf->data_dir, why, sizeof why);
 	if (s == NULL) {
 		fprintf(stderr, "outpost: %s\n", why);
@@ -448,20 +445,24 @@ int send_main(int argc, char **argv, const struct conf *conf, FILE *in)
 	struct buf raw = {0};
 	char sender[SMTP_PATH_MAX + 1], why[600];
 	int rc = prepare(argc, argv, conf, in, &opts, &o, sender, sizeof sender, &raw);
+	unsigned data_flags = 0;
 	if (rc == 0) {
+		/* the listener's checks here too: the daemon would refuse the same
+		 * (the dialogue below would otherwise turn a bare CR into CRLF) */
 		add_headers(&o.msg, &raw, conf, sender, false);
-		rc = o.too_big ? 1 : submit_via_daemon(conf, &o, why, sizeof why);
-		if (o.too_big)
-			fprintf(stderr, "outpost: message not queued: 552 5.3.4 message size exceeds "
-			                "fixed maximum\n");
-		else if (rc == 1)
+		if (check_like_the_listener(conf, &o, &data_flags) < 0)
+			rc = 1;
+	}
+	if (rc == 0) {
+		rc = submit_via_daemon(conf, &o, why, sizeof why);
+		if (rc == 1)
 			fprintf(stderr, "outpost: message not queued: %s\n", why);
 	}
 	if (rc < 0 && may_write_spool(conf)) {
 		/* no daemon: this is the first hop, so the trace is ours */
 		buf_reset(&o.msg);
 		add_headers(&o.msg, &raw, conf, sender, true);
-		rc = queue_directly(conf, &o);
+		rc = queue_directly(conf, &o, data_flags);
 	} else if (rc < 0) {
 		fprintf(stderr,
 		        "outpost: the daemon is not running (%s) and uid %u may not write the spool\n",
