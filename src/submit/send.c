@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #define REPLY_WAIT_S 600 /* the 250 after the data waits for a commit */
+#define SEND_UNKNOWN 75  /* sysexits EX_TEMPFAIL: sent, but no answer came */
 
 struct send_opts {
 	const char *sender;
@@ -259,7 +260,10 @@ static bool command(struct session *s, int want, char *why, size_t whylen, const
 	return ok;
 }
 
-static bool transaction(struct session *s, const struct outgoing *o, char *why, size_t whylen)
+/* Returns false with why; *unknown is set when the message was all sent
+ * and the reply never came: it may have been committed. */
+static bool transaction(struct session *s, const struct outgoing *o, bool *unknown, char *why,
+                        size_t whylen)
 {
 	if (!command(s, 2, why, whylen, "EHLO localhost") ||
 	    !command(s, 2, why, whylen, "MAIL FROM:<%s>%s%s", o->sender,
@@ -272,8 +276,12 @@ static bool transaction(struct session *s, const struct outgoing *o, char *why, 
 		return false;
 	struct evbuffer *out = evbuffer_new();
 	smtp_dot_stuff((const unsigned char *)o->msg.data, o->msg.len, out);
-	bool ok = write_all(s, out, why, whylen) && read_reply(s, why, whylen);
+	bool ok = write_all(s, out, why, whylen);
 	evbuffer_free(out);
+	if (ok && !read_reply(s, why, whylen)) {
+		*unknown = true;
+		return false;
+	}
 	if (ok && smtp_reply_class(s->parser.reply.code) != 2) {
 		snprintf(why, whylen, "%d %s%s%.400s", s->parser.reply.code, s->parser.reply.enhanced,
 		         s->parser.reply.enhanced[0] ? " " : "", s->parser.reply.text);
@@ -282,8 +290,9 @@ static bool transaction(struct session *s, const struct outgoing *o, char *why, 
 	return ok;
 }
 
-/* Returns 0 when queued, 1 when the daemon refused or broke off, -1 when
- * no daemon listens (errno-style reason in why). */
+/* Returns 0 when queued, 1 when the daemon refused or broke off before the
+ * message was sent, SEND_UNKNOWN when it went away after (the message may
+ * be queued), -1 when no daemon listens (the reason in why). */
 static int submit_via_daemon(const struct conf *conf, const struct outgoing *o, char *why,
                              size_t whylen)
 {
@@ -304,8 +313,9 @@ static int submit_via_daemon(const struct conf *conf, const struct outgoing *o, 
 	setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(s.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	s.in = evbuffer_new();
+	bool unknown = false;
 	bool ok = read_reply(&s, why, whylen) && smtp_reply_class(s.parser.reply.code) == 2 &&
-	          transaction(&s, o, why, whylen);
+	          transaction(&s, o, &unknown, why, whylen);
 	if (ok) {
 		struct evbuffer *out = evbuffer_new();
 		evbuffer_add(out, "QUIT\r\n", 6);
@@ -315,7 +325,7 @@ static int submit_via_daemon(const struct conf *conf, const struct outgoing *o, 
 	}
 	evbuffer_free(s.in);
 	close(s.fd);
-	return ok ? 0 : 1;
+	return ok ? 0 : unknown ? SEND_UNKNOWN : 1;
 }
 
 /* ---- straight into the spool (no daemon running) ------------------------- */
@@ -457,6 +467,12 @@ int send_main(int argc, char **argv, const struct conf *conf, FILE *in)
 		rc = submit_via_daemon(conf, &o, why, sizeof why);
 		if (rc == 1)
 			fprintf(stderr, "outpost: message not queued: %s\n", why);
+		else if (rc == SEND_UNKNOWN)
+			fprintf(stderr,
+			        "outpost: the message was sent but the daemon went away before "
+			        "answering (%s): it may be queued; sending it again may deliver it "
+			        "twice\n",
+			        why);
 	}
 	if (rc < 0 && may_write_spool(conf)) {
 		/* no daemon: this is the first hop, so the trace is ours */

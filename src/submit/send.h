@@ -17,7 +17,9 @@
 
 /* argv as given after "send" (or the whole sendmail command line, argv[0]
  * included, when invoked as sendmail); -c was already removed. Reads the
- * message from in. Returns the exit status (0, 1 failure, 2 usage). */
+ * message from in. Returns the exit status: 0 queued, 1 not queued, 2 usage,
+ * 75 (EX_TEMPFAIL) when the message was sent but the daemon went away before
+ * its answer, so that it may or may not be queued. */
 int send_main(int argc, char **argv, const struct conf *conf, FILE *in);
 
 #endif

@@ -17,7 +17,8 @@ localpart (t-<client>-<n>@example.net) and it is in the Subject. Outcomes:
            exited non-zero: must not be queued
   unsent   the connection broke before any of the body was sent: must not be queued
   unknown  the connection broke while the body or the final reply was in
-           flight: may be queued once, or not at all, never twice
+           flight, or `send` exited 75 (the same, seen from send): may be
+           queued once, or not at all, never twice
 """
 import json
 import os
@@ -145,6 +146,8 @@ def send_client(cid, outpost, conf, stop, rec):
             continue
         if p.returncode == 0:
             rec.put(token, "acked", "send exit 0")
+        elif p.returncode == 75:  # sent, then the daemon was killed before its answer
+            rec.put(token, "unknown", "send exit 75")
         else:
             rec.put(token, "refused", "send exit %d: %s" % (
                 p.returncode, p.stderr.decode(errors="replace").strip()))
