@@ -3,6 +3,7 @@
  * Besides crashes it checks one property: any mailbox the parser accepts,
  * formatted back to "local@domain", parses again to the same mailbox. */
 #include "smtp/address.h"
+#include "util/utf8.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (smtp_domain_valid(s, size, false) && !smtp_domain_valid(s, size, true))
 		abort();
-	if (smtp_domain_valid(s, size, true) && !smtp_utf8_valid(s, size))
+	if (smtp_domain_valid(s, size, true) && !utf8_valid(s, size))
 		abort();
 	return 0;
 }

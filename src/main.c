@@ -186,7 +186,7 @@ static void daemon_stop(struct daemon *d)
 	admin_drain(d->admin);
 	scheduler_stop(d->sched);
 	spool_writer_stop(d->writer); /* reports what is left, to no one */
-	worker_stop(d->worker); /* checks still running end; their sessions go next */
+	worker_stop(d->worker);       /* checks still running end; their sessions go next */
 	smtpd_stop(d->smtpd);
 	admin_stop(d->admin);
 	scheduler_free(d->sched);

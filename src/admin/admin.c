@@ -714,7 +714,8 @@ static void reply_unauthorized(struct admin *a, struct evhttp_request *req)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"outpost\"");
 	if (a->conf->admin_users_file[0])
-		evhttp_add_header(h, "WWW-Authenticate", "Basic realm=\"outpost\", charset=\"UTF-8\"");
+		evhttp_add_header(h, "WWW-Authenticate",
+		                  "Basic realm=\"outpost\", charset=\"UTF-8\"");
 	reply_error(req, 401, "a credential is needed: the bearer token of [admin] token_file");
 }
 
@@ -794,7 +795,8 @@ static bool peer_is_local(struct evhttp_request *req)
 		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
 	if (sa->sa_family == AF_INET6) {
 		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+		return IN6_IS_ADDR_LOOPBACK(a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
 	}
 	return false;
 }
@@ -823,7 +825,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 			return authorize_then_serve(a, req, path);
 		return serve(a, req, path);
 	}
-	if (strncmp(path, "/api/v1/", 8) != 0 || strlen(path) >= sizeof((struct auth_wait *)0)->path) {
+	if (strncmp(path, "/api/v1/", 8) != 0 ||
+	    strlen(path) >= sizeof((struct auth_wait *)0)->path) {
 		reply_error(req, 404, "unknown path");
 		return;
 	}

@@ -46,7 +46,8 @@ static int token_create(const char *path, char *why, size_t whylen)
 		return 0; /* someone made it meanwhile: read theirs */
 	ssize_t w = fd < 0 ? -1 : write(fd, hex, 2 * TOKEN_BYTES + 1);
 	if (fd < 0 || w != 2 * TOKEN_BYTES + 1 || fsync(fd) < 0) {
-		snprintf(why, whylen, "admin: cannot write the token %s: %s", path, strerror(errno));
+		snprintf(why, whylen, "admin: cannot write the token %s: %s", path,
+		         strerror(errno));
 		if (fd >= 0) {
 			close(fd);
 			unlink(path);
@@ -87,8 +88,8 @@ static int token_private(const char *path, char *why, size_t whylen)
 		return -1;
 	}
 	if (st.st_mode & 0007) {
-		snprintf(why, whylen, "admin: the token %s is readable by other users (chmod 600 it)",
-		         path);
+		snprintf(why, whylen,
+		         "admin: the token %s is readable by other users (chmod 600 it)", path);
 		return -1;
 	}
 	return 0;
@@ -183,8 +184,8 @@ static bool basic_parse(const char *b64, struct basic_check *c)
 	return fits;
 }
 
-enum admin_auth_verdict admin_auth_check(struct admin_auth *a, const char *header,
-                                         admin_auth_fn fn, void *arg, char *who, size_t wholen)
+enum admin_auth_verdict admin_auth_check(struct admin_auth *a, const char *header, admin_auth_fn fn,
+                                         void *arg, char *who, size_t wholen)
 {
 	snprintf(who, wholen, "-");
 	if (header == NULL)

@@ -33,8 +33,8 @@ typedef void (*admin_auth_fn)(void *arg, bool ok);
 /* Judges an Authorization header value (NULL when absent). A bearer token
  * is judged at once; Basic returns PENDING and calls fn later (arg must
  * live until then). who names the caller for the log. */
-enum admin_auth_verdict admin_auth_check(struct admin_auth *a, const char *header,
-                                         admin_auth_fn fn, void *arg, char *who, size_t wholen);
+enum admin_auth_verdict admin_auth_check(struct admin_auth *a, const char *header, admin_auth_fn fn,
+                                         void *arg, char *who, size_t wholen);
 
 /* The token file's path for conf, and its token read into buf (the CLI);
  * -1 with why filled when it cannot be read. */

@@ -113,7 +113,8 @@ static int client_open(struct client *c, const struct conf *conf, long connect_m
 	char token[160], terr[600];
 	if (admin_auth_read_token(conf, token, sizeof token, terr, sizeof terr) < 0) {
 		/* only whoever may read the token administers the queue */
-		snprintf(why, whylen, "%s (the queue commands need the daemon's admin token)", terr);
+		snprintf(why, whylen, "%s (the queue commands need the daemon's admin token)",
+		         terr);
 		curl_easy_cleanup(c->curl);
 		c->curl = NULL;
 		return -1;

@@ -272,8 +272,8 @@ static void on_ready(void *arg, struct smtp_client *c, bool ok, const struct smt
 	}
 	note_dialed(a, ip);
 	if (e->kind == SMTP_ERR_TLS && a->mode == SMTP_TLS_OPPORTUNISTIC) {
-		/* SPEC §5: a failed opportunistic handshake is retried on the
-		 * same host in plaintext; no policy asks for more (yet). */
+		/* a failed opportunistic handshake is retried on the same host
+		 * in plaintext (docs/delivery.md) */
 		metric_add(m_connections, "tls_failed", 1);
 		metric_add(m_fallbacks, NULL, 1);
 		log_event(LOG_INFO, "plaintext_fallback", "qid=%s mx=%s ip=%s error=%s", a->qid,
@@ -316,6 +316,7 @@ static void dial_next_ip(struct attempt *a)
 		    .server_name = a->host->is_ip ? NULL : a->host->name,
 		    .tls_mode = a->mode,
 		    .tls_ctx = a->ctx->tls,
+		    .tls_sessions = a->ctx->tls_sessions,
 		    .connect_timeout_ms = conf->connect_timeout_ms,
 		    .command_timeout_ms = conf->command_timeout_ms,
 		    .data_timeout_ms = conf->data_timeout_ms,

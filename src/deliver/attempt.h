@@ -28,6 +28,7 @@
 #include "dns/dns.h"
 #include "spool/spool.h"
 #include "spool/writer.h"
+#include "tls/session_cache.h"
 
 #include <openssl/ssl.h>
 #include <stdbool.h>
@@ -64,6 +65,7 @@ struct deliver_ctx {
 	struct spool *reader;
 	struct spool_writer *writer;
 	SSL_CTX *tls;
+	struct tls_session_cache *tls_sessions;
 	struct self_addrs *self;
 };
 

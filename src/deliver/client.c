@@ -32,6 +32,7 @@
 #include "smtp/reply.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/text.h"
 
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
@@ -88,6 +89,9 @@ struct smtp_client {
 	struct event_base *base;
 	struct smtp_client_config cfg; /* names point at the copies below */
 	char *ehlo_name, *server_name;
+	char peer[64]; /* "ip port", the session cache's key starts with it */
+	struct tls_peer_policy default_policy; /* when cfg.tls_policy is NULL */
+	const char *default_name;
 	struct bufferevent *bev;  /* top of the stack: the socket, or TLS over it */
 	struct bufferevent *sock; /* the socket's own (write-stall timeout) */
 	enum client_state state;
@@ -216,17 +220,11 @@ static bool state_in_txn(enum client_state s)
 	return s >= ST_RSET && s <= ST_DOT;
 }
 
-/* Copies remote text into a fixed field: lines joined by spaces, control
- * characters replaced, truncated. */
+/* Copies remote text into a fixed field, printable (text.h): lines joined
+ * by spaces, control characters and invalid UTF-8 replaced, truncated. */
 static void text_copy(char *dst, size_t n, const char *src)
 {
-	size_t i = 0;
-
-	for (; src[i] != '\0' && i + 1 < n; i++) {
-		unsigned char ch = (unsigned char)src[i];
-		dst[i] = ch == '\n' ? ' ' : (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
-	}
-	dst[i] = '\0';
+	text_clean_into(dst, n, src, strlen(src), TEXT_UTF8 | TEXT_COLLAPSE, NULL);
 }
 
 static void error_set(struct smtp_client_error *e, enum smtp_error_kind kind, const char *cmd,
@@ -590,6 +588,7 @@ static void client_fail_tls(struct smtp_client *c, const char *what, int sock_er
 
 	tls_error_text(c, sock_err, why, sizeof why);
 	error_set(&e, SMTP_ERR_TLS, "tls", false, NULL, "%s: %s", what, why);
+	e.tls = SMTP_TLS_HANDSHAKE;
 	client_fail(c, &e);
 }
 
@@ -692,8 +691,10 @@ static void caps_clear(struct smtp_client *c)
 
 static bool want_starttls(const struct smtp_client *c)
 {
-	return c->cfg.tls_mode == SMTP_TLS_OPPORTUNISTIC && c->info.starttls && !c->info.tls &&
-	       c->cfg.tls_ctx != NULL;
+	if (c->info.tls || c->cfg.tls_ctx == NULL)
+		return false;
+	return c->cfg.tls_mode == SMTP_TLS_REQUIRED ||
+	       (c->cfg.tls_mode == SMTP_TLS_OPPORTUNISTIC && c->info.starttls);
 }
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -708,14 +709,44 @@ static bool is_ip_literal(const char *name)
 	return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
 }
 
+/* The policy the connection is checked against: the caller's, or for
+ * opportunistic TLS a PKIX check for the server name, recorded only. */
+static const struct tls_peer_policy *tls_policy(struct smtp_client *c)
+{
+	if (c->cfg.tls_policy)
+		return c->cfg.tls_policy;
+	bool named = c->server_name[0] != '\0' && !is_ip_literal(c->server_name);
+	c->default_name = c->server_name;
+	c->default_policy = (struct tls_peer_policy){
+	    .auth = TLS_AUTH_NONE,
+	    .sni = named ? c->server_name : NULL, /* RFC 6066 §3: no literal addresses */
+	    .names = named ? &c->default_name : NULL,
+	    .nnames = named ? 1 : 0,
+	};
+	return &c->default_policy;
+}
+
+/* Sessions are resumed only under the same server, port, SNI and policy
+ * (session_cache.h). */
+static void tls_resume(struct smtp_client *c, SSL *ssl, const struct tls_peer_policy *p)
+{
+	char digest[65], key[400];
+	if (c->cfg.tls_sessions == NULL || !tls_policy_digest(p, digest))
+		return;
+	snprintf(key, sizeof key, "%s %s %s", c->peer, p->sni ? p->sni : "-", digest);
+	tls_session_attach(ssl, c->cfg.tls_sessions, key);
+}
+
 /* After the 220 to STARTTLS: anything the server sent behind it is
- * discarded (RFC 3207 §4.2 injection), then TLS goes on top of the socket.
- * No verification here: the context decides (opportunistic, this issue). */
+ * discarded (RFC 3207 §4.2 injection), then TLS goes on top of the socket,
+ * set up for the policy (verify.h): the verdict is read in tls_done. */
 static void tls_start(struct smtp_client *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t junk = evbuffer_get_length(in);
+	const struct tls_peer_policy *p = tls_policy(c);
 	struct bufferevent *tb;
+	char why[256];
 	SSL *ssl;
 
 	if (junk > 0) {
@@ -726,10 +757,11 @@ static void tls_start(struct smtp_client *c)
 	ssl = SSL_new(c->cfg.tls_ctx);
 	if (ssl == NULL)
 		return client_fail_tls(c, "TLS setup failed", 0);
-	if (SSL_get_min_proto_version(ssl) < TLS1_2_VERSION)
-		SSL_set_min_proto_version(ssl, TLS1_2_VERSION);
-	if (c->server_name[0] != '\0' && !is_ip_literal(c->server_name))
-		SSL_set_tlsext_host_name(ssl, c->server_name);
+	if (tls_peer_prepare(ssl, p, why, sizeof why) < 0) {
+		SSL_free(ssl);
+		return client_fail_tls(c, why, 0);
+	}
+	tls_resume(c, ssl, p);
 	tb = bufferevent_openssl_filter_new(c->base, c->sock, ssl, BUFFEREVENT_SSL_CONNECTING,
 	                                    BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL) {
@@ -744,15 +776,32 @@ static void tls_start(struct smtp_client *c)
 	smtp_reply_parser_init(&c->parser);
 }
 
+/* The handshake is done: the verdict decides whether the session goes on.
+ * Nothing has been sent over the connection yet, so a server that is not
+ * who the policy says gets nothing. */
 static void tls_done(struct smtp_client *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	struct tls_peer_result *v = &c->info.verdict;
 
-	c->info.tls = true;
+	tls_peer_verdict(ssl, tls_policy(c), v);
+	c->info.tls_tried = true;
 	snprintf(c->info.tls_version, sizeof c->info.tls_version, "%s", SSL_get_version(ssl));
 	snprintf(c->info.tls_cipher, sizeof c->info.tls_cipher, "%s", SSL_get_cipher_name(ssl));
-	log_event(LOG_DEBUG, "smtp_client", "server=%s tls=%s cipher=%s", log_quote(c->server_name),
-	          c->info.tls_version, c->info.tls_cipher);
+	log_event(LOG_DEBUG, "smtp_client", "server=%s tls=%s cipher=%s resumed=%s verified=%s",
+	          log_quote(c->server_name), c->info.tls_version, c->info.tls_cipher,
+	          v->resumed ? "yes" : "no", v->authenticated ? "yes" : "no");
+	if (c->cfg.tls_authenticate && !v->authenticated) {
+		struct smtp_client_error e;
+		error_set(&e, SMTP_ERR_TLS, "tls", false, "4.7.5",
+		          "certificate not verified: %s%s%s",
+		          v->failure.result_type ? v->failure.result_type : "no authentication",
+		          v->failure.reason[0] ? " " : "", v->failure.reason);
+		e.tls = SMTP_TLS_UNVERIFIED;
+		return client_fail(c, &e);
+	}
+	tls_session_accept(ssl);
+	c->info.tls = true;
 	caps_clear(c);
 	c->tls_ehlo = true;
 	client_enter(c, ST_EHLO);
@@ -791,8 +840,11 @@ static void on_helo(struct smtp_client *c, const struct smtp_reply *r)
 
 static void on_starttls(struct smtp_client *c, const struct smtp_reply *r)
 {
-	if (r->code != 220)
-		return session_refused(c, SMTP_ERR_TLS, r);
+	if (r->code != 220) {
+		session_refused(c, SMTP_ERR_TLS, r);
+		c->notice_err.tls = SMTP_TLS_REFUSED;
+		return;
+	}
 	client_enter(c, ST_TLS_HANDSHAKE);
 }
 
@@ -1366,6 +1418,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		ms = ms_or(c->cfg.tls_timeout_ms, DEFAULT_TLS_TIMEOUT_MS);
 		error_set(&e, SMTP_ERR_TLS, "tls", false, NULL,
 		          "TLS handshake not done within %lld ms", (long long)ms);
+		e.tls = SMTP_TLS_HANDSHAKE;
 		client_fail(c, &e);
 		break;
 	case ST_READY:
@@ -1384,6 +1437,21 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- API ------------------------------------------------------------------- */
+
+static void peer_text(const struct sockaddr *sa, char *buf, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
+		port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
+		port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	}
+	snprintf(buf, n, "%s %d", ip, port);
+}
 
 struct smtp_client *smtp_client_connect(struct event_base *base, const struct sockaddr *addr,
                                         socklen_t addrlen, const struct smtp_client_config *cfg,
@@ -1412,6 +1480,7 @@ struct smtp_client *smtp_client_connect(struct event_base *base, const struct so
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	client_enter(c, ST_CONNECTING);
+	peer_text(addr, c->peer, sizeof c->peer);
 	log_event(LOG_DEBUG, "smtp_client", "server=%s cmd=connect", log_quote(c->server_name));
 	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)addr, (int)addrlen) < 0)
 		client_fail_io(c, "connect failed: %s", strerror(errno));

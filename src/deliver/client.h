@@ -20,6 +20,9 @@
 #ifndef OUTPOST_DELIVER_CLIENT_H
 #define OUTPOST_DELIVER_CLIENT_H
 
+#include "tls/session_cache.h"
+#include "tls/verify.h"
+
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
@@ -32,8 +35,18 @@ struct event_base;
 struct smtp_client;
 
 enum smtp_tls_mode {
-	SMTP_TLS_OPPORTUNISTIC, /* STARTTLS when offered; no verification (this issue) */
+	SMTP_TLS_OPPORTUNISTIC, /* STARTTLS when offered (RFC 7435) */
+	SMTP_TLS_REQUIRED,      /* STARTTLS sent even when not offered; no TLS, no session */
 	SMTP_TLS_SKIP,          /* never: the plaintext retry after a failed handshake */
+};
+
+/* What went wrong with TLS, for the decision and for TLS reporting. */
+enum smtp_tls_failure {
+	SMTP_TLS_OK,
+	SMTP_TLS_NOT_OFFERED, /* REQUIRED: no STARTTLS in the EHLO reply (sent anyway) */
+	SMTP_TLS_REFUSED,     /* the reply to STARTTLS was not 220 (code in the error) */
+	SMTP_TLS_HANDSHAKE,   /* the handshake failed or timed out */
+	SMTP_TLS_UNVERIFIED,  /* done, but the verdict does not authenticate the server */
 };
 
 enum smtp_error_kind {
@@ -53,11 +66,12 @@ enum smtp_error_kind {
 struct smtp_client_error {
 	enum smtp_error_kind kind;
 	bool permanent;
-	const char *command; /* "connect", "greeting", "ehlo", "helo", "starttls",
-	                        "tls", "mail", "rcpt", "data", "bdat", "rset", "quit" */
-	int code;            /* reply code, 0 when none */
-	char enhanced[16];   /* "5.1.1" from the reply (or our own), "" when none */
-	char text[512];      /* the reply's text (lines joined by spaces), or our reason */
+	const char *command;       /* "connect", "greeting", "ehlo", "helo", "starttls",
+	                              "tls", "mail", "rcpt", "data", "bdat", "rset", "quit" */
+	int code;                  /* reply code, 0 when none */
+	char enhanced[16];         /* "5.1.1" from the reply (or our own), "" when none */
+	char text[512];            /* the reply's text (lines joined by spaces), or our reason */
+	enum smtp_tls_failure tls; /* with SMTP_ERR_TLS: which step */
 };
 
 /* Registers the client's metrics (connections open). */
@@ -71,6 +85,12 @@ struct smtp_client_config {
 	const char *server_name; /* the MX host name, for SNI and logs */
 	enum smtp_tls_mode tls_mode;
 	SSL_CTX *tls_ctx; /* client context; required unless SMTP_TLS_SKIP */
+	/* Who the server must be (verify.h); read until the ready callback.
+	 * NULL: SNI and the PKIX check (recorded, not required) for
+	 * server_name. */
+	const struct tls_peer_policy *tls_policy;
+	bool tls_authenticate;                  /* the verdict must authenticate the server */
+	struct tls_session_cache *tls_sessions; /* resumption (NULL: none) */
 	int64_t connect_timeout_ms;
 	int64_t command_timeout_ms; /* whole reply to any command, and write stalls */
 	int64_t data_timeout_ms;    /* the reply after the end of the data */
@@ -87,9 +107,13 @@ struct smtp_server_info {
 	bool tls;          /* the session is protected by TLS */
 	char tls_version[16];
 	char tls_cipher[64];
+	bool tls_tried;                 /* a handshake completed, accepted or not */
+	struct tls_peer_result verdict; /* of that handshake (verify.h) */
 };
 
-/* Called once the session is ready for transactions (ok) or failed (err). */
+/* Called once the session is ready for transactions (ok) or failed (err).
+ * smtp_client_info(c) is valid during the call, also on failure (what the
+ * server offered, the TLS verdict). */
 typedef void (*smtp_ready_fn)(void *arg, struct smtp_client *c, bool ok,
                               const struct smtp_client_error *err);
 

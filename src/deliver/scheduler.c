@@ -6,6 +6,7 @@
 #include "deliver/pool.h"
 #include "deliver/retry.h"
 #include "dns/dns.h"
+#include "tls/session_cache.h"
 #include "tls/tls.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -18,8 +19,9 @@
 
 #define IDLE_RECHECK_MS        60000 /* also catches mail queued by another process */
 #define CLEANUP_EVERY_MS       3600000
-#define CLEANUP_BATCH          500 /* messages per housekeeping transaction */
-#define NOTICE_BATCH           100 /* waiting notices sent per transaction at start */
+#define CLEANUP_BATCH          500  /* messages per housekeeping transaction */
+#define NOTICE_BATCH           100  /* waiting notices sent per transaction at start */
+#define TLS_SESSIONS_MAX       1000 /* servers whose TLS sessions are kept for resumption */
 #define WRITE_BACKOFF_FIRST_MS 1000
 #define WRITE_BACKOFF_MAX_MS   60000
 
@@ -516,6 +518,7 @@ static bool make_context(struct scheduler *s, struct event_base *base, const str
 	    pool_new(base, conf->connection_idle_timeout_ms, (int)conf->connection_max_messages,
 	             (size_t)conf->delivery_max_connections);
 	s->ctx.self = self_addrs_new(conf);
+	s->ctx.tls_sessions = tls_session_cache_new(TLS_SESSIONS_MAX);
 	return true;
 }
 
@@ -598,6 +601,8 @@ void scheduler_free(struct scheduler *s)
 		return;
 	scheduler_stop(s); /* attempts left waiting to retry their outcome */
 	pool_free(s->ctx.pool);
+	if (s->ctx.tls_sessions)
+		tls_session_cache_free(s->ctx.tls_sessions); /* no connection holds one now */
 	if (s->ctx.tls)
 		SSL_CTX_free(s->ctx.tls);
 	if (s->ctx.dns)

@@ -6,7 +6,7 @@
  * preferences shuffled, the null MX of RFC 7505 (permanent failure, 5.1.10),
  * no MX at all means the domain itself (implicit MX, RFC 5321 §5.1), an IP
  * literal is its own single host. The authentic flags of the original and of
- * the expanded name are kept for DANE (next issue).
+ * the expanded name are kept for DANE (RFC 7672 §2.2.1).
  *
  * gather_ips: a host to its addresses (A and AAAA, CNAMEs followed and
  * recorded), ordered for dialing: dual-stack hosts alternate families across

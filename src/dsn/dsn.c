@@ -17,6 +17,8 @@
 
 #include "smtp/headers.h"
 #include "util/buf.h"
+#include "util/text.h"
+#include "util/utf8.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
@@ -34,70 +36,18 @@
 #define DATE_LEN        48
 #define BOUNDARY_TRIES  8
 
-/* Length (1-4) of the well-formed UTF-8 sequence at s, its code point in
- * *cp; 0 when the octets there are not UTF-8 (overlong forms and surrogates
- * included, RFC 3629 §4). */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+static void put_piece(void *arg, const char *p, size_t n)
 {
-	static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
-	size_t len, i;
-	uint32_t c;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, c = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, c = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, c = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if (c < min[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return len;
+	buf_add(arg, p, n);
 }
 
-/* Appends remote or user text for a header field value or a line of text:
- * control characters (C0 with CR and LF, DEL, C1) become spaces and whitespace runs
- * collapse to one space, so nothing can end the line early; non-ASCII is
- * kept only when utf8 (invalid UTF-8 never is) and is '?' otherwise. */
+/* Appends remote or user text for a header field value or a line of text
+ * (text.h): control characters become spaces and whitespace runs collapse to
+ * one space, so nothing can end the line early; non-ASCII is kept only when
+ * utf8 (invalid UTF-8 never is) and is '?' otherwise. */
 static void put_clean(struct buf *b, const char *s, size_t n, bool utf8)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	bool space = false;
-	size_t i = 0;
-
-	while (i < n) {
-		uint32_t cp;
-		size_t len = utf8_decode(p + i, n - i, &cp);
-
-		if (len > 0 && (cp <= 0x20 || (cp >= 0x7f && cp <= 0x9f))) {
-			if (!space)
-				buf_add(b, " ", 1);
-			space = true;
-			i += len;
-			continue;
-		}
-		space = false;
-		if (len == 0 || (len > 1 && !utf8)) {
-			buf_add(b, "?", 1);
-			i += len ? len : 1;
-			continue;
-		}
-		buf_add(b, s + i, len);
-		i += len;
-	}
+	text_clean(s, n, TEXT_COLLAPSE | (utf8 ? TEXT_UTF8 : 0), NULL, put_piece, b);
 }
 
 /* Moves past leading whitespace and line ends (a field value after its

@@ -28,6 +28,8 @@
  */
 #include "mtasts/policy.h"
 
+#include "util/utf8.h"
+
 #include <idn2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,38 +329,6 @@ static bool line_error(struct policy_parse *ps, const char *text)
 	return false;
 }
 
-/* RFC 3629 §4: the length of the UTF8-2, UTF8-3 or UTF8-4 sequence at s
- * (at most n bytes), or 0 when there is none. Overlong forms, surrogates
- * and code points above U+10FFFF are not sequences. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t len;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (s[0] == 0xe0)
-		lo = 0xa0;
-	else if (s[0] == 0xed)
-		hi = 0x9f;
-	else if (s[0] == 0xf0)
-		lo = 0x90;
-	else if (s[0] == 0xf4)
-		hi = 0x8f;
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t k = 2; k < len; k++)
-		if (s[k] < 0x80 || s[k] > 0xbf)
-			return 0;
-	return len;
-}
-
 /* sts-policy-ext-value: sts-policy-vchar [*(%x20 / sts-policy-vchar)
  * sts-policy-vchar], vchar being %x21-7E or UTF-8. The caller has trimmed
  * the WSP on either side, so inner SP is all that is left to allow. */
@@ -370,7 +340,7 @@ static bool policy_value_ok(const char *s, size_t n)
 	if (n == 0)
 		return false;
 	while (i < n) {
-		size_t len = (u[i] >= 0x20 && u[i] <= 0x7e) ? 1 : utf8_len(u + i, n - i);
+		size_t len = (u[i] >= 0x20 && u[i] <= 0x7e) ? 1 : u[i] >= 0x80 ? utf8_decode(u + i, n - i, NULL) : 0;
 
 		if (len == 0)
 			return false;

@@ -22,6 +22,8 @@
  */
 #include "smtp/address.h"
 
+#include "util/utf8.h"
+
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,7 +37,6 @@ struct cursor {
 	unsigned flags;
 	struct smtp_error *err;
 };
-
 
 static bool addr_fail(struct smtp_error *err, const char *enhanced, const char *reason)
 {
@@ -66,48 +67,6 @@ static bool cursor_at(const struct cursor *c, unsigned char ch)
 	return c->p < c->end && *c->p == ch;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629 §4), or 0 for
- * stray continuation octets, overlongs, surrogates and code points above
- * U+10FFFF. */
-static size_t utf8_seq_len(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0];
-	size_t need, i;
-
-	if (c < 0x80)
-		return 1;
-	if (c < 0xc2 || c > 0xf4)
-		return 0;
-	need = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-	if (n < need)
-		return 0;
-	for (i = 1; i < need; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xf0 && p[1] < 0x90))
-		return 0; /* overlong */
-	if (c == 0xed && p[1] >= 0xa0)
-		return 0; /* U+D800..U+DFFF */
-	if (c == 0xf4 && p[1] >= 0x90)
-		return 0; /* above U+10FFFF */
-	return need;
-}
-
-bool smtp_utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-
-	while (i < len) {
-		size_t n = utf8_seq_len(p + i, len - i);
-
-		if (n == 0)
-			return false;
-		i += n;
-	}
-	return true;
-}
-
 /* Consumes one UTF8-non-ascii character (RFC 6531 §3.3) at the cursor. */
 static bool cursor_utf8(struct cursor *c)
 {
@@ -115,7 +74,7 @@ static bool cursor_utf8(struct cursor *c)
 
 	if (!(c->flags & SMTP_PATH_UTF8))
 		return addr_fail(c->err, "5.6.7", "non-ASCII address requires SMTPUTF8");
-	n = utf8_seq_len(c->p, (size_t)(c->end - c->p));
+	n = utf8_decode(c->p, (size_t)(c->end - c->p), NULL);
 	if (n == 0)
 		return addr_fail(c->err, "5.1.3", "invalid UTF-8 in address");
 	c->p += n;
@@ -239,7 +198,7 @@ static bool domain_check(const unsigned char *s, size_t len, bool utf8, struct s
 
 		while (i < len && s[i] != '.') {
 			if (s[i] >= 0x80) {
-				size_t n = utf8_seq_len(s + i, len - i);
+				size_t n = utf8_decode(s + i, len - i, NULL);
 
 				if (!utf8)
 					return addr_fail(err, "5.6.7",

@@ -65,7 +65,4 @@ void smtp_domain_key(const char *domain, char *buf, size_t n);
  * (RFC 5321 Domain; with utf8, U-labels of valid UTF-8 too). */
 bool smtp_domain_valid(const char *s, size_t len, bool utf8);
 
-/* True when s is valid UTF-8 without overlongs or surrogates. */
-bool smtp_utf8_valid(const char *s, size_t len);
-
 #endif

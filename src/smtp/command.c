@@ -184,7 +184,10 @@ static bool param_body(struct smtp_command *cmd, const char *v, size_t n,
 		cmd->body = SMTP_BODY_7BIT;
 	else if (word_is(v, n, "8BITMIME"))
 		cmd->body = SMTP_BODY_8BITMIME;
-	else if (word_is(v, n, "BINARYMIME")) /* RFC 3030: needs CHUNKING, not offered */
+	/* RFC 3030 §3: BINARYMIME is its own extension, which is not offered
+	 * (CHUNKING is; binary content could not be relayed to a next hop
+	 * without it anyway) */
+	else if (word_is(v, n, "BINARYMIME"))
 		return cmd_fail(err, 504, "5.5.4", "BODY=BINARYMIME is not supported");
 	else
 		return cmd_fail(err, 501, "5.5.4", "unknown BODY type");

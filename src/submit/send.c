@@ -214,7 +214,8 @@ static bool read_reply(struct session *s, char *why, size_t whylen)
 			if (st == SMTP_REPLY_DONE)
 				return true;
 			if (st == SMTP_REPLY_BAD)
-				return snprintf(why, whylen, "bad reply: %s", s->parser.error), false;
+				return snprintf(why, whylen, "bad reply: %s", s->parser.error),
+				       false;
 			continue;
 		}
 		if (evbuffer_get_length(s->in) > SMTP_REPLY_MAX_LINE)
@@ -253,8 +254,9 @@ static bool command(struct session *s, int want, char *why, size_t whylen, const
 	bool ok = write_all(s, out, why, whylen) && read_reply(s, why, whylen);
 	evbuffer_free(out);
 	if (ok && smtp_reply_class(s->parser.reply.code) != want) {
-		snprintf(why, whylen, "%d %s%s%.400s", s->parser.reply.code, s->parser.reply.enhanced,
-		         s->parser.reply.enhanced[0] ? " " : "", s->parser.reply.text);
+		snprintf(why, whylen, "%d %s%s%.400s", s->parser.reply.code,
+		         s->parser.reply.enhanced, s->parser.reply.enhanced[0] ? " " : "",
+		         s->parser.reply.text);
 		return false;
 	}
 	return ok;
@@ -266,8 +268,8 @@ static bool transaction(struct session *s, const struct outgoing *o, bool *unkno
                         size_t whylen)
 {
 	if (!command(s, 2, why, whylen, "EHLO localhost") ||
-	    !command(s, 2, why, whylen, "MAIL FROM:<%s>%s%s", o->sender,
-	             o->utf8 ? " SMTPUTF8" : "", o->requiretls ? " REQUIRETLS" : ""))
+	    !command(s, 2, why, whylen, "MAIL FROM:<%s>%s%s", o->sender, o->utf8 ? " SMTPUTF8" : "",
+	             o->requiretls ? " REQUIRETLS" : ""))
 		return false;
 	for (size_t i = 0; i < o->rcpts->len; i++)
 		if (!command(s, 2, why, whylen, "RCPT TO:<%s>", o->rcpts->items[i]))
@@ -283,8 +285,9 @@ static bool transaction(struct session *s, const struct outgoing *o, bool *unkno
 		return false;
 	}
 	if (ok && smtp_reply_class(s->parser.reply.code) != 2) {
-		snprintf(why, whylen, "%d %s%s%.400s", s->parser.reply.code, s->parser.reply.enhanced,
-		         s->parser.reply.enhanced[0] ? " " : "", s->parser.reply.text);
+		snprintf(why, whylen, "%d %s%s%.400s", s->parser.reply.code,
+		         s->parser.reply.enhanced, s->parser.reply.enhanced[0] ? " " : "",
+		         s->parser.reply.text);
 		return false;
 	}
 	return ok;
@@ -480,9 +483,10 @@ int send_main(int argc, char **argv, const struct conf *conf, FILE *in)
 		add_headers(&o.msg, &raw, conf, sender, true);
 		rc = queue_directly(conf, &o, data_flags);
 	} else if (rc < 0) {
-		fprintf(stderr,
-		        "outpost: the daemon is not running (%s) and uid %u may not write the spool\n",
-		        why, (unsigned)getuid());
+		fprintf(
+		    stderr,
+		    "outpost: the daemon is not running (%s) and uid %u may not write the spool\n",
+		    why, (unsigned)getuid());
 		rc = 1;
 	}
 	strlist_clear(&opts.rcpts);

@@ -13,6 +13,7 @@
 #include "util/listen.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/text.h"
 #include "util/timeutil.h"
 #include "util/worker.h"
 
@@ -112,8 +113,8 @@ struct smtpd {
 	int64_t nsessions;
 	struct ip_count *ips;
 	size_t nips;
-	char *line;    /* max_line_length + 3 octets, shared: one loop thread */
-	bool draining; /* shutting down: finish commits, start nothing new */
+	char *line;           /* max_line_length + 3 octets, shared: one loop thread */
+	bool draining;        /* shutting down: finish commits, start nothing new */
 	size_t pending_bytes; /* message octets held by all sessions */
 	char *local_path;     /* the local socket, unlinked at stop */
 };
@@ -233,21 +234,11 @@ static bool auth_offered(const struct session *s)
 
 /* ---- commands ----------------------------------------------------------- */
 
-/* Keeps a HELO argument printable for logs and the Received: header. */
-static void sanitize(char *dst, size_t n, const char *src, size_t len)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < len && o < n - 1; i++)
-		dst[o++] = (src[i] > ' ' && src[i] < 0x7f && src[i] != '(' && src[i] != ')')
-		               ? src[i]
-		               : '?';
-	dst[o] = '\0';
-}
-
 static void cmd_ehlo(struct session *s, const struct smtp_command *c)
 {
 	transaction_reset(s);
-	sanitize(s->helo, sizeof s->helo, c->arg, c->arg_len);
+	/* printable, one word: it goes into logs and the Received: field */
+	text_clean_into(s->helo, sizeof s->helo, c->arg, c->arg_len, TEXT_ONE_WORD, "()");
 	s->esmtp = c->verb == SMTP_VERB_EHLO;
 	const struct conf *conf = s->d->conf;
 	if (!s->esmtp) {
@@ -1105,8 +1096,9 @@ static int listen_tcp(struct smtpd *d, const char *spec, char *why, size_t whyle
 		return -1;
 	}
 	struct evconnlistener *el = evconnlistener_new_bind(
-	    d->base, on_accept, d, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    1024, (struct sockaddr *)&ss, (int)len);
+	    d->base, on_accept, d,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+	    (struct sockaddr *)&ss, (int)len);
 	if (el == NULL) {
 		snprintf(why, whylen, "submission listen %s: %s", spec, strerror(errno));
 		return -1;

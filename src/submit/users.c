@@ -31,8 +31,8 @@ static void users_add(struct users *u, const char *name, const char *hash)
 
 bool users_scheme_strong(const char *hash)
 {
-	static const char *const strong[] = {"$y$", "$gy$", "$7$", "$2b$", "$2y$", "$2a$",
-	                                     "$6$", "$5$"};
+	static const char *const strong[] = {"$y$",  "$gy$", "$7$", "$2b$",
+	                                     "$2y$", "$2a$", "$6$", "$5$"};
 	for (size_t i = 0; i < sizeof strong / sizeof strong[0]; i++)
 		if (strncmp(hash, strong[i], strlen(strong[i])) == 0)
 			return true;

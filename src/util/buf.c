@@ -74,4 +74,3 @@ void buf_free(struct buf *b)
 	free(b->data);
 	*b = (struct buf){0};
 }
-

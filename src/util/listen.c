@@ -85,8 +85,7 @@ bool listen_addr_is_wildcard(const struct listen_addr *a)
 	return !a->is_unix && (strcmp(a->host, "0.0.0.0") == 0 || strcmp(a->host, "::") == 0);
 }
 
-bool listen_addr_sockaddr(const struct listen_addr *a, struct sockaddr_storage *ss,
-                          socklen_t *len)
+bool listen_addr_sockaddr(const struct listen_addr *a, struct sockaddr_storage *ss, socklen_t *len)
 {
 	memset(ss, 0, sizeof *ss);
 	struct sockaddr_in *in = (struct sockaddr_in *)ss;

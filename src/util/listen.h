@@ -29,8 +29,7 @@ bool listen_addr_is_wildcard(const struct listen_addr *a);
 
 /* The numeric address of a (not unix) as a socket address; false when the
  * host is not a literal address. */
-bool listen_addr_sockaddr(const struct listen_addr *a, struct sockaddr_storage *ss,
-                          socklen_t *len);
+bool listen_addr_sockaddr(const struct listen_addr *a, struct sockaddr_storage *ss, socklen_t *len);
 
 /* A listening, non-blocking unix socket at path with the given mode (set
  * before anyone can connect, whatever the umask), or -1 with why filled. */

@@ -113,8 +113,8 @@ static int setup(void **state)
 	f->admin = admin_start(f->base, &f->conf, f->reader, f->writer, (struct scheduler *)f,
 	                       f->worker, why, sizeof why);
 	assert_non_null(f->admin);
-	assert_int_equal(admin_auth_read_token(&f->conf, f->token, sizeof f->token, why, sizeof why),
-	                 0);
+	assert_int_equal(
+	    admin_auth_read_token(&f->conf, f->token, sizeof f->token, why, sizeof why), 0);
 	wakes = 0;
 	*state = f;
 	return 0;
@@ -148,8 +148,8 @@ static void pump(struct fixture *f, int ms)
 }
 
 /* Sends a request with extra header lines (each ending in CRLF). */
-static int client_send(struct fixture *f, const char *method, const char *path,
-                       const char *headers, const char *body)
+static int client_send(struct fixture *f, const char *method, const char *path, const char *headers,
+                       const char *body)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -250,8 +250,7 @@ static void test_api_without_a_credential_is_401(void **state)
 {
 	struct fixture *f = *state;
 	assert_int_equal(status_of(f, "GET", "/api/v1/queue", "Host: localhost\r\n"), 401);
-	assert_int_equal(status_of(f, "GET", "/api/v1/queue/0123/raw", "Host: localhost\r\n"),
-	                 401);
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue/0123/raw", "Host: localhost\r\n"), 401);
 	assert_int_equal(status_of(f, "POST", "/api/v1/queue/drop", "Host: localhost\r\n"), 401);
 	assert_int_equal(
 	    status_of(f, "GET", "/api/v1/status", "Host: localhost\r\nAuthorization: Bearer x\r\n"),
@@ -318,7 +317,8 @@ static void test_foreign_host_and_origin_are_403_before_any_credential(void **st
 	                 200);
 	assert_int_equal(status_of(f, "GET", "/api/v1/queue", "Host: 127.0.0.1:8025\r\n" BASIC_OK),
 	                 200);
-	assert_int_equal(status_of(f, "GET", "/api/v1/queue", "Host: [::1]:8025\r\n" BASIC_OK), 200);
+	assert_int_equal(status_of(f, "GET", "/api/v1/queue", "Host: [::1]:8025\r\n" BASIC_OK),
+	                 200);
 }
 
 static void test_metrics_are_open_to_local_clients(void **state)
@@ -351,9 +351,10 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_client_gone_during_a_password_check, setup,
 	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_foreign_host_and_origin_are_403_before_any_credential,
-	                                    setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_metrics_are_open_to_local_clients, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_foreign_host_and_origin_are_403_before_any_credential, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_metrics_are_open_to_local_clients, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_a_world_readable_token_refuses_the_start, setup,
 	                                    teardown),
 	};

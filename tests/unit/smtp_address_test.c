@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "smtp/address.h"
+#include "util/utf8.h"
 
 #include <string.h>
 
@@ -240,22 +241,22 @@ static void test_invalid_utf8_is_rejected_even_with_smtputf8(void **state)
 
 static void test_utf8_valid_rejects_overlongs_surrogates_and_large_code_points(void **state)
 {
-	assert_true(smtp_utf8_valid("", 0));
-	assert_true(smtp_utf8_valid("plain", 5));
-	assert_true(smtp_utf8_valid("\xc3\xa9", 2));
-	assert_true(smtp_utf8_valid("\xe2\x82\xac", 3));
-	assert_true(smtp_utf8_valid("\xf0\x9f\x98\x80", 4));
-	assert_true(smtp_utf8_valid("\xf4\x8f\xbf\xbf", 4)); /* U+10FFFF */
-	assert_true(smtp_utf8_valid("\xed\x9f\xbf", 3));     /* U+D7FF */
-	assert_false(smtp_utf8_valid("\xc1\xbf", 2));
-	assert_false(smtp_utf8_valid("\xe0\x9f\xbf", 3));
-	assert_false(smtp_utf8_valid("\xf0\x8f\xbf\xbf", 4));
-	assert_false(smtp_utf8_valid("\xed\xa0\x80", 3));
-	assert_false(smtp_utf8_valid("\xf4\x90\x80\x80", 4));
-	assert_false(smtp_utf8_valid("\xf5\x80\x80\x80", 4));
-	assert_false(smtp_utf8_valid("\x80", 1));
-	assert_false(smtp_utf8_valid("\xe2\x82", 2));
-	assert_false(smtp_utf8_valid("\xe2\x28\xa1", 3));
+	assert_true(utf8_valid("", 0));
+	assert_true(utf8_valid("plain", 5));
+	assert_true(utf8_valid("\xc3\xa9", 2));
+	assert_true(utf8_valid("\xe2\x82\xac", 3));
+	assert_true(utf8_valid("\xf0\x9f\x98\x80", 4));
+	assert_true(utf8_valid("\xf4\x8f\xbf\xbf", 4)); /* U+10FFFF */
+	assert_true(utf8_valid("\xed\x9f\xbf", 3));     /* U+D7FF */
+	assert_false(utf8_valid("\xc1\xbf", 2));
+	assert_false(utf8_valid("\xe0\x9f\xbf", 3));
+	assert_false(utf8_valid("\xf0\x8f\xbf\xbf", 4));
+	assert_false(utf8_valid("\xed\xa0\x80", 3));
+	assert_false(utf8_valid("\xf4\x90\x80\x80", 4));
+	assert_false(utf8_valid("\xf5\x80\x80\x80", 4));
+	assert_false(utf8_valid("\x80", 1));
+	assert_false(utf8_valid("\xe2\x82", 2));
+	assert_false(utf8_valid("\xe2\x28\xa1", 3));
 }
 
 static void test_localpart_of_64_octets_is_accepted_and_65_rejected(void **state)
