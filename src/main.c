@@ -123,12 +123,11 @@ static void on_queued(void *arg)
 /* One daemon per spool: a second one would schedule the same recipients. */
 static int lock_data_dir(struct daemon *d)
 {
-	char path[4096];
 	mkdir(d->conf->data_dir, 0711); /* local users reach the submission socket */
-	snprintf(path, sizeof path, "%s/outpost.lock", d->conf->data_dir);
-	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		fprintf(stderr, "outpost: %s: %s\n", path,
+	/* a send writing the spool itself holds it for a moment: wait for that */
+	d->lock_fd = spool_lock(d->conf->data_dir, true, 5000);
+	if (d->lock_fd < 0) {
+		fprintf(stderr, "outpost: %s/outpost.lock: %s\n", d->conf->data_dir,
 		        errno == EWOULDBLOCK ? "another outpost serves this spool"
 		                             : strerror(errno));
 		return -1;

@@ -366,6 +366,34 @@ static void start_due(struct scheduler *s, struct spool_due *due, int n)
 	}
 }
 
+/* Reads the due list (leaving out destinations at their limit) and starts
+ * what it can. Returns false when everything due was seen. */
+static bool schedule_round(struct scheduler *s, size_t max)
+{
+	size_t want = (max - s->in_flight) * 2 + 16;
+	if (want > s->due_cap) { /* kept between calls: no zeroing per wake-up */
+		free(s->due);
+		s->due = malloc(want * sizeof *s->due);
+		s->due_cap = want;
+	}
+	const char **skip = malloc((s->ndests + 1) * sizeof *skip);
+	if (s->due == NULL || skip == NULL)
+		abort();
+	size_t nskip = full_destinations(s, skip, s->ndests);
+	char why[256];
+	int n = spool_due_list(s->ctx.reader, time_now_ms(), skip, nskip, s->due, want, why,
+	                       sizeof why);
+	free(skip);
+	if (n < 0) {
+		log_event(LOG_ERROR, "scheduler_read_failed", "reason=%s", log_quote(why));
+		return false;
+	}
+	start_due(s, s->due, n);
+	return (size_t)n == want;
+}
+
+#define SCHEDULE_ROUNDS 8
+
 static void schedule(struct scheduler *s)
 {
 	if (s->paused || s->stopped)
@@ -374,27 +402,12 @@ static void schedule(struct scheduler *s)
 	if (blocked > 0)
 		return arm(s, blocked);
 	size_t max = (size_t)s->ctx.conf->delivery_max_connections;
-	if (s->in_flight < max) {
-		size_t want = (max - s->in_flight) * 2 + 16;
-		if (want > s->due_cap) { /* kept between calls: no zeroing per wake-up */
-			free(s->due);
-			s->due = malloc(want * sizeof *s->due);
-			s->due_cap = want;
-		}
-		struct spool_due *due = s->due;
-		const char **skip = malloc((s->ndests + 1) * sizeof *skip);
-		if (due == NULL || skip == NULL)
-			abort();
-		size_t nskip = full_destinations(s, skip, s->ndests);
-		char why[256];
-		int n = spool_due_list(s->ctx.reader, time_now_ms(), skip, nskip, due, want, why,
-		                       sizeof why);
-		if (n < 0)
-			log_event(LOG_ERROR, "scheduler_read_failed", "reason=%s", log_quote(why));
-		else
-			start_due(s, due, n);
-		free(skip);
-	}
+	/* A list cut at `want` rows may be all of one destination that filled
+	 * up meanwhile: read again without it, so that one busy destination
+	 * never hides the due work of the others. */
+	for (int round = 0; round < SCHEDULE_ROUNDS && s->in_flight < max; round++)
+		if (!schedule_round(s, max))
+			break;
 	int64_t next = spool_next_due(s->ctx.reader);
 	int64_t now = time_now_ms();
 	/* Due work that could not start waits for a finishing attempt's wake. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -370,6 +371,26 @@ int spool_savepoint_release(struct spool *s, bool keep, char *why, size_t whylen
 bool spool_in_transaction(struct spool *s)
 {
 	return !sqlite3_get_autocommit(s->db);
+}
+
+int spool_lock(const char *data_dir, bool exclusive, int wait_ms)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/outpost.lock", data_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	for (int waited = 0;; waited += 20) {
+		if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+			return fd;
+		if (errno != EWOULDBLOCK || waited >= wait_ms)
+			break;
+		usleep(20000);
+	}
+	int e = errno;
+	close(fd);
+	errno = e;
+	return -1;
 }
 
 uint64_t spool_new_id(void)

@@ -65,6 +65,15 @@ struct spool_message_in {
 	size_t body_len;
 };
 
+/* Who writes the spool: the daemon holds data_dir/outpost.lock exclusively
+ * for its whole life (one daemon per spool); `outpost send`, writing the
+ * spool itself because no daemon runs, holds it shared for its commit. So
+ * the two never write at once, and the daemon's counts (writer.h) start
+ * from a table nobody else changes. Waits up to wait_ms for the lock.
+ * Returns the descriptor holding it (close to release), or -1 with errno
+ * EWOULDBLOCK when someone else holds it, or another errno. */
+int spool_lock(const char *data_dir, bool exclusive, int wait_ms);
+
 /* Opens (creating and migrating when needed) data_dir/spool.db. The
  * database files are created readable by their owner only. */
 struct spool *spool_open(const char *data_dir, char *why, size_t whylen);

@@ -26,6 +26,7 @@
 
 #define REPLY_WAIT_S 600 /* the 250 after the data waits for a commit */
 #define SEND_UNKNOWN 75  /* sysexits EX_TEMPFAIL: sent, but no answer came */
+#define DAEMON_START_WAIT_MS 10000 /* a daemon holding the spool's lock is starting */
 
 struct send_opts {
 	const char *sender;
@@ -366,14 +367,13 @@ static int check_like_the_listener(const struct conf *conf, const struct outgoin
 	return -1;
 }
 
-static int queue_directly(const struct conf *conf, const struct outgoing *o, unsigned data_flags)
+/* Returns 0, or 1 with why filled. */
+static int queue_directly(const struct conf *conf, const struct outgoing *o, unsigned data_flags,
+                          char *why, size_t whylen)
 {
-	char why[256];
-	struct spool *s = spool_open(conf->data_dir, why, sizeof why);
-	if (s == NULL) {
-		fprintf(stderr, "outpost: %s\n", why);
+	struct spool *s = spool_open(conf->data_dir, why, whylen);
+	if (s == NULL)
 		return 1;
-	}
 	char client[64];
 	snprintf(client, sizeof client, "local:uid=%u", (unsigned)getuid());
 	struct spool_message_in m = {
@@ -387,15 +387,13 @@ static int queue_directly(const struct conf *conf, const struct outgoing *o, uns
 	    .body = o->msg.data,
 	    .body_len = o->msg.len,
 	};
-	int rc = spool_begin(s, why, sizeof why);
+	int rc = spool_begin(s, why, whylen);
 	if (rc == 0)
-		rc = spool_insert_message(s, &m, why, sizeof why);
+		rc = spool_insert_message(s, &m, why, whylen);
 	if (rc == 0)
-		rc = spool_commit(s, why, sizeof why); /* fsynced: now it may exit 0 */
-	if (rc != 0) {
+		rc = spool_commit(s, why, whylen); /* fsynced: now it may exit 0 */
+	if (rc != 0)
 		spool_rollback(s);
-		fprintf(stderr, "outpost: message not queued: %s\n", why);
-	}
 	spool_close(s);
 	return rc == 0 ? 0 : 1;
 }
@@ -407,6 +405,34 @@ static bool may_write_spool(const struct conf *conf)
 	char path[4096];
 	snprintf(path, sizeof path, "%s/spool.db", conf->data_dir);
 	return access(path, W_OK) == 0 || (errno == ENOENT && access(conf->data_dir, W_OK) == 0);
+}
+
+/* No daemon answered: write the spool directly, holding the lock shared
+ * (spool_lock) so that no daemon writes at the same time. A daemon that
+ * holds it is starting up (its socket is not there yet): wait for it
+ * instead, and hand the message over. */
+static int queue_without_daemon(const struct conf *conf, struct outgoing *o, const struct buf *raw,
+                                const char *sender, unsigned data_flags, char *why,
+                                size_t whylen)
+{
+	for (int waited = 0; waited < DAEMON_START_WAIT_MS; waited += 100) {
+		int fd = spool_lock(conf->data_dir, false, 0);
+		if (fd >= 0) {
+			/* no daemon: this is the first hop, so the trace is ours */
+			buf_reset(&o->msg);
+			add_headers(&o->msg, raw, conf, sender, true);
+			int rc = queue_directly(conf, o, data_flags, why, whylen);
+			close(fd);
+			return rc;
+		}
+		if (errno != EWOULDBLOCK)
+			return snprintf(why, whylen, "the spool's lock: %s", strerror(errno)), -1;
+		usleep(100000);
+		int rc = submit_via_daemon(conf, o, why, whylen);
+		if (rc >= 0)
+			return rc;
+	}
+	return -1;
 }
 
 /* ---- the command ------------------------------------------------------------- */
@@ -451,6 +477,21 @@ static int prepare(int argc, char **argv, const struct conf *conf, FILE *in, str
 	return validate(&opts->rcpts, sender, o->utf8) < 0 ? 1 : 0;
 }
 
+static void report(int rc, const char *why)
+{
+	if (rc == 1)
+		fprintf(stderr, "outpost: message not queued: %s\n", why);
+	else if (rc == SEND_UNKNOWN)
+		fprintf(stderr,
+		        "outpost: the message was sent but the daemon went away before answering "
+		        "(%s): it may be queued; sending it again may deliver it twice\n",
+		        why);
+	else if (rc < 0)
+		fprintf(stderr,
+		        "outpost: the daemon is not running (%s) and uid %u may not write the spool\n",
+		        why, (unsigned)getuid());
+}
+
 int send_main(int argc, char **argv, const struct conf *conf, FILE *in)
 {
 	struct send_opts opts = {0};
@@ -468,29 +509,13 @@ int send_main(int argc, char **argv, const struct conf *conf, FILE *in)
 	}
 	if (rc == 0) {
 		rc = submit_via_daemon(conf, &o, why, sizeof why);
-		if (rc == 1)
-			fprintf(stderr, "outpost: message not queued: %s\n", why);
-		else if (rc == SEND_UNKNOWN)
-			fprintf(stderr,
-			        "outpost: the message was sent but the daemon went away before "
-			        "answering (%s): it may be queued; sending it again may deliver it "
-			        "twice\n",
-			        why);
-	}
-	if (rc < 0 && may_write_spool(conf)) {
-		/* no daemon: this is the first hop, so the trace is ours */
-		buf_reset(&o.msg);
-		add_headers(&o.msg, &raw, conf, sender, true);
-		rc = queue_directly(conf, &o, data_flags);
-	} else if (rc < 0) {
-		fprintf(
-		    stderr,
-		    "outpost: the daemon is not running (%s) and uid %u may not write the spool\n",
-		    why, (unsigned)getuid());
-		rc = 1;
+		if (rc < 0 && may_write_spool(conf))
+			rc = queue_without_daemon(conf, &o, &raw, sender, data_flags, why,
+			                          sizeof why);
+		report(rc, why);
 	}
 	strlist_clear(&opts.rcpts);
 	buf_free(&raw);
 	buf_free(&o.msg);
-	return rc;
+	return rc < 0 ? 1 : rc;
 }
