@@ -138,15 +138,19 @@ struct smtp_client {
 	bool counted; /* in outpost_delivery_connections_open */
 };
 
-static struct metric *m_open;
+static struct metric *m_open, *m_handshakes;
 
 /* The gauge of open outgoing connections: +1 when TCP connects, -1 when
  * the socket is closed, whoever closes it. */
 void smtp_client_metrics_init(void)
 {
-	if (m_open == NULL)
-		m_open = metric_gauge("outpost_delivery_connections_open",
-		                      "outgoing SMTP connections open (active and pooled)", NULL);
+	if (m_open != NULL)
+		return;
+	m_open = metric_gauge("outpost_delivery_connections_open",
+	                      "outgoing SMTP connections open (active and pooled)", NULL);
+	m_handshakes = metric_counter("outpost_delivery_tls_handshakes_total",
+	                              "completed TLS handshakes to MX hosts, by resumption",
+	                              "resumed");
 }
 
 static void count_open(struct smtp_client *c, bool open)
@@ -785,6 +789,8 @@ static void tls_done(struct smtp_client *c)
 	struct tls_peer_result *v = &c->info.verdict;
 
 	tls_peer_verdict(ssl, tls_policy(c), v);
+	smtp_client_metrics_init();
+	metric_add(m_handshakes, v->resumed ? "yes" : "no", 1);
 	c->info.tls_tried = true;
 	snprintf(c->info.tls_version, sizeof c->info.tls_version, "%s", SSL_get_version(ssl));
 	snprintf(c->info.tls_cipher, sizeof c->info.tls_cipher, "%s", SSL_get_cipher_name(ssl));
