@@ -303,9 +303,11 @@ static int submit_via_daemon(const struct conf *conf, const struct outgoing *o, 
 	char path[4096];
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	conf_path(conf, conf->local_socket, path, sizeof path);
-	if (path[0] == '\0' || strlen(path) >= sizeof sa.sun_path)
+	if (path[0] == '\0')
 		return snprintf(why, whylen, "no [submission] local_socket"), -1;
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	if (strlen(path) >= sizeof sa.sun_path)
+		return snprintf(why, whylen, "%.200s: path too long for a socket", path), -1;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	struct session s = {.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
 	if (s.fd < 0 || connect(s.fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
 		snprintf(why, whylen, "%s: %s", path, strerror(errno));
