@@ -67,6 +67,12 @@ struct conf {
 	int64_t log_retention_ms;
 	/* [tls] */
 	char *ca_file;
+	/* [dane] */
+	bool dane_enabled;
+	/* [mtasts] */
+	bool mtasts_enabled;
+	int64_t mtasts_fetch_timeout_ms;
+	int64_t mtasts_refresh_interval_ms;
 	/* [tlsrpt] */
 	bool tlsrpt_enabled;
 	char *tlsrpt_organization;

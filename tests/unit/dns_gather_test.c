@@ -12,6 +12,7 @@
 #include "conf/conf.h"
 #include "dns/destinations.h"
 #include "dns/dns.h"
+#include "dns/tlsa.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -95,6 +96,32 @@ static const struct zone_entry zone[] = {
      {"halfbroken.test. 300 IN A 192.0.2.20"},
      -1},
     {"halfbroken.test", LDNS_RR_TYPE_AAAA, LDNS_RCODE_SERVFAIL, false, {NULL}, 6},
+    {"_25._tcp.mx1.example.test",
+     LDNS_RR_TYPE_TLSA,
+     LDNS_RCODE_NOERROR,
+     true,
+     {"_25._tcp.mx1.example.test. 300 IN TLSA 3 1 1 5f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a4",
+      "_25._tcp.mx1.example.test. 300 IN TLSA 2 0 1 5f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a4"},
+     -1},
+    {"_25._tcp.unsigned.test",
+     LDNS_RR_TYPE_TLSA,
+     LDNS_RCODE_NOERROR,
+     false,
+     {"_25._tcp.unsigned.test. 300 IN TLSA 3 1 1 5f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a4"},
+     -1},
+    {"_25._tcp.bogus.test", LDNS_RR_TYPE_TLSA, LDNS_RCODE_SERVFAIL, false, {NULL}, 6},
+    {"_25._tcp.target.test",
+     LDNS_RR_TYPE_TLSA,
+     LDNS_RCODE_NOERROR,
+     true,
+     {"_25._tcp.target.test. 300 IN TLSA 3 0 1 5f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a4"},
+     -1},
+    {"_25._tcp.alias2.test",
+     LDNS_RR_TYPE_TLSA,
+     LDNS_RCODE_NOERROR,
+     true,
+     {"_25._tcp.alias2.test. 300 IN TLSA 3 1 2 5f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a45f2a1c0b9e8dc3a4"},
+     -1},
     {"hostalias.test",
      LDNS_RR_TYPE_CNAME,
      LDNS_RCODE_NOERROR,
@@ -106,7 +133,8 @@ static const struct zone_entry zone[] = {
 /* Names that exist but have no data of the asked type (NODATA). */
 static const char *const existing[] = {
     "example.test", "mx1.example.test", "mx2.example.test", "nullmx.test", "implicit.test",
-    "badmx.test",   "v4only.test",      "halfbroken.test",  "noaddr.test", "mx3.example.test"};
+    "badmx.test",   "v4only.test",      "halfbroken.test",  "noaddr.test", "mx3.example.test",
+    "_25._tcp.notarget.test"};
 
 static struct event_base *base;
 static int server_fd = -1;
@@ -756,6 +784,89 @@ static void test_trust_ad_follows_config(void **state)
 	assert_null(resolver_for("127.0.0.1,127.0.0.2", TRUST_AD_AUTO));
 }
 
+static struct host_tlsa *got_tlsa;
+
+static void on_tlsa(void *arg, struct host_tlsa *t)
+{
+	got_tlsa = t;
+	done = true;
+	event_base_loopbreak(base);
+}
+
+static struct host_tlsa *tlsa_of(struct dns_resolver *r, const char *host, const char *expanded)
+{
+	got_tlsa = NULL;
+	tlsa_lookup(r, host, expanded, 25, on_tlsa, NULL);
+	run();
+	return got_tlsa;
+}
+
+static void test_tlsa_signed_records_are_found(void **state)
+{
+	struct dns_resolver *r = resolver();
+	struct host_tlsa *t = tlsa_of(r, "mx1.example.test", "mx1.example.test");
+	assert_int_equal(t->result, TLSA_FOUND);
+	assert_string_equal(t->base, "mx1.example.test");
+	assert_int_equal(t->n, 2);
+	assert_int_equal(t->records[0].usage, 3);
+	assert_int_equal(t->records[0].selector, 1);
+	assert_int_equal(t->records[0].mtype, 1);
+	assert_int_equal(t->records[0].len, 32);
+	assert_int_equal(t->records[0].data[0], 0x5f);
+	assert_int_equal(t->records[1].usage, 2);
+	host_tlsa_free(t);
+	dns_resolver_free(r);
+}
+
+/* Unsigned records, and names without any, are "no DANE"; a SERVFAIL
+ * (here with EDE 6, DNSSEC Bogus) is a failure, never "none". */
+static void test_tlsa_unsigned_none_and_bogus(void **state)
+{
+	struct dns_resolver *r = resolver();
+	struct host_tlsa *t = tlsa_of(r, "unsigned.test", "unsigned.test");
+	assert_int_equal(t->result, TLSA_NONE);
+	assert_int_equal(t->n, 0);
+	host_tlsa_free(t);
+	t = tlsa_of(r, "mx2.example.test", NULL);
+	assert_int_equal(t->result, TLSA_NONE);
+	host_tlsa_free(t);
+	t = tlsa_of(r, "bogus.test", "bogus.test");
+	assert_int_equal(t->result, TLSA_FAILED);
+	assert_int_equal(t->ede, 6);
+	assert_non_null(strstr(t->error, "_25._tcp.bogus.test"));
+	host_tlsa_free(t);
+	dns_resolver_free(r);
+}
+
+/* RFC 7672 §2.2.2: the CNAME target first, then the host's own name; the
+ * base domain is where the records were found. */
+static void test_tlsa_cname_target_first_then_host(void **state)
+{
+	struct dns_resolver *r = resolver();
+	struct host_tlsa *t = tlsa_of(r, "alias1.test", "target.test");
+	assert_int_equal(t->result, TLSA_FOUND);
+	assert_string_equal(t->base, "target.test");
+	assert_int_equal(t->records[0].selector, 0);
+	host_tlsa_free(t);
+	t = tlsa_of(r, "alias2.test", "notarget.test");
+	assert_int_equal(t->result, TLSA_FOUND);
+	assert_string_equal(t->base, "alias2.test");
+	assert_int_equal(t->records[0].len, 64);
+	host_tlsa_free(t);
+	dns_resolver_free(r);
+}
+
+static void test_tlsa_cancel_runs_no_callback(void **state)
+{
+	struct dns_resolver *r = resolver();
+	got_tlsa = NULL;
+	struct tlsa_lookup *l = tlsa_lookup(r, "mx1.example.test", NULL, 25, on_tlsa, NULL);
+	tlsa_lookup_cancel(l);
+	run_for_ms(200);
+	assert_null(got_tlsa);
+	dns_resolver_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -779,6 +890,10 @@ int main(void)
 	    cmocka_unit_test(test_query_callback_never_runs_inside_dns_query),
 	    cmocka_unit_test(test_refused_port_is_temporary),
 	    cmocka_unit_test(test_trust_ad_follows_config),
+	    cmocka_unit_test(test_tlsa_signed_records_are_found),
+	    cmocka_unit_test(test_tlsa_unsigned_none_and_bogus),
+	    cmocka_unit_test(test_tlsa_cname_target_first_then_host),
+	    cmocka_unit_test(test_tlsa_cancel_runs_no_callback),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
