@@ -1,6 +1,8 @@
 /* spool.c - SQLite schema, migrations and queries of the queue. */
 #include "spool/spool.h"
 
+#include "spool/internal.h"
+
 #include "util/timeutil.h"
 
 #include <ctype.h>
@@ -93,6 +95,39 @@ static const char *const migrations[] = {
     "  WHERE state IN (0, 2) AND in_flight = 0;"
     "CREATE INDEX recipients_noticed ON recipients(msg_id) WHERE notice != 0;"
     "CREATE TABLE probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);",
+    /* 5: transport security: how each attempt's TLS went, the MTA-STS
+     * policy cache (sts_rows.c), TLS results by day (tls_rows.c) */
+    "ALTER TABLE attempt_log ADD COLUMN tls_policy TEXT;"
+    "ALTER TABLE attempt_log ADD COLUMN tls_verified TEXT;"
+    "ALTER TABLE attempt_log ADD COLUMN tls_detail TEXT;"
+    "CREATE TABLE mtasts_policies ("
+    "  domain TEXT PRIMARY KEY,"
+    "  record_id TEXT NOT NULL,"
+    "  policy TEXT NOT NULL,"
+    "  backoff INTEGER NOT NULL,"
+    "  fetched INTEGER NOT NULL,"
+    "  valid_until INTEGER NOT NULL,"
+    "  last_use INTEGER NOT NULL);"
+    "CREATE TABLE tls_results ("
+    "  id INTEGER PRIMARY KEY,"
+    "  day TEXT NOT NULL,"
+    "  policy_domain TEXT NOT NULL,"
+    "  policy_type TEXT NOT NULL,"
+    "  policy_strings TEXT NOT NULL,"
+    "  mx_hosts TEXT NOT NULL,"
+    "  success INTEGER NOT NULL DEFAULT 0,"
+    "  failure INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (day, policy_domain, policy_type, policy_strings, mx_hosts));"
+    "CREATE TABLE tls_failures ("
+    "  result_id INTEGER NOT NULL,"
+    "  result_type TEXT NOT NULL,"
+    "  sending_ip TEXT NOT NULL,"
+    "  receiving_mx TEXT NOT NULL,"
+    "  receiving_ip TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  count INTEGER NOT NULL,"
+    "  PRIMARY KEY (result_id, result_type, sending_ip, receiving_mx, receiving_ip, reason))"
+    "  WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -156,7 +191,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                     "WHERE state IN (0, 2) AND in_flight = 0",
     [ST_ENVELOPE] = "SELECT sender, flags, queued, size FROM messages WHERE id = ?1",
     [ST_LOG_ATTEMPT] = "INSERT INTO attempt_log (msg_id, rcpt_id, started, duration_ms, mx, "
-                       "ip, tls, result, reply) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                       "ip, tls, result, reply, tls_policy, tls_verified, tls_detail) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [ST_DIALED_GET] = "SELECT ips FROM dialed WHERE msg_id = ?1 AND host = ?2",
     [ST_DIALED_PUT] = "INSERT OR REPLACE INTO dialed (msg_id, host, ips) VALUES (?1, ?2, ?3)",
     [ST_RCPT_COUNTS] = "SELECT count(*), coalesce(sum(state IN (0, 1, 2)), 0) "
@@ -174,6 +210,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct spool {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST_COUNT];
+	sqlite3_stmt *more[SPOOL_MORE_COUNT]; /* of the other table modules (internal.h) */
 };
 
 static const char *const state_names[RCPT_NSTATES] = {"queued", "held", "deferred", "delivered",
@@ -192,7 +229,7 @@ int rcpt_state_parse(const char *name)
 	return -1;
 }
 
-static int db_error(struct spool *s, const char *what, char *why, size_t whylen)
+int spool_db_error(struct spool *s, const char *what, char *why, size_t whylen)
 {
 	snprintf(why, whylen, "spool: %s: %s", what, sqlite3_errmsg(s->db));
 	return -1;
@@ -227,7 +264,7 @@ static int migrate(struct spool *s, char *why, size_t whylen)
 {
 	int v = user_version(s);
 	if (v < 0)
-		return db_error(s, "reading schema version", why, whylen);
+		return spool_db_error(s, "reading schema version", why, whylen);
 	if (v > SCHEMA_VERSION) {
 		snprintf(why, whylen, "spool: schema version %d is newer than this outpost (%d)", v,
 		         SCHEMA_VERSION);
@@ -311,7 +348,7 @@ struct spool *spool_open(const char *data_dir, char *why, size_t whylen)
 		abort();
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK) {
-		db_error(s, path, why, whylen);
+		spool_db_error(s, path, why, whylen);
 		spool_close(s);
 		return NULL;
 	}
@@ -321,7 +358,7 @@ struct spool *spool_open(const char *data_dir, char *why, size_t whylen)
 	for (int i = 0; i < ST_COUNT; i++)
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 		                       &s->stmt[i], NULL) != SQLITE_OK) {
-			db_error(s, "preparing statements", why, whylen);
+			spool_db_error(s, "preparing statements", why, whylen);
 			goto fail;
 		}
 	return s;
@@ -336,6 +373,8 @@ void spool_close(struct spool *s)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
+	for (int i = 0; i < SPOOL_MORE_COUNT; i++)
+		sqlite3_finalize(s->more[i]);
 	sqlite3_close(s->db);
 	free(s);
 }
@@ -451,13 +490,14 @@ bool spool_same_address(const char *a, const char *b)
 	       strcasecmp(at_a + 1, at_b + 1) == 0;
 }
 
-static int step_done(struct spool *s, sqlite3_stmt *st, const char *what, char *why, size_t whylen)
+int spool_step_done(struct spool *s, sqlite3_stmt *st, const char *what, char *why,
+                    size_t whylen)
 {
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE)
-		return db_error(s, what, why, whylen);
+		return spool_db_error(s, what, why, whylen);
 	return 0;
 }
 
@@ -471,7 +511,7 @@ static int64_t single_int(sqlite3_stmt *st, int col)
 	return v;
 }
 
-static void text_or_null(sqlite3_stmt *st, int i, const char *v)
+void spool_bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	if (v)
 		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
@@ -479,7 +519,7 @@ static void text_or_null(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st, i);
 }
 
-static const char *column_text(sqlite3_stmt *st, int col)
+const char *spool_column_text(sqlite3_stmt *st, int col)
 {
 	return (const char *)sqlite3_column_text(st, col);
 }
@@ -516,9 +556,9 @@ int spool_insert_message(struct spool *s, const struct spool_message_in *m, char
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)m->body_len);
 	sqlite3_bind_int64(st, 4, m->queued_ms);
 	sqlite3_bind_int(st, 5, (int)m->flags);
-	text_or_null(st, 6, m->auth_user);
-	text_or_null(st, 7, m->client);
-	if (step_done(s, st, "inserting message", why, whylen) < 0)
+	spool_bind_text(st, 6, m->auth_user);
+	spool_bind_text(st, 7, m->client);
+	if (spool_step_done(s, st, "inserting message", why, whylen) < 0)
 		return -1;
 	st = s->stmt[ST_INSERT_RCPT];
 	for (size_t i = 0; i < m->nrcpt; i++) {
@@ -530,20 +570,20 @@ int spool_insert_message(struct spool *s, const struct spool_message_in *m, char
 		sqlite3_bind_text(st, 2, m->rcpts[i], -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, domain, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 4, m->queued_ms);
-		if (step_done(s, st, "inserting recipient", why, whylen) < 0)
+		if (spool_step_done(s, st, "inserting recipient", why, whylen) < 0)
 			return -1;
 	}
 	st = s->stmt[ST_INSERT_BODY];
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)m->id);
 	sqlite3_bind_blob64(st, 2, m->body, m->body_len, SQLITE_STATIC);
-	return step_done(s, st, "inserting body", why, whylen);
+	return spool_step_done(s, st, "inserting body", why, whylen);
 }
 
 static int by_message(struct spool *s, enum stmt_id which, uint64_t msg_id, const char *what,
                       char *why, size_t whylen)
 {
 	sqlite3_bind_int64(s->stmt[which], 1, (sqlite3_int64)msg_id);
-	return step_done(s, s->stmt[which], what, why, whylen);
+	return spool_step_done(s, s->stmt[which], what, why, whylen);
 }
 
 /* ---- counts by state ------------------------------------------------------ */
@@ -587,7 +627,7 @@ int spool_state_delta_take(struct spool *s, int64_t delta[RCPT_NSTATES], char *w
 	memset(delta, 0, RCPT_NSTATES * sizeof delta[0]);
 	if (sqlite3_prepare_v2(s->db, "SELECT state, n FROM temp.state_delta WHERE n != 0", -1, &st,
 	                       NULL) != SQLITE_OK)
-		return db_error(s, "reading state counts", why, whylen);
+		return spool_db_error(s, "reading state counts", why, whylen);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int state = sqlite3_column_int(st, 0);
@@ -596,7 +636,7 @@ int spool_state_delta_take(struct spool *s, int64_t delta[RCPT_NSTATES], char *w
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return db_error(s, "reading state counts", why, whylen);
+		return spool_db_error(s, "reading state counts", why, whylen);
 	return exec(s, "UPDATE temp.state_delta SET n = 0 WHERE n != 0", why, whylen);
 }
 
@@ -655,7 +695,7 @@ static sqlite3_stmt *prepare_filtered(struct spool *s, const char *head, const c
 	strncat(sql, tail, n - strlen(sql) - 1);
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		db_error(s, "preparing query", why, whylen);
+		spool_db_error(s, "preparing query", why, whylen);
 		st = NULL;
 	}
 	free(sql);
@@ -676,7 +716,7 @@ static int64_t run_filtered(struct spool *s, const char *head, const struct spoo
 	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return db_error(s, "changing recipients", why, whylen);
+		return spool_db_error(s, "changing recipients", why, whylen);
 	return sqlite3_changes64(s->db);
 }
 
@@ -685,7 +725,7 @@ static int settle_touched(struct spool *s, int64_t now_ms, char *why, size_t why
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db, "SELECT id FROM temp.touched", -1, &st, NULL) != SQLITE_OK)
-		return db_error(s, "listing changed messages", why, whylen);
+		return spool_db_error(s, "listing changed messages", why, whylen);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if (spool_message_settle(s, (uint64_t)sqlite3_column_int64(st, 0), now_ms, why,
@@ -695,7 +735,7 @@ static int settle_touched(struct spool *s, int64_t now_ms, char *why, size_t why
 	if (rc == SQLITE_ROW)
 		return -1;
 	if (rc != SQLITE_DONE)
-		return db_error(s, "listing changed messages", why, whylen);
+		return spool_db_error(s, "listing changed messages", why, whylen);
 	return exec(s, "DELETE FROM temp.touched", why, whylen);
 }
 
@@ -755,11 +795,11 @@ static int collect_due(struct spool *s, sqlite3_stmt *st, struct spool_due *out,
 		d->rcpt_id = sqlite3_column_int64(st, 0);
 		d->msg_id = (uint64_t)sqlite3_column_int64(st, 1);
 		d->attempts = sqlite3_column_int(st, 2);
-		snprintf(d->domain, sizeof d->domain, "%s", column_text(st, 3));
-		snprintf(d->address, sizeof d->address, "%s", column_text(st, 4));
+		snprintf(d->domain, sizeof d->domain, "%s", spool_column_text(st, 3));
+		snprintf(d->address, sizeof d->address, "%s", spool_column_text(st, 4));
 	}
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return db_error(s, "listing due recipients", why, whylen);
+		return spool_db_error(s, "listing due recipients", why, whylen);
 	return n;
 }
 
@@ -791,7 +831,7 @@ int spool_due_list(struct spool *s, int64_t now_ms, const char *const *skip, siz
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	free(sql);
 	if (rc != SQLITE_OK)
-		return db_error(s, "preparing due query", why, whylen);
+		return spool_db_error(s, "preparing due query", why, whylen);
 	sqlite3_bind_int64(st, 1, now_ms);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
 	for (size_t i = 0; i < nskip; i++)
@@ -818,7 +858,7 @@ int spool_attempt_begin(struct spool *s, int64_t rcpt_id, int64_t now_ms, int64_
 	sqlite3_bind_int64(st, 1, rcpt_id);
 	sqlite3_bind_int64(st, 2, now_ms);
 	sqlite3_bind_int64(st, 3, now_ms + backoff_ms);
-	if (step_done(s, st, "recording attempt", why, whylen) < 0)
+	if (spool_step_done(s, st, "recording attempt", why, whylen) < 0)
 		return -1;
 	return sqlite3_changes(s->db);
 }
@@ -828,19 +868,19 @@ int spool_attempt_end(struct spool *s, const struct spool_outcome *o, char *why,
 	sqlite3_stmt *st = s->stmt[ST_ATTEMPT_END];
 	sqlite3_bind_int64(st, 1, o->rcpt_id);
 	sqlite3_bind_int(st, 2, o->state);
-	text_or_null(st, 3, o->error);
-	text_or_null(st, 4, o->status);
-	text_or_null(st, 5, o->mx);
-	text_or_null(st, 6, o->ip);
-	text_or_null(st, 7, o->diagnostic);
+	spool_bind_text(st, 3, o->error);
+	spool_bind_text(st, 4, o->status);
+	spool_bind_text(st, 5, o->mx);
+	spool_bind_text(st, 6, o->ip);
+	spool_bind_text(st, 7, o->diagnostic);
 	sqlite3_bind_int(st, 8, o->notice);
-	if (step_done(s, st, "recording outcome", why, whylen) < 0)
+	if (spool_step_done(s, st, "recording outcome", why, whylen) < 0)
 		return -1;
 	if (sqlite3_changes(s->db) > 0)
 		return SPOOL_END_RECORDED;
 	st = s->stmt[ST_ATTEMPT_DROP];
 	sqlite3_bind_int64(st, 1, o->rcpt_id);
-	if (step_done(s, st, "dropping recipient", why, whylen) < 0)
+	if (spool_step_done(s, st, "dropping recipient", why, whylen) < 0)
 		return -1;
 	return sqlite3_changes(s->db) > 0 ? SPOOL_END_DROPPED : SPOOL_END_GONE;
 }
@@ -851,7 +891,7 @@ int64_t spool_in_flight(struct spool *s, uint64_t msg_id, char *why, size_t whyl
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
 	int64_t n = single_int(st, 0);
 	if (n < 0)
-		return db_error(s, "counting recipients in flight", why, whylen);
+		return spool_db_error(s, "counting recipients in flight", why, whylen);
 	return n;
 }
 
@@ -864,22 +904,22 @@ int spool_notices_take(struct spool *s, uint64_t msg_id,
 	int rc, n = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct spool_notice_row r = {
-		    .address = column_text(st, 0),
+		    .address = spool_column_text(st, 0),
 		    .notice = (enum spool_notice)sqlite3_column_int(st, 1),
 		    .attempts = sqlite3_column_int(st, 2),
 		    .last_attempt_ms = column_time(st, 3),
-		    .error = column_text(st, 4),
-		    .status = column_text(st, 5),
-		    .mx = column_text(st, 6),
-		    .ip = column_text(st, 7),
-		    .diagnostic = column_text(st, 8),
+		    .error = spool_column_text(st, 4),
+		    .status = spool_column_text(st, 5),
+		    .mx = spool_column_text(st, 6),
+		    .ip = spool_column_text(st, 7),
+		    .diagnostic = spool_column_text(st, 8),
 		};
 		fn(arg, &r);
 		n++;
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
-		return db_error(s, "reading notices", why, whylen);
+		return spool_db_error(s, "reading notices", why, whylen);
 	if (n > 0 && by_message(s, ST_NOTICES_CLEAR, msg_id, "clearing notices", why, whylen) < 0)
 		return -1;
 	return n;
@@ -893,14 +933,14 @@ int spool_notices_waiting(struct spool *s, uint64_t *ids, size_t max, char *why,
 	                       "NOT EXISTS (SELECT 1 FROM recipients WHERE msg_id = r.msg_id "
 	                       "AND in_flight = 1) LIMIT ?1",
 	                       -1, &st, NULL) != SQLITE_OK)
-		return db_error(s, "listing waiting notices", why, whylen);
+		return spool_db_error(s, "listing waiting notices", why, whylen);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
 	int rc, n = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && (size_t)n < max)
 		ids[n++] = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return db_error(s, "listing waiting notices", why, whylen);
+		return spool_db_error(s, "listing waiting notices", why, whylen);
 	return n;
 }
 
@@ -912,7 +952,7 @@ int spool_load_envelope(struct spool *s, uint64_t id, struct spool_envelope *e, 
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		e->id = id;
-		snprintf(e->sender, sizeof e->sender, "%s", column_text(st, 0));
+		snprintf(e->sender, sizeof e->sender, "%s", spool_column_text(st, 0));
 		e->flags = (unsigned)sqlite3_column_int(st, 1);
 		e->queued_ms = sqlite3_column_int64(st, 2);
 		e->size = (size_t)sqlite3_column_int64(st, 3);
@@ -922,7 +962,7 @@ int spool_load_envelope(struct spool *s, uint64_t id, struct spool_envelope *e, 
 		return 0;
 	if (rc == SQLITE_DONE)
 		return snprintf(why, whylen, "no message with that id"), -1;
-	return db_error(s, "reading envelope", why, whylen);
+	return spool_db_error(s, "reading envelope", why, whylen);
 }
 
 /* ---- bodies --------------------------------------------------------------- */
@@ -933,14 +973,14 @@ ssize_t spool_body_read(struct spool *s, uint64_t id, size_t offset, void *buf, 
 	sqlite3_blob *blob;
 	if (sqlite3_blob_open(s->db, "main", "bodies", "data", (sqlite3_int64)id, 0, &blob) !=
 	    SQLITE_OK) {
-		return db_error(s, "opening the message body", why, whylen);
+		return spool_db_error(s, "opening the message body", why, whylen);
 	}
 	size_t size = (size_t)sqlite3_blob_bytes(blob);
 	size_t take = offset >= size ? 0 : (size - offset < n ? size - offset : n);
 	int rc = take ? sqlite3_blob_read(blob, buf, (int)take, (int)offset) : SQLITE_OK;
 	sqlite3_blob_close(blob);
 	if (rc != SQLITE_OK)
-		return db_error(s, "reading the message body", why, whylen);
+		return spool_db_error(s, "reading the message body", why, whylen);
 	return (ssize_t)take;
 }
 
@@ -984,14 +1024,14 @@ int spool_message_body(struct spool *s, uint64_t id, char **body, size_t *len, c
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db, "SELECT data FROM bodies WHERE msg_id = ?1", -1, &st, NULL) !=
 	    SQLITE_OK)
-		return db_error(s, "preparing body read", why, whylen);
+		return spool_db_error(s, "preparing body read", why, whylen);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		sqlite3_finalize(st);
 		if (rc == SQLITE_DONE)
 			return snprintf(why, whylen, "no message with that id"), SPOOL_NOT_FOUND;
-		return db_error(s, "reading body", why, whylen);
+		return spool_db_error(s, "reading body", why, whylen);
 	}
 	*len = (size_t)sqlite3_column_bytes(st, 0);
 	*body = malloc(*len + 1);
@@ -1013,12 +1053,15 @@ int spool_log_attempt(struct spool *s, const struct spool_attempt_log *l, char *
 	sqlite3_bind_int64(st, 2, l->rcpt_id);
 	sqlite3_bind_int64(st, 3, l->started_ms);
 	sqlite3_bind_int64(st, 4, l->duration_ms);
-	text_or_null(st, 5, l->mx);
-	text_or_null(st, 6, l->ip);
-	text_or_null(st, 7, l->tls);
+	spool_bind_text(st, 5, l->mx);
+	spool_bind_text(st, 6, l->ip);
+	spool_bind_text(st, 7, l->tls);
 	sqlite3_bind_int(st, 8, l->result);
-	text_or_null(st, 9, l->reply);
-	return step_done(s, st, "logging attempt", why, whylen);
+	spool_bind_text(st, 9, l->reply);
+	spool_bind_text(st, 10, l->tls_policy);
+	spool_bind_text(st, 11, l->tls_verified);
+	spool_bind_text(st, 12, l->tls_detail);
+	return spool_step_done(s, st, "logging attempt", why, whylen);
 }
 
 int spool_dialed_get(struct spool *s, uint64_t msg_id, const char *host, char *ips, size_t n)
@@ -1028,7 +1071,7 @@ int spool_dialed_get(struct spool *s, uint64_t msg_id, const char *host, char *i
 	sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
 	ips[0] = '\0';
 	if (sqlite3_step(st) == SQLITE_ROW)
-		snprintf(ips, n, "%s", column_text(st, 0));
+		snprintf(ips, n, "%s", spool_column_text(st, 0));
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return 0;
@@ -1041,7 +1084,7 @@ int spool_dialed_put(struct spool *s, uint64_t msg_id, const char *host, const c
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
 	sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, ips, -1, SQLITE_STATIC);
-	return step_done(s, st, "saving dialed addresses", why, whylen);
+	return spool_step_done(s, st, "saving dialed addresses", why, whylen);
 }
 
 /* ---- a message's life ends ---------------------------------------------- */
@@ -1055,7 +1098,7 @@ int spool_message_settle(struct spool *s, uint64_t msg_id, int64_t now_ms, char 
 	int64_t pending = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : -1;
 	sqlite3_reset(st);
 	if (total < 0)
-		return db_error(s, "counting recipients", why, whylen);
+		return spool_db_error(s, "counting recipients", why, whylen);
 	if (pending > 0)
 		return 0;
 	if (total == 0 &&
@@ -1066,7 +1109,7 @@ int spool_message_settle(struct spool *s, uint64_t msg_id, int64_t now_ms, char 
 		st = s->stmt[ST_MARK_DONE];
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)msg_id);
 		sqlite3_bind_int64(st, 2, now_ms);
-		if (step_done(s, st, "marking message done", why, whylen) < 0)
+		if (spool_step_done(s, st, "marking message done", why, whylen) < 0)
 			return -1;
 	}
 	if (by_message(s, ST_DROP_BODY, msg_id, "dropping body", why, whylen) < 0 ||
@@ -1112,7 +1155,7 @@ int64_t spool_cleanup(struct spool *s, int64_t done_before_ms, int max, char *wh
 	sqlite3_reset(st);
 	int64_t result = n;
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		result = db_error(s, "listing expired messages", why, whylen);
+		result = spool_db_error(s, "listing expired messages", why, whylen);
 	for (int i = 0; i < n && result >= 0; i++)
 		if (by_message(s, ST_DROP_LOG, ids[i], "expiring log", why, whylen) < 0 ||
 		    by_message(s, ST_DROP_RECIPIENTS, ids[i], "expiring recipients", why, whylen) <
@@ -1173,12 +1216,12 @@ static void acc_message(struct message_acc *a, sqlite3_stmt *st)
 	a->have = true;
 	a->m = (struct spool_message_row){
 	    .id = (uint64_t)sqlite3_column_int64(st, 0),
-	    .sender = dup_or_null(column_text(st, 1)),
+	    .sender = dup_or_null(spool_column_text(st, 1)),
 	    .size = sqlite3_column_int64(st, 2),
 	    .queued_ms = sqlite3_column_int64(st, 3),
 	    .flags = (unsigned)sqlite3_column_int(st, 4),
-	    .auth_user = dup_or_null(column_text(st, 5)),
-	    .client = dup_or_null(column_text(st, 6)),
+	    .auth_user = dup_or_null(spool_column_text(st, 5)),
+	    .client = dup_or_null(spool_column_text(st, 6)),
 	    .done_ms = column_time(st, 7),
 	};
 }
@@ -1193,9 +1236,9 @@ static void acc_recipient(struct message_acc *a, sqlite3_stmt *st)
 	}
 	enum rcpt_state state = (enum rcpt_state)sqlite3_column_int(st, 9);
 	bool pending = state == RCPT_QUEUED || state == RCPT_DEFERRED || state == RCPT_HELD;
-	const char *err = column_text(st, 12);
+	const char *err = spool_column_text(st, 12);
 	a->r[a->n++] = (struct spool_recipient_row){
-	    .address = dup_or_null(column_text(st, 8)),
+	    .address = dup_or_null(spool_column_text(st, 8)),
 	    .state = state,
 	    .attempts = sqlite3_column_int(st, 10),
 	    .next_attempt_ms = pending ? column_time(st, 11) : -1,
@@ -1233,7 +1276,7 @@ static int emit_messages(struct spool *s, sqlite3_stmt *st, spool_message_fn fn,
 	free(a.r);
 	sqlite3_finalize(st);
 	if (!stop && rc != SQLITE_DONE)
-		return db_error(s, "listing the queue", why, whylen);
+		return spool_db_error(s, "listing the queue", why, whylen);
 	return 0;
 }
 
@@ -1262,7 +1305,7 @@ int spool_list(struct spool *s, const struct spool_filter *f, spool_message_fn f
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	free(sql);
 	if (rc != SQLITE_OK)
-		return db_error(s, "preparing the queue listing", why, whylen);
+		return spool_db_error(s, "preparing the queue listing", why, whylen);
 	int i = 1, count;
 	filter_bind(f, st, &i);
 	return emit_messages(s, st, fn, arg, &count, why, whylen);
@@ -1275,7 +1318,7 @@ int spool_show(struct spool *s, uint64_t id, spool_message_fn fn, void *arg, cha
 	if (sqlite3_prepare_v2(s->db,
 	                       MSG_COLUMNS "WHERE m.id = ?1 AND r.drop_requested = 0 ORDER BY r.id",
 	                       -1, &st, NULL) != SQLITE_OK)
-		return db_error(s, "preparing show", why, whylen);
+		return spool_db_error(s, "preparing show", why, whylen);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	int count;
 	if (emit_messages(s, st, fn, arg, &count, why, whylen) < 0)
@@ -1294,28 +1337,32 @@ int spool_attempts(struct spool *s, uint64_t id,
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db,
 	                       "SELECT r.address, a.started, a.duration_ms, a.mx, a.ip, a.tls, "
-	                       "a.result, a.reply FROM attempt_log a JOIN recipients r ON r.id = "
+	                       "a.result, a.reply, a.tls_policy, a.tls_verified, a.tls_detail "
+	                       "FROM attempt_log a JOIN recipients r ON r.id = "
 	                       "a.rcpt_id WHERE a.msg_id = ?1 ORDER BY a.id",
 	                       -1, &st, NULL) != SQLITE_OK)
-		return db_error(s, "preparing the delivery log", why, whylen);
+		return spool_db_error(s, "preparing the delivery log", why, whylen);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct spool_attempt_row a = {
-		    .recipient = column_text(st, 0),
+		    .recipient = spool_column_text(st, 0),
 		    .started_ms = sqlite3_column_int64(st, 1),
 		    .duration_ms = sqlite3_column_int64(st, 2),
-		    .mx = column_text(st, 3),
-		    .ip = column_text(st, 4),
-		    .tls = column_text(st, 5),
+		    .mx = spool_column_text(st, 3),
+		    .ip = spool_column_text(st, 4),
+		    .tls = spool_column_text(st, 5),
 		    .result = (enum spool_attempt_result)sqlite3_column_int(st, 6),
-		    .reply = column_text(st, 7),
+		    .reply = spool_column_text(st, 7),
+		    .tls_policy = spool_column_text(st, 8),
+		    .tls_verified = spool_column_text(st, 9),
+		    .tls_detail = spool_column_text(st, 10),
 		};
 		fn(arg, &a);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return db_error(s, "reading the delivery log", why, whylen);
+		return spool_db_error(s, "reading the delivery log", why, whylen);
 	return 0;
 }
 
@@ -1330,7 +1377,7 @@ static int check_query(struct spool *s, const char *sql, const char *problem,
 	}
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		char line[512];
-		snprintf(line, sizeof line, "%s: %s", problem, column_text(st, 0));
+		snprintf(line, sizeof line, "%s: %s", problem, spool_column_text(st, 0));
 		fn(line, arg);
 		n++;
 	}
@@ -1344,7 +1391,7 @@ int spool_check(struct spool *s, void (*fn)(const char *problem, void *arg), voi
 	int n = 0;
 	if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
-			const char *r = column_text(st, 0);
+			const char *r = spool_column_text(st, 0);
 			if (strcmp(r, "ok") != 0) {
 				fn(r, arg);
 				n++;
@@ -1375,4 +1422,21 @@ int spool_check(struct spool *s, void (*fn)(const char *problem, void *arg), voi
 	                 "(SELECT id FROM messages)",
 	                 "delivery log without message", fn, arg);
 	return n;
+}
+
+sqlite3_stmt *spool_more_stmt(struct spool *s, enum spool_more id, const char *sql, char *why,
+                              size_t whylen)
+{
+	if (s->more[id] == NULL &&
+	    sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->more[id], NULL) !=
+	        SQLITE_OK) {
+		spool_db_error(s, "preparing a statement", why, whylen);
+		return NULL;
+	}
+	return s->more[id];
+}
+
+sqlite3 *spool_sqlite(struct spool *s)
+{
+	return s->db;
 }

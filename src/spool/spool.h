@@ -256,6 +256,11 @@ struct spool_attempt_log {
 	const char *mx, *ip, *tls; /* NULL when not reached */
 	enum spool_attempt_result result;
 	const char *reply; /* the remote reply or our reason */
+	/* the TLS policy that governed the host ("dane", "mta-sts enforce"...),
+	 * how the certificate was verified ("DANE-EE", "DANE-TA", "PKIX",
+	 * "unverified") and what went with it (the matching record, or why it
+	 * failed); NULL when unknown */
+	const char *tls_policy, *tls_verified, *tls_detail;
 };
 
 int spool_log_attempt(struct spool *s, const struct spool_attempt_log *l, char *why, size_t whylen);
@@ -328,6 +333,7 @@ struct spool_attempt_row {
 	const char *mx, *ip, *tls; /* may be NULL */
 	enum spool_attempt_result result;
 	const char *reply; /* may be NULL */
+	const char *tls_policy, *tls_verified, *tls_detail; /* may be NULL */
 };
 
 /* The delivery log of one message, oldest first. */
