@@ -4,6 +4,7 @@
 #include "util/timeutil.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static json_t *time_or_null(int64_t ms)
 {
@@ -93,6 +94,14 @@ static void collect_attempt(void *arg, const struct spool_attempt_row *a)
 	json_object_set_new(o, "mx", text_or_null(a->mx));
 	json_object_set_new(o, "ip", text_or_null(a->ip));
 	json_object_set_new(o, "tls", text_or_null(a->tls));
+	/* "TLSv1.3 TLS_AES_256_GCM_SHA384": the version, then the cipher */
+	const char *sp = a->tls ? strchr(a->tls, ' ') : NULL;
+	json_object_set_new(o, "tls_version",
+	                    sp ? json_stringn(a->tls, (size_t)(sp - a->tls)) : json_null());
+	json_object_set_new(o, "tls_cipher", sp ? json_string(sp + 1) : json_null());
+	json_object_set_new(o, "tls_policy", text_or_null(a->tls_policy));
+	json_object_set_new(o, "tls_verified", text_or_null(a->tls_verified));
+	json_object_set_new(o, "tls_detail", text_or_null(a->tls_detail));
 	json_object_set_new(o, "result",
 	                    json_string((unsigned)a->result <= SPOOL_ATTEMPT_FAILED
 	                                    ? result_names[a->result]

@@ -2,8 +2,11 @@
 #include "deliver/attempt.h"
 
 #include "deliver/client.h"
+#include "deliver/host_tls.h"
 #include "deliver/notice.h"
 #include "dns/destinations.h"
+#include "dns/tlsa.h"
+#include "spool/tls_rows.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/timeutil.h"
@@ -39,6 +42,13 @@ struct attempt {
 	size_t ip_i;
 	enum smtp_tls_mode mode;
 
+	/* transport security (host_tls.h) */
+	struct sts_request *sts_req;
+	struct tlsa_lookup *tlsa_req;
+	struct attempt_tls tls;
+	struct host_tls host_tls;
+	char pool_tag[96];
+
 	struct smtp_client *client;     /* ready, owned by the attempt */
 	struct smtp_client *connecting; /* set up in progress, until on_ready */
 	struct pool_conn_info conn;
@@ -51,6 +61,7 @@ struct attempt {
 	/* why the undecided recipients are still undecided */
 	struct smtp_client_error last;
 	char last_mx[256], last_ip[64];
+	struct tls_note last_note;
 	struct dialed {
 		char host[256];
 		char ips[512]; /* "ip ip ...", oldest first, across attempts */
@@ -58,7 +69,8 @@ struct attempt {
 	size_t ndialed;
 	size_t hosts_tried;   /* of dests */
 	size_t hosts_refused; /* of those: said 5xx to the greeting or EHLO */
-	size_t hosts_lacking; /* of those: lacked what the message needs */
+	size_t hosts_lacking; /* of those: lacked what the message needs, or
+	                         could never carry its REQUIRETLS */
 	bool dualstack_seen;
 	bool looped; /* a host was ourselves: RFC 5321 §5.1 ended the list */
 
@@ -70,6 +82,7 @@ struct attempt {
 };
 
 static struct metric *m_results, *m_duration, *m_connections, *m_fallbacks, *m_dsn;
+static struct metric *m_hosts, *m_dane_hosts, *m_dane_verify, *m_overrides, *m_requiretls;
 
 void attempt_metrics_init(void)
 {
@@ -88,6 +101,23 @@ void attempt_metrics_init(void)
 	                             "plaintext retries after a failed TLS handshake", NULL);
 	m_dsn = metric_counter("outpost_dsn_queued_total", "delivery status notifications queued",
 	                       "kind");
+	m_hosts = metric_counter("outpost_delivery_hosts_total",
+	                         "MX hosts tried, by whether their addresses are DNSSEC-signed",
+	                         "dnssec");
+	m_dane_hosts = metric_counter("outpost_dane_hosts_total",
+	                              "MX hosts whose TLSA records were looked up, by outcome: none, "
+	                              "usable, unusable, failed",
+	                              "tlsa");
+	m_dane_verify = metric_counter("outpost_dane_verifications_total",
+	                               "TLS sessions verified with DANE, by result", "result");
+	m_overrides = metric_counter("outpost_tls_required_no_overrides_total",
+	                             "policy findings ignored because of TLS-Required: No "
+	                             "(RFC 8689 §5)",
+	                             "ignored");
+	m_requiretls = metric_counter("outpost_requiretls_unsupported_total",
+	                              "hosts that could not carry a REQUIRETLS message, by reason",
+	                              "reason");
+	sts_cache_metrics_init();
 }
 
 static void next_host(struct attempt *a);
@@ -128,12 +158,18 @@ static const char *enhanced_code(const struct smtp_client_error *e)
 }
 
 static void settle(struct job_rcpt *r, enum rcpt_state state, const struct smtp_client_error *e,
-                   const char *mx, const char *ip)
+                   const char *mx, const char *ip, const struct tls_note *note)
 {
 	r->state = state;
 	r->remote = e->code != 0;
-	const char *enh = enhanced_code(e);
+	char enh[16];
+	snprintf(enh, sizeof enh, "%s", enhanced_code(e));
+	/* our own codes say what the outcome is: 4.x.x deferred, 5.x.x failed */
+	if (!r->remote && (enh[0] == '4' || enh[0] == '5'))
+		enh[0] = state == RCPT_FAILED ? '5' : '4';
 	snprintf(r->enhanced, sizeof r->enhanced, "%s", enh);
+	if (note)
+		r->note = *note;
 	if (e->code) /* the remote reply as it came: it is the Diagnostic-Code */
 		snprintf(r->error, sizeof r->error, "%d %s%s%s", e->code, e->enhanced,
 		         e->enhanced[0] ? " " : "", e->text);
@@ -151,7 +187,7 @@ static void settle_undecided(struct attempt *a, enum rcpt_state state,
 {
 	for (size_t i = 0; i < a->job->n; i++)
 		if (a->job->rcpts[i].state == RCPT_QUEUED)
-			settle(&a->job->rcpts[i], state, e, a->last_mx, a->last_ip);
+			settle(&a->job->rcpts[i], state, e, a->last_mx, a->last_ip, &a->last_note);
 }
 
 static void our_error(struct smtp_client_error *e, bool permanent, const char *enhanced,
@@ -194,12 +230,12 @@ static void release_client(struct attempt *a, bool reusable)
 	a->client = NULL;
 }
 
-/* The one place where the TLS mode of a host is decided. Without a policy
- * it is opportunistic STARTTLS, and plaintext on the retry after a failed
- * handshake (SPEC §5.3 row 1). */
-static enum smtp_tls_mode host_tls_mode(const struct attempt *a, bool plaintext_retry)
+/* The policy that governs the host being tried, once decided. */
+static const char *host_policy_name(const struct attempt *a)
 {
-	return plaintext_retry ? SMTP_TLS_SKIP : SMTP_TLS_OPPORTUNISTIC;
+	if (a->mode == SMTP_TLS_SKIP)
+		return "none";
+	return a->host_tls.host[0] ? tls_governor_name(a->host_tls.plan.governor) : "";
 }
 
 static void remember_error(struct attempt *a, const struct smtp_client_error *e, const char *ip)
@@ -207,6 +243,16 @@ static void remember_error(struct attempt *a, const struct smtp_client_error *e,
 	a->last = *e;
 	snprintf(a->last_mx, sizeof a->last_mx, "%s", a->host ? a->host->name : a->conn.mx);
 	snprintf(a->last_ip, sizeof a->last_ip, "%s", ip ? ip : "");
+	memset(&a->last_note, 0, sizeof a->last_note);
+	snprintf(a->last_note.policy, sizeof a->last_note.policy, "%s", host_policy_name(a));
+}
+
+static void count_override(struct attempt *a, const char *what, const char *detail)
+{
+	metric_add(m_overrides, what, 1);
+	log_event(LOG_INFO, "tls_required_no_override", "qid=%s domain=%s mx=%s ignored=%s detail=%s",
+	          a->qid, log_quote(a->job->domain), a->host ? log_quote(a->host->name) : "-", what,
+	          log_quote(detail));
 }
 
 static void dial_next_ip(struct attempt *a);
@@ -249,12 +295,56 @@ static void session_failed(struct attempt *a, const struct smtp_client_error *e,
 	next_host(a);
 }
 
+/* A TLS failure under a policy that demands TLS: this host's problem, so
+ * temporary, with a code that says it was about TLS (RFC 3463 X.7.4
+ * "security features not supported", X.7.5 "cryptographic failure"). */
+static void policy_tls_error(struct attempt *a, const struct smtp_client_error *e,
+                             struct smtp_client_error *out)
+{
+	*out = *e;
+	out->permanent = false;
+	if (e->tls == SMTP_TLS_REFUSED || e->tls == SMTP_TLS_NOT_OFFERED) {
+		out->code = 0;
+		snprintf(out->enhanced, sizeof out->enhanced, "4.7.4");
+		snprintf(out->text, sizeof out->text,
+		         "TLS is required (%s) but %.200s refused STARTTLS: %d %.150s", host_policy_name(a),
+		         a->host->name, e->code, e->text);
+	} else if (e->tls == SMTP_TLS_HANDSHAKE) {
+		snprintf(out->enhanced, sizeof out->enhanced, "4.7.5");
+	}
+}
+
+/* Counts and notes the connection's TLS outcome; true when the setup
+ * error is a TLS failure that the plan retries in plaintext. */
+static bool tls_outcome(struct attempt *a, struct smtp_client *c, bool ok,
+                        const struct smtp_client_error *e, const char *ip)
+{
+	const struct smtp_server_info *info = smtp_client_info(c);
+	if (host_tls_record(&a->tls, &a->host_tls, a->mode, info, ok ? NULL : e, ip))
+		count_override(a, "verification", info->verdict.failure.reason);
+	if (a->mode != SMTP_TLS_SKIP && info->tls_tried && a->host_tls.plan.auth == TLS_AUTH_DANE)
+		metric_add(m_dane_verify, info->verdict.authenticated ? "ok" : "failed", 1);
+	if (ok)
+		return false;
+	return e->kind == SMTP_ERR_TLS && a->mode != SMTP_TLS_SKIP && a->host_tls.plan.fallback;
+}
+
+static void connection_note(struct attempt *a, const struct smtp_server_info *info,
+                            struct tls_note *note)
+{
+	memset(note, 0, sizeof *note);
+	snprintf(note->policy, sizeof note->policy, "%s", host_policy_name(a));
+	host_tls_describe(&a->host_tls, info, note->verified, sizeof note->verified, note->detail,
+	                  sizeof note->detail);
+}
+
 static void on_ready(void *arg, struct smtp_client *c, bool ok, const struct smtp_client_error *e)
 {
 	struct attempt *a = arg;
 	char ip[64];
 	a->connecting = NULL;
 	dns_addr_format(&a->ips->addrs[a->ip_i - 1], ip, sizeof ip);
+	bool retry_plain = tls_outcome(a, c, ok, e, ip);
 	if (ok) {
 		metric_add(m_connections, "ok", 1);
 		a->client = c;
@@ -263,6 +353,8 @@ static void on_ready(void *arg, struct smtp_client *c, bool ok, const struct smt
 		if (info->tls)
 			snprintf(a->conn.tls, sizeof a->conn.tls, "%s %s", info->tls_version,
 			         info->tls_cipher);
+		connection_note(a, info, &a->conn.note);
+		snprintf(a->conn.tag, sizeof a->conn.tag, "%s", a->pool_tag);
 		return send_txn(a);
 	}
 	remember_error(a, e, ip);
@@ -271,16 +363,29 @@ static void on_ready(void *arg, struct smtp_client *c, bool ok, const struct smt
 		return dial_next_ip(a);
 	}
 	note_dialed(a, ip);
-	if (e->kind == SMTP_ERR_TLS && a->mode == SMTP_TLS_OPPORTUNISTIC) {
-		/* a failed opportunistic handshake is retried on the same host
-		 * in plaintext (docs/delivery.md) */
+	if (retry_plain) {
+		/* a failed opportunistic handshake, or any TLS failure under
+		 * "TLS-Required: No": the same host again in plaintext
+		 * (docs/tls.md, RFC 7435, RFC 8689 §5) */
 		metric_add(m_connections, "tls_failed", 1);
 		metric_add(m_fallbacks, NULL, 1);
+		if (a->host_tls.plan.mode == SMTP_TLS_REQUIRED)
+			count_override(a, "plaintext", e->text);
 		log_event(LOG_INFO, "plaintext_fallback", "qid=%s mx=%s ip=%s error=%s", a->qid,
 		          a->host->name, ip, log_quote(e->text));
-		a->mode = host_tls_mode(a, true);
+		a->mode = SMTP_TLS_SKIP;
 		a->ip_i--;
 		return dial_next_ip(a);
+	}
+	if (e->kind == SMTP_ERR_TLS) {
+		metric_add(m_connections, "tls_failed", 1);
+		struct smtp_client_error pe;
+		policy_tls_error(a, e, &pe);
+		remember_error(a, &pe, ip);
+		connection_note(a, smtp_client_info(c), &a->last_note);
+		if (!a->last_note.detail[0])
+			snprintf(a->last_note.detail, sizeof a->last_note.detail, "%.190s", pe.text);
+		return next_host(a);
 	}
 	session_failed(a, e, ip);
 }
@@ -311,11 +416,14 @@ static void dial_next_ip(struct attempt *a)
 		struct sockaddr_storage ss;
 		socklen_t len;
 		fill_sockaddr(&a->ips->addrs[a->ip_i++], (int)conf->delivery_port, &ss, &len);
+		bool tls = a->mode != SMTP_TLS_SKIP;
 		struct smtp_client_config cfg = {
 		    .ehlo_name = conf->hostname,
 		    .server_name = a->host->is_ip ? NULL : a->host->name,
 		    .tls_mode = a->mode,
 		    .tls_ctx = a->ctx->tls,
+		    .tls_policy = tls ? &a->host_tls.peer : NULL,
+		    .tls_authenticate = tls && a->host_tls.plan.enforce,
 		    .tls_sessions = a->ctx->tls_sessions,
 		    .connect_timeout_ms = conf->connect_timeout_ms,
 		    .command_timeout_ms = conf->command_timeout_ms,
@@ -362,6 +470,48 @@ static void host_is_ourselves(struct attempt *a)
 	next_host(a);
 }
 
+/* The host's TLS plan is made (host_tls.h): dial it, or say why not. */
+static void host_ready(struct attempt *a, struct host_tlsa *tlsa)
+{
+	host_tls_decide(&a->tls, &a->host_tls, a->ips, tlsa);
+	const struct host_tls *h = &a->host_tls;
+	if (tlsa)
+		metric_add(m_dane_hosts,
+		           h->situation.dane == DANE_USABLE     ? "usable"
+		           : h->situation.dane == DANE_UNUSABLE ? "unusable"
+		           : tlsa->result == TLSA_FAILED        ? "failed"
+		                                                : "none",
+		           1);
+	if (h->plan.overrides & OVERRIDE_STS_MX)
+		count_override(a, "mtasts-mx", "MX host not listed in the enforced MTA-STS policy");
+	if (h->plan.overrides & OVERRIDE_TLSA_ERROR)
+		count_override(a, "tlsa-error", tlsa ? tlsa->error : "");
+	a->mode = h->plan.mode;
+	if (h->plan.dial)
+		return dial_next_ip(a);
+	struct smtp_client_error e;
+	our_error(&e, false, h->plan.enhanced, "%s", h->plan.why);
+	e.command = "tls";
+	remember_error(a, &e, NULL);
+	snprintf(a->last_note.detail, sizeof a->last_note.detail, "%s",
+	         tlsa && tlsa->result == TLSA_FAILED ? tlsa->error : h->plan.why);
+	if (h->plan.cannot_qualify) {
+		a->hosts_lacking++; /* like a host lacking REQUIRETLS: final when all do */
+		metric_add(m_requiretls, "unauthenticated-mx", 1);
+	}
+	log_event(LOG_INFO, "host_skipped", "qid=%s mx=%s policy=%s reason=%s", a->qid,
+	          log_quote(a->host->name), tls_governor_name(h->plan.governor),
+	          log_quote(h->plan.why));
+	next_host(a);
+}
+
+static void on_tlsa(void *arg, struct host_tlsa *t)
+{
+	struct attempt *a = arg;
+	a->tlsa_req = NULL;
+	host_ready(a, t);
+}
+
 static void on_ips(void *arg, struct host_ips *ips, bool ok)
 {
 	struct attempt *a = arg;
@@ -378,8 +528,14 @@ static void on_ips(void *arg, struct host_ips *ips, bool ok)
 	if (ips_are_ours(a, ips))
 		return host_is_ourselves(a);
 	a->dualstack_seen |= ips->dualstack;
-	a->mode = host_tls_mode(a, false);
-	dial_next_ip(a);
+	bool signed_addrs = ips->authentic && ips->expanded_authentic;
+	metric_add(m_hosts, signed_addrs ? "yes" : "no", 1);
+	if (host_tls_wants_tlsa(&a->tls, &a->host_tls, ips, a->ctx->conf->dane_enabled)) {
+		a->tlsa_req = tlsa_lookup(a->ctx->dns, a->host->name, ips->expanded,
+		                          (int)a->ctx->conf->delivery_port, on_tlsa, a);
+		return;
+	}
+	host_ready(a, NULL);
 }
 
 /* The addresses dialed before for host, parsed for gather_ips. */
@@ -413,6 +569,7 @@ static void next_host(struct attempt *a)
 		return outcome(a);
 	a->host = &a->dests->hosts[a->host_i++];
 	a->hosts_tried++;
+	host_tls_begin(&a->tls, &a->host_tls, a->host->name);
 	if (a->host->is_ip) {
 		struct host_ips *ips = calloc(1, sizeof *ips);
 		if (ips == NULL || (ips->addrs = malloc(sizeof *ips->addrs)) == NULL)
@@ -442,6 +599,7 @@ static void on_destinations(void *arg, struct destinations *d, bool ok)
 	}
 	a->dests = d;
 	a->host_i = 0;
+	attempt_tls_destinations(&a->tls, d);
 	next_host(a);
 }
 
@@ -474,7 +632,7 @@ static bool apply_results(struct attempt *a, const struct smtp_rcpt_result *res,
 		const struct smtp_rcpt_result *x = &res[k];
 		snprintf(r->tls, sizeof r->tls, "%s", a->conn.tls);
 		if (x->status == SMTP_RCPT_OK) {
-			settle(r, RCPT_DELIVERED, &x->error, mx, ip);
+			settle(r, RCPT_DELIVERED, &x->error, mx, ip, &a->conn.note);
 		} else if (x->status == SMTP_RCPT_NOT_TRIED) {
 			more_here = true;
 		} else if (x->error.code == 421) {
@@ -482,7 +640,7 @@ static bool apply_results(struct attempt *a, const struct smtp_rcpt_result *res,
 			*closing = true;
 		} else if (err->kind == SMTP_ERR_NONE || really_permanent(a, &x->error)) {
 			bool perm = really_permanent(a, &x->error);
-			settle(r, perm ? RCPT_FAILED : RCPT_DEFERRED, &x->error, mx, ip);
+			settle(r, perm ? RCPT_FAILED : RCPT_DEFERRED, &x->error, mx, ip, &a->conn.note);
 		}
 	}
 	return more_here && err->kind == SMTP_ERR_NONE && !*closing;
@@ -506,6 +664,8 @@ static void on_txn(void *arg, struct smtp_client *c, const struct smtp_rcpt_resu
 	 * says nothing about "every host" (it is tried again from the list). */
 	if (capability_error(err) && a->dests)
 		a->hosts_lacking++;
+	if (err->kind == SMTP_ERR_REQUIRETLS)
+		metric_add(m_requiretls, "no-requiretls", 1);
 	release_client(a, !closing && (err->kind == SMTP_ERR_NONE || capability_error(err)));
 	if (undecided(a) == 0)
 		return outcome(a);
@@ -559,6 +719,8 @@ static void decide_rest(struct attempt *a)
 		struct job_rcpt *r = &a->job->rcpts[i];
 		if (r->state == RCPT_DEFERRED && r->attempt >= a->ctx->conf->max_attempts) {
 			r->state = RCPT_FAILED;
+			if (!r->remote && r->enhanced[0] == '4')
+				r->enhanced[0] = '5';
 			size_t len = strlen(r->error);
 			snprintf(r->error + len, sizeof r->error - len,
 			         " (gave up after %d attempts)", r->attempt);
@@ -615,8 +777,26 @@ static int record_recipient(struct spool *sp, struct attempt *a, struct job_rcpt
 	    .tls = r->tls[0] ? r->tls : NULL,
 	    .result = result_of[r->state],
 	    .reply = r->error,
+	    .tls_policy = r->note.policy[0] ? r->note.policy : NULL,
+	    .tls_verified = r->note.verified[0] ? r->note.verified : NULL,
+	    .tls_detail = r->note.detail[0] ? r->note.detail : NULL,
 	};
 	return spool_log_attempt(sp, &l, why, whylen);
+}
+
+/* RFC 8460 results go in the outcome's own commit: no fsync of their own.
+ * The day is that of the attempt's start, in UTC. */
+static int record_tls_results(struct spool *sp, struct attempt *a, char *why, size_t whylen)
+{
+	char day[32];
+	time_format_rfc3339(a->started_ms, day, sizeof day);
+	day[10] = '\0';
+	for (size_t i = 0; i < a->tls.results.n; i++) {
+		const struct tlsrpt_result *r = &a->tls.results.r[i];
+		if (tlsrpt_result_worth_keeping(r) && spool_tls_results_add(sp, day, r, why, whylen) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static int outcome_write(struct spool *sp, void *arg, char *why, size_t whylen)
@@ -632,7 +812,8 @@ static int outcome_write(struct spool *sp, void *arg, char *why, size_t whylen)
 		if (a->dialed[i].ips[0] && spool_dialed_put(sp, a->job->msg_id, a->dialed[i].host,
 		                                            a->dialed[i].ips, why, whylen) < 0)
 			return -1;
-	if (notice_flush(sp, a->ctx->conf, a->job->msg_id, now, &o->notice, why, whylen) < 0)
+	if (record_tls_results(sp, a, why, whylen) < 0 ||
+	    notice_flush(sp, a->ctx->conf, a->job->msg_id, now, &o->notice, why, whylen) < 0)
 		return -1;
 	return spool_message_settle(sp, a->job->msg_id, now, why, whylen);
 }
@@ -641,6 +822,10 @@ static void attempt_free(struct attempt *a)
 {
 	if (a->gather)
 		gather_cancel(a->gather);
+	sts_request_cancel(a->sts_req);
+	tlsa_lookup_cancel(a->tlsa_req);
+	host_tls_clear(&a->host_tls);
+	attempt_tls_clear(&a->tls);
 	if (a->connecting) /* shutdown while a connection was being set up */
 		smtp_client_abort(a->connecting);
 	release_client(a, false);
@@ -662,9 +847,12 @@ static void log_outcome(struct attempt *a)
 		const char *result = rcpt_state_name(r->state);
 		metric_add(m_results, result, 1);
 		log_event(r->state == RCPT_FAILED ? LOG_WARN : LOG_INFO, "delivery",
-		          "qid=%s rcpt=%s attempt=%d result=%s mx=%s ip=%s reply=%s", a->qid,
-		          log_quote(r->address), r->attempt, result, r->mx[0] ? r->mx : "-",
-		          r->ip[0] ? r->ip : "-", log_quote(r->error));
+		          "qid=%s rcpt=%s attempt=%d result=%s mx=%s ip=%s tls=%s tls_policy=%s "
+		          "verified=%s reply=%s",
+		          a->qid, log_quote(r->address), r->attempt, result, r->mx[0] ? r->mx : "-",
+		          r->ip[0] ? r->ip : "-", r->tls[0] ? log_quote(r->tls) : "-",
+		          r->note.policy[0] ? log_quote(r->note.policy) : "-",
+		          r->note.verified[0] ? r->note.verified : "-", log_quote(r->error));
 	}
 }
 
@@ -752,6 +940,60 @@ static bool load_envelope(struct attempt *a)
 	return true;
 }
 
+static enum tls_demand demand_of(unsigned flags)
+{
+	if (flags & SPOOL_F_REQUIRETLS) /* RFC 8689 §5: it wins over the header */
+		return TLS_DEMAND_REQUIRETLS;
+	return flags & SPOOL_F_TLS_REQUIRED_NO ? TLS_DEMAND_OPTIONAL : TLS_DEMAND_DEFAULT;
+}
+
+/* The domain's MTA-STS policy is known (r NULL: none looked up). A lookup
+ * that failed with nothing cached defers the domain (RFC 8461 §5), except
+ * under "TLS-Required: No". Then an idle connection set up under the same
+ * policy, or the MX hosts. */
+static void sts_known(struct attempt *a, struct sts_result *r)
+{
+	enum tls_demand demand = demand_of(a->env.flags);
+	bool literal = a->job->domain[0] == '[';
+	bool failed = r && r->temporary_failure;
+	char text[256] = "";
+	if (r)
+		snprintf(text, sizeof text, "%s", r->text);
+	attempt_tls_init(&a->tls, a->job->domain, demand, literal, r);
+	if (failed && demand != TLS_DEMAND_OPTIONAL) {
+		struct smtp_client_error e;
+		our_error(&e, false, "4.4.3", "%s", text);
+		e.command = "mta-sts";
+		remember_error(a, &e, NULL);
+		settle_undecided(a, RCPT_DEFERRED, &e);
+		return outcome(a);
+	}
+	if (failed)
+		count_override(a, "mtasts-lookup", text);
+	attempt_tls_pool_tag(&a->tls, a->pool_tag, sizeof a->pool_tag);
+	a->client = pool_take(a->ctx->pool, a->job->domain, a->pool_tag, &a->conn);
+	if (a->client)
+		return send_txn(a);
+	resolve(a);
+}
+
+static void on_sts(void *arg, struct sts_result *r)
+{
+	struct attempt *a = arg;
+	a->sts_req = NULL;
+	sts_known(a, r);
+}
+
+static void start_tls_policy(struct attempt *a)
+{
+	struct sts_result r;
+	if (a->ctx->sts == NULL || a->job->domain[0] == '[')
+		return sts_known(a, NULL);
+	if (sts_cache_lookup_now(a->ctx->sts, a->job->domain, &r))
+		return sts_known(a, &r);
+	a->sts_req = sts_cache_get(a->ctx->sts, a->job->domain, on_sts, a);
+}
+
 bool attempt_abort(struct attempt *a)
 {
 	if (a->writing)
@@ -781,10 +1023,6 @@ struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
 		outcome(a);
 		return a;
 	}
-	a->client = pool_take(ctx->pool, job->domain, &a->conn);
-	if (a->client)
-		send_txn(a);
-	else
-		resolve(a);
+	start_tls_policy(a);
 	return a;
 }

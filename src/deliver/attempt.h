@@ -26,6 +26,7 @@
 #include "deliver/pool.h"
 #include "deliver/self.h"
 #include "dns/dns.h"
+#include "mtasts/cache.h"
 #include "spool/spool.h"
 #include "spool/writer.h"
 #include "tls/session_cache.h"
@@ -48,6 +49,7 @@ struct job_rcpt {
 	bool remote; /* error is a remote reply (Diagnostic-Code) */
 	char mx[256], ip[64];
 	char tls[96]; /* "TLSv1.3 TLS_AES_256_GCM_SHA384", "" for plaintext */
+	struct tls_note note; /* the policy and the verification (pool.h) */
 };
 
 struct delivery_job {
@@ -67,6 +69,7 @@ struct deliver_ctx {
 	SSL_CTX *tls;
 	struct tls_session_cache *tls_sessions;
 	struct self_addrs *self;
+	struct sts_cache *sts; /* NULL when MTA-STS is off */
 };
 
 typedef void (*attempt_done_fn)(void *arg, struct delivery_job *job);

@@ -849,6 +849,9 @@ static void on_starttls(struct smtp_client *c, const struct smtp_reply *r)
 	if (r->code != 220) {
 		session_refused(c, SMTP_ERR_TLS, r);
 		c->notice_err.tls = SMTP_TLS_REFUSED;
+		/* even a 5xx says no more than "not TLS with this host": the
+		 * caller decides between plaintext and the next host */
+		c->notice_err.permanent = false;
 		return;
 	}
 	client_enter(c, ST_TLS_HANDSHAKE);
@@ -899,7 +902,7 @@ static bool txn_precheck(struct smtp_client *c, struct smtp_client_error *e)
 	}
 	if (t->requiretls && !(i->requiretls && i->tls)) {
 		/* RFC 8689 §4.1: REQUIRETLS is only ever sent over TLS */
-		error_set(e, SMTP_ERR_REQUIRETLS, "mail", false, "5.7.30",
+		error_set(e, SMTP_ERR_REQUIRETLS, "mail", false, "4.7.30",
 		          "message requires TLS but the server does not offer REQUIRETLS over TLS");
 		return false;
 	}
@@ -1326,6 +1329,20 @@ static void on_write(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* Our end of the connection: TLS-RPT's sending-mta-ip. */
+static void local_address(evutil_socket_t fd, char *buf, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	buf[0] = '\0';
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)n);
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)n);
+}
+
 static void client_connected(struct smtp_client *c)
 {
 	int64_t ms = ms_or(c->cfg.command_timeout_ms, DEFAULT_COMMAND_TIMEOUT_MS);
@@ -1335,7 +1352,9 @@ static void client_connected(struct smtp_client *c)
 	/* Every write we make is a complete command or a pipelined group: a
 	 * small last write must not wait ~40 ms for the peer's delayed ACK
 	 * (Nagle), which is what stalls the end of a message. */
-	setsockopt(bufferevent_getfd(c->sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	evutil_socket_t fd = bufferevent_getfd(c->sock);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	local_address(fd, c->info.local_ip, sizeof c->info.local_ip);
 
 	/* a write that makes no progress for command_timeout fails */
 	bufferevent_set_timeouts(c->sock, NULL, &tv);
@@ -1613,4 +1632,12 @@ void smtp_client_abort(struct smtp_client *c)
 	client_close(c);
 	c->doomed = true;
 	client_settle(c);
+}
+
+size_t smtp_client_peer_chain(struct smtp_client *c, struct tls_cert_summary *out, size_t max)
+{
+	if (!c->info.tls || c->bev == NULL)
+		return 0;
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	return ssl ? tls_peer_chain(ssl, out, max) : 0;
 }

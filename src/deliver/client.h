@@ -109,6 +109,7 @@ struct smtp_server_info {
 	char tls_cipher[64];
 	bool tls_tried;                 /* a handshake completed, accepted or not */
 	struct tls_peer_result verdict; /* of that handshake (verify.h) */
+	char local_ip[46];              /* our address on this connection */
 };
 
 /* Called once the session is ready for transactions (ok) or failed (err).
@@ -183,6 +184,10 @@ bool smtp_client_usable(const struct smtp_client *c);
  * unusable and the caller should smtp_client_abort it. NULL unsets. */
 void smtp_client_watch_idle(struct smtp_client *c, void (*fn)(void *arg, struct smtp_client *c),
                             void *arg);
+
+/* The certificates the server presented, leaf first (verify.h), for
+ * `outpost check`; 0 without TLS. */
+size_t smtp_client_peer_chain(struct smtp_client *c, struct tls_cert_summary *out, size_t max);
 
 /* Sends QUIT (when usable), waits briefly for its reply, closes, frees. */
 void smtp_client_quit(struct smtp_client *c);

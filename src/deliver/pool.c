@@ -73,10 +73,11 @@ static void on_idle_close(void *arg, struct smtp_client *c)
 	free(ic);
 }
 
-struct smtp_client *pool_take(struct pool *p, const char *dest, struct pool_conn_info *info)
+struct smtp_client *pool_take(struct pool *p, const char *dest, const char *tag,
+                              struct pool_conn_info *info)
 {
 	for (struct idle_conn *ic = p->head; ic; ic = ic->next) {
-		if (strcmp(ic->dest, dest) != 0)
+		if (strcmp(ic->dest, dest) != 0 || strcmp(ic->info.tag, tag) != 0)
 			continue;
 		struct smtp_client *c = ic->client;
 		*info = ic->info;

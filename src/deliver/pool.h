@@ -18,19 +18,31 @@
 struct event_base;
 struct pool;
 
+/* How a connection's TLS went, for the delivery log (spool.h). */
+struct tls_note {
+	char policy[24];   /* "dane", "mta-sts enforce", ... */
+	char verified[16]; /* "DANE-EE", "PKIX", "unverified", "" */
+	char detail[200];
+};
+
 /* Where a connection goes; kept with it for the delivery log. */
 struct pool_conn_info {
 	char mx[256];
 	char ip[64];
 	char tls[96]; /* "" when plaintext */
+	struct tls_note note;
+	/* The TLS policy it was set up under (host_tls.h): only an attempt
+	 * that decides the same policy now may use it. */
+	char tag[96];
 	int messages; /* transactions it has carried */
 };
 
 struct pool *pool_new(struct event_base *base, int64_t idle_timeout_ms, int max_messages,
                       size_t max_idle);
 
-/* An idle connection to dest, or NULL; info is filled. */
-struct smtp_client *pool_take(struct pool *p, const char *dest, struct pool_conn_info *info);
+/* An idle connection to dest set up under tag, or NULL; info is filled. */
+struct smtp_client *pool_take(struct pool *p, const char *dest, const char *tag,
+                              struct pool_conn_info *info);
 
 /* Parks c (usable, idle) for dest, or quits it when it has carried enough
  * messages or the pool is full. The pool owns c afterwards. */

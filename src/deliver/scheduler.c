@@ -8,6 +8,7 @@
 #include "dns/dns.h"
 #include "tls/session_cache.h"
 #include "tls/tls.h"
+#include "util/https.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/timeutil.h"
@@ -61,6 +62,7 @@ struct idset {
 
 struct scheduler {
 	struct deliver_ctx ctx;
+	struct https_client *https; /* MTA-STS policy fetches */
 	struct event *timer;
 	struct event *cleanup_timer;
 	bool paused, stopped;
@@ -532,6 +534,20 @@ static bool make_context(struct scheduler *s, struct event_base *base, const str
 	             (size_t)conf->delivery_max_connections);
 	s->ctx.self = self_addrs_new(conf);
 	s->ctx.tls_sessions = tls_session_cache_new(TLS_SESSIONS_MAX);
+	if (!conf->mtasts_enabled)
+		return true;
+	s->https = https_client_new(base, conf->ca_file, why, whylen);
+	if (s->https == NULL)
+		return false;
+	s->ctx.sts = sts_cache_new(&(struct sts_cache_config){
+	    .base = base,
+	    .dns = s->ctx.dns,
+	    .https = s->https,
+	    .reader = s->ctx.reader,
+	    .writer = s->ctx.writer,
+	    .fetch_timeout_ms = conf->mtasts_fetch_timeout_ms,
+	    .refresh_interval_ms = conf->mtasts_refresh_interval_ms,
+	});
 	return true;
 }
 
@@ -614,6 +630,8 @@ void scheduler_free(struct scheduler *s)
 		return;
 	scheduler_stop(s); /* attempts left waiting to retry their outcome */
 	pool_free(s->ctx.pool);
+	sts_cache_free(s->ctx.sts); /* before the resolver and the client it uses */
+	https_client_free(s->https);
 	if (s->ctx.tls_sessions)
 		tls_session_cache_free(s->ctx.tls_sessions); /* no connection holds one now */
 	if (s->ctx.tls)

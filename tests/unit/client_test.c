@@ -1147,7 +1147,7 @@ static void test_requiretls_without_tls_fails_without_mail(void **state)
 	local_refusal(&t, "250-mx.test\r\n250 REQUIRETLS\r\n", &r);
 	assert_int_equal(r.err[0].kind, SMTP_ERR_REQUIRETLS);
 	assert_false(r.err[0].permanent);
-	assert_string_equal(r.err[0].enhanced, "5.7.30");
+	assert_string_equal(r.err[0].enhanced, "4.7.30"); /* temporary: another host may offer it */
 }
 
 static void test_reset_mid_data_is_io_error(void **state)
