@@ -32,6 +32,9 @@ static int usage(void)
 	      "  queue show ID [--json] | queue cat ID\n"
 	      "  queue kick|hold|release|drop (ID... | --domain D | --recipient ADDR | --all)\n"
 	      "  queue pause|resume\n"
+	      "  check DOMAIN [--json]          what delivery to DOMAIN would do (MX, DNSSEC, TLSA,\n"
+	      "                                 MTA-STS, TLS per host); needs no daemon\n"
+	      "  tlsrpt results [--day YYYY-MM-DD] [--domain D] [--json]\n"
 	      "  spool check                    check the spool's integrity\n"
 	      "  config check|defaults          validate a config / print every key\n"
 	      "  version\n",
@@ -284,6 +287,8 @@ static int dispatch(int argc, char **argv, struct conf *conf)
 		return argc < 2 ? usage() : cli_queue(argc - 1, argv + 1, conf);
 	if (strcmp(cmd, "spool") == 0)
 		return cmd_spool(argc - 1, argv + 1, conf);
+	if (strcmp(cmd, "tlsrpt") == 0)
+		return cli_tlsrpt(argc - 1, argv + 1, conf);
 	return usage();
 }
 

@@ -13,6 +13,7 @@
 
 #include "admin/auth.h"
 #include "admin/queue_json.h"
+#include "spool/tls_rows.h"
 #include "util/listen.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -584,6 +585,55 @@ static void handle_status(struct admin *a, struct evhttp_request *req, int unuse
 	                     by_state));
 }
 
+/* "YYYY-MM-DD" and nothing else: it selects rows, it is not a date parser. */
+static bool day_valid(const char *d)
+{
+	static const char shape[] = "dddd-dd-dd";
+	if (strlen(d) != sizeof shape - 1)
+		return false;
+	for (size_t i = 0; shape[i]; i++)
+		if (shape[i] == 'd' ? (d[i] < '0' || d[i] > '9') : d[i] != shape[i])
+			return false;
+	return true;
+}
+
+static void collect_result(void *arg, const struct tlsrpt_result *r)
+{
+	json_array_append_new(arg, tlsrpt_result_json(r));
+}
+
+/* GET tlsrpt/results?day=YYYY-MM-DD&domain=D: the RFC 8460 §4.4
+ * "policies" recorded for a UTC day (docs/api.md). */
+static void handle_tls_results(struct admin *a, struct evhttp_request *req, int unused)
+{
+	char why[256], today[32];
+	struct evkeyvalq params = {0};
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (evhttp_parse_query_str(query ? query : "", &params) < 0) {
+		reply_error(req, 400, "malformed query string");
+		return;
+	}
+	time_format_rfc3339(time_now_ms(), today, sizeof today);
+	today[10] = '\0';
+	const char *day = evhttp_find_header(&params, "day");
+	const char *domain = evhttp_find_header(&params, "domain");
+	if (day == NULL)
+		day = today;
+	if (!day_valid(day)) {
+		reply_error(req, 400, "day must be YYYY-MM-DD");
+	} else {
+		json_t *list = json_array();
+		if (spool_tls_results_read(a->reader, day, domain && domain[0] ? domain : NULL,
+		                           collect_result, list, why, sizeof why) < 0) {
+			json_decref(list);
+			reply_error(req, 500, "%s", why);
+		} else {
+			reply_json(req, 200, list);
+		}
+	}
+	evhttp_clear_headers(&params);
+}
+
 static void handle_pause(struct admin *a, struct evhttp_request *req, int paused)
 {
 	scheduler_set_paused(a->sched, paused);
@@ -632,6 +682,7 @@ static const struct route routes[] = {
     {"delivery/pause", EVHTTP_REQ_POST, handle_pause, 1},
     {"delivery/resume", EVHTTP_REQ_POST, handle_pause, 0},
     {"status", GET_METHODS, handle_status, 0},
+    {"tlsrpt/results", GET_METHODS, handle_tls_results, 0},
 };
 
 static bool method_is(struct evhttp_request *req, int methods)

@@ -14,6 +14,7 @@
 #include "util/log.h"
 
 #include <curl/curl.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -693,5 +694,122 @@ int cli_queue(int argc, char **argv, const struct conf *conf)
 		curl_global_cleanup();
 	}
 	free(o.ids);
+	return rc;
+}
+
+/* ---- outpost tlsrpt results ---- */
+
+static void print_results(const json_t *list)
+{
+	size_t i, k;
+	json_t *r, *f;
+	if (json_array_size(list) == 0)
+		printf("no TLS results recorded\n");
+	json_array_foreach(list, i, r)
+	{
+		const json_t *p = json_object_get(r, "policy"), *sum = json_object_get(r, "summary");
+		printf("%s %s: %" JSON_INTEGER_FORMAT " successful, %" JSON_INTEGER_FORMAT
+		       " failed sessions\n",
+		       json_string_value(json_object_get(p, "policy-type")),
+		       json_string_value(json_object_get(p, "policy-domain")),
+		       json_integer_value(json_object_get(sum, "total-successful-session-count")),
+		       json_integer_value(json_object_get(sum, "total-failure-session-count")));
+		json_t *lines = json_object_get(p, "policy-string");
+		json_array_foreach(lines, k, f) printf("    policy: %s\n", json_string_value(f));
+		json_array_foreach(json_object_get(r, "failure-details"), k, f)
+		{
+			printf("    %" JSON_INTEGER_FORMAT " x %s", 
+			       json_integer_value(json_object_get(f, "failed-session-count")),
+			       json_string_value(json_object_get(f, "result-type")));
+			const char *reason = json_string_value(json_object_get(f, "failure-reason-code"));
+			const char *mx = json_string_value(json_object_get(f, "receiving-mx-hostname"));
+			const char *ip = json_string_value(json_object_get(f, "receiving-ip"));
+			if (reason && reason[0])
+				printf(" (%s)", reason);
+			if (mx && mx[0])
+				printf(" mx %s", mx);
+			if (ip && ip[0])
+				printf(" [%s]", ip);
+			putchar('\n');
+		}
+	}
+}
+
+static int tlsrpt_usage(const char *fmt, const char *arg)
+{
+	if (fmt) {
+		fputs("outpost: ", stderr);
+		fprintf(stderr, fmt, arg);
+		fputc('\n', stderr);
+	}
+	fprintf(stderr, "usage: outpost tlsrpt results [--day YYYY-MM-DD] [--domain D] [--json]\n");
+	return 2;
+}
+
+int cli_tlsrpt(int argc, char **argv, const struct conf *conf)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"day", required_argument, NULL, 'd'},
+	    {"domain", required_argument, NULL, 'D'},
+	    {NULL, 0, NULL, 0},
+	};
+	if (argc < 1 || strcmp(argv[0], "results") != 0)
+		return tlsrpt_usage(argc < 1 ? NULL : "unknown tlsrpt command %s", argc ? argv[0] : "");
+	const char *day = NULL, *domain = NULL;
+	bool json = false;
+	int opt;
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		if (opt == '?' || opt == ':')
+			return tlsrpt_usage(opt == '?' ? "unknown option %s" : "%s needs a value",
+			                    argv[optind - 1]);
+		if (opt == 'j')
+			json = true;
+		else if (opt == 'd')
+			day = optarg;
+		else
+			domain = optarg;
+	}
+	if (optind < argc)
+		return tlsrpt_usage("unexpected argument %s", argv[optind]);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	struct client c;
+	char why[1024];
+	int rc = 1;
+	if (client_open(&c, conf, CONNECT_MS, TOTAL_MS, why, sizeof why) < 0) {
+		fprintf(stderr, "outpost: %s\n", why);
+	} else {
+		char *path = NULL, sep = '?', lower[256] = "";
+		size_t len = 0;
+		FILE *q = open_memstream(&path, &len);
+		if (q == NULL)
+			abort();
+		if (domain) { /* policy domains are stored in lower case, without the root dot */
+			size_t n = 0;
+			for (; domain[n] && n + 1 < sizeof lower; n++)
+				lower[n] = (char)tolower((unsigned char)domain[n]);
+			lower[n] = '\0';
+			if (n > 0 && lower[n - 1] == '.')
+				lower[n - 1] = '\0';
+		}
+		fputs("/api/v1/tlsrpt/results", q);
+		query_add(q, c.curl, &sep, "day", day);
+		query_add(q, c.curl, &sep, "domain", domain ? lower : NULL);
+		fclose(q);
+		json_t *list = call_json(&c, "GET", path, NULL);
+		free(path);
+		if (list) {
+			if (json)
+				print_json(list);
+			else
+				print_results(list);
+			json_decref(list);
+			rc = finish_output();
+		}
+		client_close(&c);
+	}
+	curl_global_cleanup();
 	return rc;
 }

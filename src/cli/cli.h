@@ -16,4 +16,8 @@
  * argv[0] is "list" etc. (the word after "queue"); -c was already removed. */
 int cli_queue(int argc, char **argv, const struct conf *conf);
 
+/* outpost tlsrpt results [--day YYYY-MM-DD] [--domain D] [--json]: the TLS
+ * results of a UTC day (default today), as RFC 8460 §4.4 "policies". */
+int cli_tlsrpt(int argc, char **argv, const struct conf *conf);
+
 #endif

@@ -69,4 +69,19 @@ submit s@snd.$Z "u@other.$Z" --subject "other name" >/dev/null
 check "delivered under the other name" wait_until 15 delivered $((N + 1))
 check "another server name is a full handshake ($(handshakes no))" test "$(handshakes no)" -eq 2
 
+# RFC 8460 results: a TLS session each, counted for the domain and the host.
+results() { # results DOMAIN EXPR: python EXPR over p = the policies of DOMAIN
+	op tlsrpt results --domain "$1" --json | $PY -c '
+import json, sys
+p = json.load(sys.stdin)
+sys.exit(0 if eval(sys.argv[1]) else 1)' "$2"
+}
+check "the domain's result: no-policy-found, $N sessions" results rs.$Z \
+	"len(p) == 1 and p[0]['policy']['policy-type'] == 'no-policy-found' and p[0]['summary']['total-successful-session-count'] == $N and p[0]['summary']['total-failure-session-count'] == 0 and p[0]['failure-details'] == []"
+check "the host's result: no-policy-found for mxa, $N sessions" results mxa.$Z \
+	"len(p) == 1 and p[0]['policy']['policy-type'] == 'no-policy-found' and p[0]['summary']['total-successful-session-count'] == $N"
+table_says() { op tlsrpt results --domain "$1" | grep -qF "$2"; }
+check "the readable table says the same (any case, a root dot)" \
+	table_says "RS.$Z." "no-policy-found rs.$Z: $N successful, 0 failed sessions"
+
 e2e_finish
