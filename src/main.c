@@ -1,5 +1,6 @@
 /* main.c - command dispatch. */
 #include "admin/admin.h"
+#include "cli/check.h"
 #include "cli/cli.h"
 #include "conf/conf.h"
 #include "deliver/scheduler.h"
@@ -289,6 +290,8 @@ static int dispatch(int argc, char **argv, struct conf *conf)
 		return cmd_spool(argc - 1, argv + 1, conf);
 	if (strcmp(cmd, "tlsrpt") == 0)
 		return cli_tlsrpt(argc - 1, argv + 1, conf);
+	if (strcmp(cmd, "check") == 0)
+		return cli_check(argc, argv, conf); /* argv[0] "check": getopt skips it */
 	return usage();
 }
 

@@ -94,7 +94,7 @@ void sts_policy_unref(struct sts_policy *p)
 	free(p);
 }
 
-static struct sts_policy *policy_new(const char *text, const char *id, char *why, size_t whylen)
+struct sts_policy *sts_policy_new(const char *text, const char *id, char *why, size_t whylen)
 {
 	struct mtasts_policy *parsed = mtasts_policy_parse(text, strlen(text), why, whylen);
 	if (parsed == NULL)
@@ -367,7 +367,7 @@ static void on_fetch(void *arg, const struct mtasts_fetch_result *f)
 	snprintf(reason, sizeof reason, "%s", f->reason);
 	struct sts_policy *p = NULL;
 	if (f->status == MTASTS_FETCH_OK) {
-		p = policy_new(f->body, w->have_rec ? w->rec.id : "", why, sizeof why);
+		p = sts_policy_new(f->body, w->have_rec ? w->rec.id : "", why, sizeof why);
 		if (p == NULL) {
 			result_type = "sts-policy-invalid";
 			snprintf(reason, sizeof reason, "policy-syntax-error");
@@ -539,7 +539,7 @@ static bool load_row(struct work *w, char *why, size_t whylen)
 	if (w->row.backoff)
 		return true;
 	char perr[128];
-	w->cached = policy_new(w->row.policy, w->row.record_id, perr, sizeof perr);
+	w->cached = sts_policy_new(w->row.policy, w->row.record_id, perr, sizeof perr);
 	if (w->cached == NULL) /* a row we wrote ourselves: cannot happen, but then refetch */
 		w->have_row = false;
 	return true;

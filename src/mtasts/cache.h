@@ -36,6 +36,9 @@ struct sts_policy {
 	char id[MTASTS_ID_MAX + 1];
 };
 
+/* Parses text (NUL-terminated) into a policy with one reference; NULL with
+ * why filled when it does not parse. */
+struct sts_policy *sts_policy_new(const char *text, const char *id, char *why, size_t whylen);
 struct sts_policy *sts_policy_ref(struct sts_policy *p);
 void sts_policy_unref(struct sts_policy *p);
 
