@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include "spool/spool.h"
+#include "spool/sts_rows.h"
+#include "spool/tls_rows.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -632,9 +634,166 @@ static void test_ids_are_unique_and_round_trip(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* ---- the MTA-STS cache rows and the TLS results (schema 5) ---- */
+
+static void test_sts_rows_round_trip_confirm_and_forget(void **state)
+{
+	struct spool *s = *state;
+	struct sts_row r = {.policy = "version: STSv1\nmode: enforce\nmx: mx.example\nmax_age: 86400\n",
+	                    .fetched_ms = 1000,
+	                    .valid_until_ms = 5000,
+	                    .last_use_ms = 1000};
+	snprintf(r.domain, sizeof r.domain, "example.net");
+	snprintf(r.record_id, sizeof r.record_id, "20261130");
+	struct sts_row got;
+	assert_int_equal(spool_sts_get(s, "example.net", &got, why, sizeof why), 0);
+	assert_int_equal(spool_sts_put(s, &r, why, sizeof why), 0);
+	assert_int_equal(spool_sts_get(s, "example.net", &got, why, sizeof why), 1);
+	assert_string_equal(got.record_id, "20261130");
+	assert_string_equal(got.policy, r.policy);
+	assert_false(got.backoff);
+	assert_int_equal(got.valid_until_ms, 5000);
+	sts_row_clear(&got);
+	/* the TXT id still names it: good for longer, used now */
+	assert_int_equal(spool_sts_confirm(s, "example.net", 2000, 9000, why, sizeof why), 0);
+	assert_int_equal(spool_sts_get(s, "example.net", &got, why, sizeof why), 1);
+	assert_int_equal(got.fetched_ms, 2000);
+	assert_int_equal(got.valid_until_ms, 9000);
+	assert_int_equal(got.last_use_ms, 2000);
+	sts_row_clear(&got);
+	char domains[4][256];
+	assert_int_equal(spool_sts_stale(s, 2001, domains, 4, why, sizeof why), 1);
+	assert_string_equal(domains[0], "example.net");
+	assert_int_equal(spool_sts_stale(s, 2000, domains, 4, why, sizeof why), 0);
+	/* back-off rows are never refreshed */
+	struct sts_row b = {.policy = "", .backoff = true, .fetched_ms = 10, .valid_until_ms = 20};
+	snprintf(b.domain, sizeof b.domain, "broken.example");
+	assert_int_equal(spool_sts_put(s, &b, why, sizeof why), 0);
+	assert_int_equal(spool_sts_stale(s, 100000, domains, 4, why, sizeof why), 1);
+	/* unused or long expired rows go */
+	assert_int_equal(spool_sts_forget(s, 0, 21, why, sizeof why), 1);
+	assert_int_equal(spool_sts_get(s, "broken.example", &got, why, sizeof why), 0);
+	assert_int_equal(spool_sts_forget(s, 3000, 0, why, sizeof why), 1);
+	assert_int_equal(spool_sts_get(s, "example.net", &got, why, sizeof why), 0);
+}
+
+struct collected {
+	int n;
+	struct tlsrpt_set all;
+};
+
+static void collect(void *arg, const struct tlsrpt_result *r)
+{
+	struct collected *c = arg;
+	struct tlsrpt_result *mine = tlsrpt_set_result(&c->all, r->type, r->domain, r->strings,
+	                                               r->mx_hosts);
+	mine->success += r->success;
+	mine->failure += r->failure;
+	for (size_t i = 0; i < r->nfail; i++)
+		tlsrpt_add_failure(mine, &r->fail[i]);
+	c->n++;
+}
+
+static void attempt_results(struct tlsrpt_set *set, int64_t ok, int64_t failed, const char *reason)
+{
+	struct tlsrpt_result *r = tlsrpt_set_result(set, TLSRPT_STS, "example.net",
+	                                            "version: STSv1\nmode: enforce", "mx.example.net");
+	r->success += ok;
+	r->failure += failed;
+	struct tlsrpt_failure f = {.count = failed};
+	snprintf(f.result_type, sizeof f.result_type, "certificate-expired");
+	snprintf(f.receiving_mx, sizeof f.receiving_mx, "mx.example.net");
+	snprintf(f.receiving_ip, sizeof f.receiving_ip, "192.0.2.1");
+	snprintf(f.reason, sizeof f.reason, "%s", reason);
+	if (failed)
+		tlsrpt_add_failure(r, &f);
+	tlsrpt_set_result(set, TLSRPT_NO_POLICY, "mx.example.net", NULL, NULL)->success += ok;
+}
+
+/* Identical policies of a day share a row; identical details add up. */
+static void test_tls_results_merge_per_day_and_policy(void **state)
+{
+	struct spool *s = *state;
+	struct tlsrpt_set a = {0}, b = {0};
+	attempt_results(&a, 3, 1, "");
+	attempt_results(&b, 2, 2, "");
+	for (size_t i = 0; i < a.n; i++)
+		assert_int_equal(spool_tls_results_add(s, "2026-11-30", &a.r[i], why, sizeof why), 0);
+	for (size_t i = 0; i < b.n; i++)
+		assert_int_equal(spool_tls_results_add(s, "2026-11-30", &b.r[i], why, sizeof why), 0);
+	tlsrpt_set_clear(&a);
+	attempt_results(&a, 7, 1, "other-reason");
+	assert_int_equal(spool_tls_results_add(s, "2026-12-01", &a.r[0], why, sizeof why), 0);
+	assert_int_equal(spool_tls_results_add(s, "2026-11-30", &a.r[0], why, sizeof why), 0);
+
+	struct collected c = {0};
+	assert_int_equal(spool_tls_results_read(s, "2026-11-30", NULL, collect, &c, why, sizeof why), 0);
+	assert_int_equal(c.n, 2);
+	struct tlsrpt_result *sts = &c.all.r[1], *host = &c.all.r[0];
+	if (sts->type != TLSRPT_STS) {
+		sts = &c.all.r[0];
+		host = &c.all.r[1];
+	}
+	assert_int_equal(sts->success, 12);
+	assert_int_equal(sts->failure, 4);
+	assert_int_equal(sts->nfail, 2);
+	assert_int_equal(sts->fail[0].count + sts->fail[1].count, 4);
+	assert_int_equal(host->success, 5);
+	assert_string_equal(sts->strings, "version: STSv1\nmode: enforce");
+	tlsrpt_set_clear(&c.all);
+
+	c = (struct collected){0};
+	assert_int_equal(spool_tls_results_read(s, "2026-11-30", "mx.example.net", collect, &c, why,
+	                                         sizeof why),
+	                 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.all.r[0].type, TLSRPT_NO_POLICY);
+	tlsrpt_set_clear(&c.all);
+
+	assert_int_equal(spool_tls_results_forget(s, "2026-12-01", why, sizeof why) >= 0, 1);
+	c = (struct collected){0};
+	assert_int_equal(spool_tls_results_read(s, "2026-11-30", NULL, collect, &c, why, sizeof why), 0);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(spool_tls_results_read(s, "2026-12-01", NULL, collect, &c, why, sizeof why), 0);
+	assert_int_equal(c.n, 1);
+	tlsrpt_set_clear(&c.all);
+	tlsrpt_set_clear(&a);
+	tlsrpt_set_clear(&b);
+}
+
+/* RFC 8460 §4.4 field names, lists never null. */
+static void test_tls_result_json_has_the_rfc_names(void **state)
+{
+	struct tlsrpt_set set = {0};
+	attempt_results(&set, 1, 1, "why");
+	json_t *j = tlsrpt_result_json(&set.r[0]);
+	char *text = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+	assert_non_null(strstr(text, "\"policy\":{\"mx-host\":[\"mx.example.net\"],"
+	                             "\"policy-domain\":\"example.net\",\"policy-string\":"
+	                             "[\"version: STSv1\",\"mode: enforce\"],\"policy-type\":\"sts\"}"));
+	assert_non_null(strstr(text, "\"summary\":{\"total-failure-session-count\":1,"
+	                             "\"total-successful-session-count\":1}"));
+	assert_non_null(strstr(text, "\"failed-session-count\":1"));
+	assert_non_null(strstr(text, "\"failure-reason-code\":\"why\""));
+	assert_non_null(strstr(text, "\"result-type\":\"certificate-expired\""));
+	free(text);
+	json_decref(j);
+	json_t *none = tlsrpt_result_json(&set.r[1]);
+	text = json_dumps(none, JSON_SORT_KEYS | JSON_COMPACT);
+	assert_non_null(strstr(text, "\"mx-host\":[]"));
+	assert_non_null(strstr(text, "\"policy-string\":[]"));
+	assert_non_null(strstr(text, "\"failure-details\":[]"));
+	free(text);
+	json_decref(none);
+	tlsrpt_set_clear(&set);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_sts_rows_round_trip_confirm_and_forget, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_results_merge_per_day_and_policy, setup, teardown),
+	    cmocka_unit_test(test_tls_result_json_has_the_rfc_names),
 	    T(test_message_is_listed_with_its_recipients),
 	    T(test_duplicate_recipients_are_stored_once),
 	    T(test_hold_release_keeps_schedule_and_kick_makes_due),
