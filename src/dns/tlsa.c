@@ -53,7 +53,7 @@ static void on_answer(void *arg, const struct dns_answer *a)
 		t->result = TLSA_FAILED;
 		t->ede = a->ede;
 		snprintf(t->ede_text, sizeof t->ede_text, "%s", a->ede_text);
-		snprintf(t->error, sizeof t->error, "TLSA lookup for _%d._tcp.%s: %s", l->port, name,
+		snprintf(t->error, sizeof t->error, "TLSA lookup for _%d._tcp.%.100s: %.60s", l->port, name,
 		         a->error);
 		snprintf(t->base, sizeof t->base, "%s", name);
 		return finish(l);
