@@ -1,5 +1,5 @@
 #!/bin/bash
-# Shared functions of the outpost benchmark harness (BENCH.md §3.2, §4).
+# Shared functions of the outpost benchmark harness (bench/README.md).
 # Sourced by bench/run.sh; workloads live in bench/workloads/<id>.sh.
 #
 # Every process the harness starts is recorded by PID and stopped by PID in
@@ -7,11 +7,11 @@
 # shellcheck disable=SC2034   # globals are read by the workload scripts
 
 BENCH_DIR=${BENCH_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
-PY=${PY:-/usr/bin/python3}                 # Debian's python, stdlib only (TESTBED.md pitfall 15)
+PY=${PY:-/usr/bin/python3}                 # Debian's python, stdlib only (docs/testing.md, "Pitfalls")
 MON="$BENCH_DIR/tools/monitor.py"
 CG_ROOT=${CG_ROOT:-/sys/fs/cgroup/cpuacct}  # cgroup v1 cpuacct hierarchy on this machine
 
-# Ports (127.0.0.1). The Postfix injection port is BENCH.md's 2525, the sink is 2526;
+# Ports (127.0.0.1), away from outpost's defaults and the test bed's (bench/README.md);
 # W2/W6 put their ten sinks on 127.0.0.11-20, all on SINK_PORT; outpost's resolver (Unbound) is DNS_PORT (lib_delivery.sh).
 PFX_PORT=${PFX_PORT:-24525}
 SINK_PORT=${SINK_PORT:-24526}
@@ -21,7 +21,7 @@ OUTPOST=${OUTPOST:-/work/main/build/outpost}
 OUTPOST_START_TIMEOUT=${OUTPOST_START_TIMEOUT:-30}
 OUTPOST_STOP_TIMEOUT=${OUTPOST_STOP_TIMEOUT:-15}
 
-# Envelope and HELO used by every injection (BENCH.md §3.2 step 4).
+# Envelope and HELO used by every injection (bench/README.md, "W1p: what is measured").
 INJ_HELO=client.example.test
 INJ_FROM=sender@example.test
 INJ_RCPT=rcpt@dest.example.test
@@ -315,7 +315,7 @@ strace_stop() { [ -n "${STRACE_PID:-}" ] && stop_pid "$STRACE_PID" INT 30; STRAC
 
 # ------------------------------------------------------------------ smtp-sink
 # sink_start PORT OUTFILE [EXTRA smtp-sink OPTIONS...]: sets SINK_PID. -c writes running
-# "sess=.. quit=.. mesg=N" counters separated by \r (BENCH.md §3.2 step 1).
+# "sess=.. quit=.. mesg=N" counters separated by \r, polled from the file's tail.
 sink_start() {
   local port=$1 out=$2; shift 2
   port_free_or_die "$port"
@@ -348,14 +348,14 @@ inject() {
 #   MODE relay : relay everything to [127.0.0.1]:$SINK_PORT (W1).
 # Services are Debian 12's master.cf with the chroot column set to n: a private instance
 # outside /var/spool/postfix has no chroot jail (Debian syncs one with configure-instance.sh
-# only for the system queue directory). BENCH.md §3.1 ran them chrooted; measured cost
-# differences are small but this is a documented deviation.
+# only for the system queue directory). The earlier Postfix baseline ran them chrooted;
+# measured cost differences are small but this is a documented deviation (bench/README.md).
 pfx_setup() {
   local d=$1 port=$2 mode=$3
   mkdir -p "$d/etc" "$d/queue" "$d/data" || return 1
   chown postfix "$d/data"
   cat > "$d/etc/main.cf" <<EOF
-# Private benchmark instance (bench/lib.sh). Debian 12 defaults + BENCH.md §3.1.
+# Private benchmark instance (bench/lib.sh). Debian 12 defaults + the relay settings.
 compatibility_level = 3.6
 queue_directory = $d/queue
 data_directory = $d/data
@@ -469,7 +469,7 @@ pfx_queue_count() {
 }
 
 # ------------------------------------------------------------------ outpost
-# op_setup DIR PORT ADMIN_PORT PAUSED(yes|no): write DIR/outpost.conf (DESIGN.md §5).
+# op_setup DIR PORT ADMIN_PORT PAUSED(yes|no): write DIR/outpost.conf (docs/configuration.md).
 op_setup() {
   local d=$1 port=$2 admin=$3 paused=$4
   mkdir -p "$d/data" || return 1
@@ -571,7 +571,7 @@ op_queue_count() {
   echo "- none"
 }
 
-# ------------------------------------------------------------------ session ceilings (BENCH.md §4.1)
+# ------------------------------------------------------------------ session ceilings (bench/README.md)
 # ceiling_run OUTDIR LABEL MESSAGES SESSIONS SIZE: smtp-source -> smtp-sink, session reuse.
 ceiling_run() {
   local dir=$1/$2 n=$3 s=$4 size=$5 f got

@@ -1,11 +1,11 @@
 #!/bin/bash
-# Shared by the delivery workloads W1, W2, W6 and W9 (BENCH.md §3.2, §4.2, §4.3).
+# Shared by the delivery workloads W1, W2, W6 and W9 (bench/README.md, "W1, W2, W6, W9: delivery").
 # Sourced by bench/workloads/{w1,w2,w6,w9}.sh after lib.sh.
 #
 # Both MTAs deliver to smtp-sink on loopback:
 #  * Postfix: relayhost = [127.0.0.1]:SINK_PORT (W1, W9); for W2/W6 transport_maps sends
-#    dK.example.test to smtp:[127.0.0.(11+K)]:SINK_PORT (BENCH.md §3.1's 10-destination variant,
-#    with 10 addresses instead of 10 ports).
+#    dK.example.test to smtp:[127.0.0.(11+K)]:SINK_PORT (ten destinations, one loopback address
+#    each).
 #  * outpost has no relayhost: it resolves MX records through a private Unbound instance
 #    (local-data only, [dns] nameserver = 127.0.0.1:DNS_PORT, trust_ad = no) and connects to
 #    [delivery] port = SINK_PORT. dest.example.test MX -> mx.example.test A 127.0.0.1;
@@ -16,7 +16,7 @@
 DNS_PORT=${DNS_PORT:-24553}
 UNBOUND=${UNBOUND:-/usr/sbin/unbound}
 W1_DOMAIN=dest.example.test
-MIX_WEIGHTS=(40 20 10 8 6 5 4 3 2 2)      # W2 Zipf-like weights, % (BENCH.md §4.2)
+MIX_WEIGHTS=(40 20 10 8 6 5 4 3 2 2)      # W2 Zipf-like weights, % (bench/README.md, "Workloads")
 MIX_ADDR0=11                              # dK's sink listens on 127.0.0.(MIX_ADDR0+K)
 W6_BAD=${W6_BAD:-2}                       # W6: the domain whose sink answers RCPT with 4xx
 
@@ -153,7 +153,7 @@ dlv_sinks_stop() { local p; for p in "${SINK_PIDS[@]}"; do stop_pid "$p" TERM 5;
 dlv_sink_counts() { local k out=(); for k in "${!SINK_FILES[@]}"; do out+=("${PLAN_LABEL[k]}=$(sink_count "${SINK_FILES[k]}")"); done; echo "${out[*]}"; }
 
 # ------------------------------------------------------------------ MTA instances for delivery
-# dlv_pfx_setup INST MODE: Debian defaults + BENCH.md §3.1 relay (relayhost [127.0.0.1]:SINK_PORT),
+# dlv_pfx_setup INST MODE: Debian defaults + the relay settings (relayhost [127.0.0.1]:SINK_PORT),
 # no HOLD; W2/W6 add transport_maps for d0..d9.
 dlv_pfx_setup() {
   local d=$1 mode=$2 k tm=()

@@ -1,7 +1,7 @@
 #!/bin/bash
 # outpost benchmark harness: side by side with Postfix, interleaved, reported as ratios.
 #   bench/run.sh WORKLOAD [options]      (bench/run.sh WORKLOAD --help for its options)
-# Workloads: bench/workloads/<id>.sh defines <id>_main and <id>_usage (BENCH.md §4.2).
+# Workloads: bench/workloads/<id>.sh defines <id>_main and <id>_usage (bench/README.md, "Workloads").
 set -uo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -405,7 +405,7 @@ def mtalog_postfix(paths):
 def cmd_mtalog(args):
     """Counts and queue latency from an MTA's log. outpost: event=message_accepted ts= to
     event=delivery result=delivered ts= of the same qid (ms resolution). Postfix: delay= of
-    status=sent lines (BENCH.md 4.3)."""
+    status=sent lines."""
     res = (mtalog_outpost if args.mta == "outpost" else mtalog_postfix)(args.log)
     res["mta"] = args.mta
     if args.out:

@@ -14,7 +14,7 @@ import os
 import statistics
 import sys
 
-NOISY_CEILING_DRIFT = 0.20  # BENCH.md §4.1: start/end ceilings differing by more -> noisy
+NOISY_CEILING_DRIFT = 0.20  # start/end ceilings differing by more -> noisy (bench/README.md)
 DISTURBED_FOREIGN_PCT = 20  # a run during which other tenants used more of the CPUs is flagged
 
 

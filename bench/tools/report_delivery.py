@@ -6,7 +6,7 @@ usage: report_delivery.py SESSION_DIR [--json OUT.json]
 
 Reads SESSION_DIR/session.env, ceiling/*/ (as report.py) and runs/*/: meta.env (bench/lib.sh
 rec), sinkwatch.json (first/last arrival per sink), pss.json, mtalog.json (counts, latency),
-and for W9 w9.json / inject.json. Figures (BENCH.md §3.2 step 7, §4.3), per run:
+and for W9 w9.json / inject.json. Figures (bench/README.md, "W1, W2, W6, W9: delivery"), per run:
   e2e msg/s      messages to healthy sinks / (last of them at its sink - injection start)
   inject msg/s   messages / (last smtp-source exit - injection start)
   deliv msg/s    messages to healthy sinks / (last - first arrival at any sink)

@@ -1,5 +1,5 @@
 #!/bin/bash
-# W1, burst to a single relay (BENCH.md §3.2, §4.2): N x 4 KiB, 1 recipient, 20 sessions with reuse, delivered to one smtp-sink
+# W1, burst to a single relay (bench/README.md, "Workloads"): N x 4 KiB, 1 recipient, 20 sessions with reuse, delivered to one smtp-sink
 # Interleaved pairs Postfix, outpost, ... reported as ratios. Sourced by bench/run.sh after lib.sh.
 # shellcheck source-path=SCRIPTDIR/.. source=lib_delivery.sh
 . "$BENCH_DIR/lib_delivery.sh"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# W1p, injection only (BENCH.md §3.2 step 6, §4.2): N x 4 KiB messages, 1 recipient each,
+# W1p, injection only (bench/README.md, "Workloads"): N x 4 KiB messages, 1 recipient each,
 # 20 smtp-source sessions with reuse, into an MTA that accepts and queues but delivers
 # nothing (Postfix: everything to the hold queue; outpost: [delivery] paused = yes).
 # Interleaved pairs Postfix, outpost, Postfix, outpost... reported as ratios.

@@ -1,5 +1,5 @@
 #!/bin/bash
-# W2, domain mix (BENCH.md §4.2): 10 destinations d0..d9 weighted 40/20/10/8/6/5/4/3/2/2 %, 10 sinks, per-destination concurrency 20
+# W2, domain mix (bench/README.md, "Workloads"): 10 destinations d0..d9 weighted 40/20/10/8/6/5/4/3/2/2 %, 10 sinks, per-destination concurrency 20
 # Interleaved pairs Postfix, outpost, ... reported as ratios. Sourced by bench/run.sh after lib.sh.
 # shellcheck source-path=SCRIPTDIR/.. source=lib_delivery.sh
 . "$BENCH_DIR/lib_delivery.sh"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# W6, deferrals (BENCH.md §4.2): W2 with d2's sink answering RCPT with 4xx; the nine others must keep their W2 rate
+# W6, deferrals (bench/README.md, "Workloads"): W2 with d2's sink answering RCPT with 4xx; the nine others must keep their W2 rate
 # Each pair runs W2 then W6 for both MTAs (Postfix first), so the W6 rate of the nine healthy
 # domains is compared with their W2 rate measured in the same session and pair.
 # Sourced by bench/run.sh after lib.sh.

@@ -1,5 +1,5 @@
 #!/bin/bash
-# W9, crash (BENCH.md §4.2): W1 with kill -9 of the MTA in the middle of delivery, restart, drain; acked must all arrive
+# W9, crash (bench/README.md, "Workloads"): W1 with kill -9 of the MTA in the middle of delivery, restart, drain; acked must all arrive
 # Every message that got 250 must reach the sink at least once; duplicates are counted.
 # Interleaved pairs Postfix, outpost. Sourced by bench/run.sh after lib.sh.
 # shellcheck source-path=SCRIPTDIR/.. source=lib_delivery.sh

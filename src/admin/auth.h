@@ -1,10 +1,10 @@
 /* auth.h - who may call the admin API.
  *
- * Every /api/ request carries a credential (DESIGN.md §5): the bearer token
- * of [admin] token_file (made at first start, 64 hex digits, mode 0600, so
- * only whoever can read that file administers the queue; the CLI reads it),
- * or HTTP Basic against [admin] users_file (crypt(3) lines as for
- * submission, checked on a worker thread). /metrics is open to loopback and
+ * Every /api/ request carries a credential (docs/api.md, "Authentication"):
+ * the bearer token of [admin] token_file (made at first start, 64 hex
+ * digits, mode 0600, so only whoever can read that file administers the
+ * queue; the CLI reads it), or HTTP Basic against [admin] users_file
+ * (crypt(3) lines as for submission, checked on a worker thread). /metrics is open to loopback and
  * local-socket clients unless [admin] metrics_auth says otherwise.
  * Comparisons of secrets are constant-time; failures are logged.
  */

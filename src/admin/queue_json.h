@@ -1,6 +1,6 @@
 /* queue_json.h - the queue as the API and `--json` show it.
  *
- * The shape is a contract (DESIGN.md §5, docs/api.md): a message is
+ * The shape is a contract (docs/api.md, "GET /api/v1/queue"): a message is
  * {"id", "sender", "size", "queued", "recipients": [{"address", "state",
  * "attempts", "next_attempt", "last_error"}]}; `show` adds the flags, the
  * submitter, each recipient's last attempt and whether it is in flight,

@@ -200,9 +200,9 @@ static void our_error(struct smtp_client_error *e, bool permanent, const char *e
 	snprintf(e->text, sizeof e->text, fmt, arg);
 }
 
-/* SPEC §5.3: on the first attempt a 5.7.x from a dual-stack host may be
- * about the address family we came from; the next attempt uses the other
- * family, so it is not final yet. */
+/* On the first attempt a 5.7.x from a dual-stack host may be about the
+ * address family we came from; the next attempt uses the other family, so
+ * it is not final yet (docs/delivery.md, "Hosts and outcomes"). */
 static bool really_permanent(const struct attempt *a, const struct smtp_client_error *e)
 {
 	if (!e->permanent)
@@ -270,7 +270,8 @@ static struct dialed *dialed_for(struct attempt *a, const char *host)
 	return d;
 }
 
-/* SPEC §4.3: remember the addresses connected to, for the next attempt. */
+/* Remember the addresses connected to: they set the next attempt's
+ * dialing order (docs/destinations.md, "Dialing order"). */
 static void note_dialed(struct attempt *a, const char *ip)
 {
 	struct dialed *d = dialed_for(a, a->host->name);

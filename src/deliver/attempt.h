@@ -1,9 +1,10 @@
 /* attempt.h - one delivery attempt: one message's recipients at one domain.
  *
  * The attempt takes an idle connection to the domain when the pool has one;
- * otherwise it resolves the domain's MX hosts and tries them in order (SPEC
- * §3.5, §4): each host's addresses in dialing order, STARTTLS when offered,
- * and after a failed handshake the same host again in plaintext (SPEC §5).
+ * otherwise it resolves the domain's MX hosts and tries them in order
+ * (docs/destinations.md): each host's addresses in dialing order, STARTTLS
+ * when offered, and after a failed handshake the same host again in
+ * plaintext (docs/delivery.md, "The SMTP session").
  * A host that refuses the session (5xx greeting or EHLO) or answers a
  * recipient with 421 passes the recipients on to the next host. Recipients
  * refused with 452 go in a further transaction on the same connection. It

@@ -54,7 +54,7 @@
 #define DEFAULT_COMMAND_TIMEOUT_MS 300000
 #define DEFAULT_DATA_TIMEOUT_MS    600000
 #define DEFAULT_TLS_TIMEOUT_MS     60000
-#define QUIT_TIMEOUT_MS            5000 /* SPEC §6.9 */
+#define QUIT_TIMEOUT_MS            5000 /* the outcome is settled: no need to wait long */
 
 #define SMTP_LINE_MAX  998          /* RFC 5322 §2.1.1, without CRLF */
 #define BODY_CHUNK     (64 * 1024)  /* read from the spool at a time */
@@ -250,8 +250,9 @@ static void error_set(struct smtp_client_error *e, enum smtp_error_kind kind, co
 	va_end(ap);
 }
 
-/* SPEC §6.6: a reply makes an error permanent iff it is 5xx. The enhanced
- * code is there only when the server offered ENHANCEDSTATUSCODES (the
+/* RFC 5321 §4.2.1: a reply makes an error permanent iff it is 5xx
+ * (docs/delivery.md, "Which replies are permanent"). The enhanced code is
+ * there only when the server offered ENHANCEDSTATUSCODES (RFC 2034; the
  * parser looks for it only then). */
 static void error_from_reply(struct smtp_client_error *e, enum smtp_error_kind kind,
                              const char *cmd, const struct smtp_reply *r)
@@ -510,8 +511,9 @@ static void txn_refuse_locally(struct smtp_client *c, const struct smtp_client_e
 }
 
 /* The connection broke (or timed out) during a transaction. A reply that
- * already settles the outcome wins over the breakage (SPEC §14: a server
- * closing after its MAIL or RCPT reply is handled as that reply). */
+ * already settles the outcome wins over the breakage: a server closing
+ * after its MAIL or RCPT reply has said what it wanted to say, and is
+ * handled as that reply (docs/delivery.md, "The transaction"). */
 static void txn_broken(struct smtp_client *c, enum client_state was,
                        const struct smtp_client_error *e)
 {
@@ -867,9 +869,10 @@ static bool address_ok(const char *a)
 	return true;
 }
 
-/* Local checks before anything is sent (SPEC §6.3, §6.7). A message the
- * server cannot take as it is fails here; only SIZE makes that permanent:
- * the others are this host's shortcoming, not the message's. */
+/* Local checks before anything is sent (docs/delivery.md, "Local checks
+ * before sending"). A message the server cannot take as it is fails here;
+ * only SIZE makes that permanent: the others are this host's shortcoming,
+ * not the message's. */
 static bool txn_precheck(struct smtp_client *c, struct smtp_client_error *e)
 {
 	const struct smtp_txn *t = c->txn;
@@ -1045,7 +1048,8 @@ static void txn_on_mail(struct smtp_client *c, const struct smtp_reply *r)
 	client_enter(c, ST_RCPT); /* pipelined: the RCPT replies follow anyway */
 }
 
-/* One recipient's reply. 251/252 are success too (fix of SPEC [OBS] 11).
+/* One recipient's reply. Any 2xx is success, 251 and 252 too (RFC 5321
+ * §4.2.1, §3.4): refusing them would bounce mail the server took.
  * 452, and 552 past the first recipient, mean "too many recipients"
  * (RFC 5321 §4.5.3.1.10): try those in another transaction. */
 static void txn_rcpt_result(struct smtp_client *c, size_t i, const struct smtp_reply *r)
@@ -1107,7 +1111,8 @@ static void txn_on_data(struct smtp_client *c, const struct smtp_reply *r)
 
 	if (r->code == 354)
 		/* A pipelined DATA can get 354 with no recipient accepted:
-		 * end it with a lone dot to stay in step (fix of SPEC [OBS] 9). */
+		 * end it with a lone dot, or the next command would be taken
+		 * as message data (RFC 2920 §3.1). */
 		return client_enter(c, nobody ? ST_DOT : ST_DATA_END);
 	if (c->mail_refused)
 		return txn_finish(c, &c->mail_err);

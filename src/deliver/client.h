@@ -13,8 +13,9 @@
  *
  * Every failure is a struct smtp_client_error: the command it belongs to,
  * the reply (code, enhanced code, text) when there was one, and whether it
- * is permanent (SPEC §6.6: 5xx replies and a message over the server's SIZE;
- * I/O, timeouts, protocol errors and TLS failures are temporary). The
+ * is permanent (5xx replies, RFC 5321 §4.2.1, and a message over the
+ * server's SIZE; I/O, timeouts, protocol errors and TLS failures are
+ * temporary: docs/delivery.md, "Which replies are permanent"). The
  * enhanced code travels to the log and the DSN unchanged.
  */
 #ifndef OUTPOST_DELIVER_CLIENT_H

@@ -1,4 +1,4 @@
-/* retry.c - the retry schedule (SPEC §3.3). */
+/* retry.c - the retry schedule (docs/queue.md, "Retry schedule"). */
 #include "deliver/retry.h"
 
 #include <sys/random.h>

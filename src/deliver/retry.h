@@ -1,4 +1,4 @@
-/* retry.h - the retry schedule (SPEC §3.3).
+/* retry.h - the retry schedule (docs/queue.md, "Retry schedule").
  *
  * After attempt n fails temporarily the next one waits first_retry doubled
  * n-1 times (7m30s, 15m, 30m, ... by default), capped at 30 days, spread by

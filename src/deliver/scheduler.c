@@ -281,8 +281,9 @@ static void begin_done(void *arg, int status, const char *why)
 	r->attempt = attempt_run(&s->ctx, &r->job, job_released, job_finished, r);
 }
 
-/* SPEC §3.3: the attempt is counted and the next one scheduled before any
- * network activity, so a crash mid-attempt leaves it counted (deferred). */
+/* The attempt is counted and the next one scheduled before any network
+ * activity, so a crash mid-attempt leaves it counted (deferred), never lost
+ * (docs/queue.md, "Attempt bookkeeping"). */
 static void job_start(struct scheduler *s, struct running *r)
 {
 	r->sched = s;

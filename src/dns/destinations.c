@@ -1,9 +1,9 @@
-/* destinations.c - the gather steps of SPEC §4.2 and §4.3 as asynchronous
+/* destinations.c - the gather steps of docs/destinations.md as asynchronous
  * state machines over dns_query. The contract is in destinations.h.
  *
  * A gather is one of two machines:
- *   destinations: CNAME* -> MX -> hosts      (recipient domain, §4.2)
- *   ips:          CNAME* -> A + AAAA -> IPs  (one host, §4.3)
+ *   destinations: CNAME* -> MX -> hosts      (recipient domain)
+ *   ips:          CNAME* -> A + AAAA -> IPs  (one host)
  * Each step asks one question (A and AAAA go out together); the answer's
  * callback decides the next step or finishes. Whatever happens, the caller's
  * callback runs exactly once, from the loop, unless gather_cancel came first.
@@ -30,8 +30,10 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
-#define DEST_CNAME_MAX 16 /* SPEC §4.2: 16 CNAME lookups, so 15 hops; one more is an error */
-#define IPS_CNAME_MAX  11 /* SPEC §4.3: 11 CNAME lookups per host, one more is an error */
+/* Bounds on CNAME chains (docs/destinations.md); past them the zone is
+ * broken, and a temporary error lets it be fixed before the mail expires. */
+#define DEST_CNAME_MAX 16 /* 16 CNAME lookups, so 15 hops; one more is an error */
+#define IPS_CNAME_MAX  11 /* 11 CNAME lookups per host, one more is an error */
 
 enum gather_kind { GATHER_DESTINATIONS, GATHER_IPS };
 
@@ -199,7 +201,7 @@ static bool literal_parse(const char *s, struct dns_addr *a, char *name, size_t 
 }
 
 /* ---------------------------------------------------------------------------
- * Ordering (SPEC §4.3).
+ * Ordering (docs/destinations.md, "Dialing order").
  */
 
 /* Default order before any history: IPv6 first, then IPv4, each family in
@@ -216,7 +218,7 @@ static void order_default(struct dns_addr *out, const struct family_result *fam)
 		out[o++] = fam[0].addrs[i];
 }
 
-/* SPEC §4.3: with last = the last address dialed, the other family comes
+/* With last = the last address dialed, the other family comes
  * first; within last's family, last itself leads when it is the only one of
  * its family in the history (a single-stack host's second attempt goes to
  * the same address, greylisting friendliness). Stable otherwise: three
@@ -407,14 +409,15 @@ static bool gather_chain_step_ok(struct gather *g, int max)
 }
 
 /* ---------------------------------------------------------------------------
- * gather_destinations (SPEC §4.2).
+ * gather_destinations (docs/destinations.md, "Hosts of a domain").
  */
 
 static void dest_step_cname(struct gather *g);
 
-/* SPEC §4.2: every answer counts for the expanded name; those of the first
- * iteration (the CNAME and, without one, the MX lookup of the recipient
- * domain itself) count for the original name too. */
+/* Every answer counts for the expanded name; those of the first iteration
+ * (the CNAME and, without one, the MX lookup of the recipient domain
+ * itself) count for the original name too: DANE needs both (RFC 7672
+ * §2.2.1). */
 static void dest_and_authentic(struct gather *g, int iteration, bool authentic)
 {
 	g->d->expanded_authentic = g->d->expanded_authentic && authentic;
@@ -569,7 +572,7 @@ struct gather *gather_destinations(struct dns_resolver *r, const char *domain,
 	g->d = d;
 	d->ede = -1;
 	if (domain[0] == '[') {
-		/* SPEC §4.2 step 1: an address literal is its own host; nothing
+		/* RFC 5321 §4.1.3: an address literal is its own host; nothing
 		 * about it is authentic and no DNS is asked. */
 		if (!literal_parse(domain, &ip, d->expanded, sizeof(d->expanded))) {
 			gather_error(g, true, "5.1.2", -1, "invalid address literal %s", domain);
@@ -594,7 +597,7 @@ struct gather *gather_destinations(struct dns_resolver *r, const char *domain,
 }
 
 /* ---------------------------------------------------------------------------
- * gather_ips (SPEC §4.3).
+ * gather_ips (docs/destinations.md, "Addresses of a host").
  */
 
 static void ips_step_cname(struct gather *g);
@@ -728,7 +731,8 @@ struct gather *gather_ips(struct dns_resolver *r, const char *host, const struct
 	ips->ede = -1;
 	if (literal_parse(host, &ip, ips->expanded, sizeof(ips->expanded)) ||
 	    dns_addr_parse(host, &ip)) {
-		/* SPEC §4.3: an IP host is returned as it is, not authentic. */
+		/* An IP host is returned as it is, not authentic: no DNS
+		 * answer vouches for it. */
 		if (host[0] != '[')
 			snprintf(ips->expanded, sizeof(ips->expanded), "%s", host);
 		ips->n = 1;

@@ -1,4 +1,4 @@
-/* destinations.h - where mail for a domain goes (SPEC §4.2, §4.3).
+/* destinations.h - where mail for a domain goes (docs/destinations.md).
  *
  * gather_destinations: the recipient domain (or IP literal) to the list of
  * hosts to try, in order: CNAME chain of the domain (at most 15 hops; a loop
@@ -10,8 +10,9 @@
  *
  * gather_ips: a host to its addresses (A and AAAA, CNAMEs followed and
  * recorded), ordered for dialing: dual-stack hosts alternate families across
- * attempts, single-stack hosts retry the same address first (SPEC §4.3,
- * greylisting friendliness), using the IPs dialed in earlier attempts.
+ * attempts, single-stack hosts retry the same address first (greylisting
+ * friendliness), using the IPs dialed in earlier attempts
+ * (docs/destinations.md, "Dialing order").
  */
 #ifndef OUTPOST_DNS_DESTINATIONS_H
 #define OUTPOST_DNS_DESTINATIONS_H
@@ -79,7 +80,8 @@ void gather_cancel(struct gather *g);
 void destinations_free(struct destinations *d);
 void host_ips_free(struct host_ips *ips);
 
-/* The ordering rule of SPEC §4.3 alone, for tests: reorders addrs in place. */
+/* The dialing-order rule alone (docs/destinations.md), for tests: reorders
+ * addrs in place. */
 void order_ips(struct dns_addr *addrs, size_t n, const struct dns_addr *dialed, size_t ndialed);
 
 /* "192.0.2.1" / "2001:db8::1" */

@@ -8,9 +8,9 @@
  * with ares_send, so the whole answer - AD bit, rcode, EDNS options - comes
  * back to us. ARES_FLAG_NOCHECKRESP keeps c-ares from turning SERVFAIL into
  * a bare error code: the extended DNS error (RFC 8914) that explains a
- * DNSSEC failure rides on exactly those answers (TESTBED §4 pitfall 5). The
- * price: a SERVFAIL from the first server is final, the next server is not
- * asked.
+ * DNSSEC failure rides on exactly those answers (docs/testing.md,
+ * "Pitfalls"). The price: a SERVFAIL from the first server is final, the
+ * next server is not asked.
  *
  * Parser: a pure function of the wire octets, fuzzed (fuzz_dns_answer). It
  * trusts nothing: the question must be ours, every record is checked for

@@ -315,8 +315,9 @@ static void human_intro(const struct dsn_report *r, struct buf *b, struct buf *l
 	}
 	if (!any_action(r, true))
 		return;
-	/* SPEC §3.3 [REC]: the dates come from the real schedule the caller
-	 * passes, never from a fixed "4, 8 and 16 hours" text. */
+	/* The dates come from the real schedule the caller passes, never
+	 * from fixed text that could disagree with the configured one
+	 * (docs/queue.md, "Notices"). */
 	buf_str(line, "Your message has not been delivered yet to one or more recipients. ");
 	if (r->will_retry_until_ms > 0) {
 		time_format_rfc5322(r->will_retry_until_ms, date, sizeof date);

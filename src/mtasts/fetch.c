@@ -8,9 +8,10 @@
  * client, IPv6 first (RFC 6724 default preference); curl races the families
  * (RFC 8305 happy eyeballs) and tries each address in turn.
  *
- * "No policy" (SPEC §7.2; [OBS] 19 fixed: NXDOMAIN from our own resolver is
- * recognised): an NXDOMAIN for either family (the name does not exist, so
+ * "No policy": an NXDOMAIN for either family (the name does not exist, so
  * there is no point waiting for the other), NODATA for both, or HTTP 404.
+ * A missing policy host is the domain saying it has no policy, not a fetch
+ * that went wrong; our own resolver tells NXDOMAIN apart.
  * A SERVFAIL or timeout for a family is a DNS error only when no family gave
  * an address: a host that answers one family can still serve the policy.
  *
@@ -48,7 +49,7 @@
 
 #define FETCH_ADDRS_MAX     8                          /* per family: plenty for one web host */
 #define RESOLUTION_DELAY_MS 50                         /* RFC 8305 §3 */
-#define DEFAULT_TIMEOUT_MS  60000                      /* SPEC §7.2: one minute */
+#define DEFAULT_TIMEOUT_MS  60000                      /* RFC 8461 §3.3: one minute */
 #define POLICY_PATH         "/.well-known/mta-sts.txt" /* RFC 8461 §3.3 */
 
 static const char *const FETCH_ERROR = "sts-policy-fetch-error"; /* RFC 8460 §4.3.2.2 */

@@ -4,9 +4,9 @@
  * https://mta-sts.<domain>/.well-known/mta-sts.txt: no redirects, a
  * PKIX-valid certificate for mta-sts.<domain>, at most 64 KiB, all of it
  * (DNS included) within one timeout. The outcome is classified the way
- * TLS-RPT needs it (RFC 8460 §4.3, SPEC §7.2, §7.5): the policy text, "no
- * policy served", a fetch error or a PKIX failure, with a
- * failure-reason-code. The text is not parsed here (src/mtasts/policy.c).
+ * TLS-RPT needs it (RFC 8460 §4.3.2.2): the policy text, "no policy
+ * served", a fetch error or a PKIX failure, with a failure-reason-code.
+ * The text is not parsed here (src/mtasts/policy.c).
  */
 #ifndef OUTPOST_MTASTS_FETCH_H
 #define OUTPOST_MTASTS_FETCH_H
@@ -52,8 +52,9 @@ typedef void (*mtasts_fetch_cb)(void *arg, const struct mtasts_fetch_result *r);
 
 /* Starts fetching the policy of domain (an A-label, no trailing dot needed).
  * port is 443 (0 too) except in tests. timeout_ms bounds the whole fetch
- * (0 or less: SPEC §7.2's one minute). A domain that cannot form the policy
- * URL fails through the callback. Returns a handle for mtasts_fetch_cancel. */
+ * (0 or less: one minute, the timeout RFC 8461 §3.3 suggests). A domain
+ * that cannot form the policy URL fails through the callback. Returns a
+ * handle for mtasts_fetch_cancel. */
 struct mtasts_fetch *mtasts_fetch(struct dns_resolver *dns, struct https_client *http,
                                   const char *domain, int64_t timeout_ms, uint16_t port,
                                   mtasts_fetch_cb cb, void *arg);
@@ -70,7 +71,7 @@ const char *mtasts_fetch_status_name(enum mtasts_fetch_status s);
 void mtasts_fetch_classify(const struct https_result *r, struct mtasts_fetch_result *out);
 
 /* The failure-reason-code of a certificate that failed PKIX, from
- * OpenSSL's verify result (SPEC §7.5, §8.1): "certificate-expired",
+ * OpenSSL's verify result (RFC 8460 §4.3): "certificate-expired",
  * "certificate-host-mismatch", "certificate-not-trusted", with
  * "+<detail>" for the less common reasons. */
 void mtasts_webpki_reason(long verify_result, char *buf, size_t n);

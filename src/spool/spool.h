@@ -163,10 +163,11 @@ int spool_due_list(struct spool *s, int64_t now_ms, const char *const *skip, siz
  * or -1 if none. */
 int64_t spool_next_due(struct spool *s);
 
-/* Attempt bookkeeping, before any network activity (SPEC §3.3): attempts+1,
- * last_attempt=now, next_attempt=now+backoff, queued -> deferred, in
- * flight. Skips a recipient that is no longer queued or deferred, already
- * in flight, or gone; returns 1 when it was begun, 0 when skipped. */
+/* Attempt bookkeeping, before any network activity (docs/queue.md,
+ * "Attempt bookkeeping"): attempts+1, last_attempt=now,
+ * next_attempt=now+backoff, queued -> deferred, in flight. Skips a
+ * recipient that is no longer queued or deferred, already in flight, or
+ * gone; returns 1 when it was begun, 0 when skipped. */
 int spool_attempt_begin(struct spool *s, int64_t rcpt_id, int64_t now_ms, int64_t backoff_ms,
                         char *why, size_t whylen);
 
@@ -266,7 +267,8 @@ struct spool_attempt_log {
 int spool_log_attempt(struct spool *s, const struct spool_attempt_log *l, char *why, size_t whylen);
 
 /* The addresses connected to for host in earlier attempts ("ip ip ..."),
- * SPEC §4.3; "" when none. */
+ * which set the dialing order (docs/destinations.md, "Dialing order"); ""
+ * when none. */
 int spool_dialed_get(struct spool *s, uint64_t msg_id, const char *host, char *ips, size_t n);
 int spool_dialed_put(struct spool *s, uint64_t msg_id, const char *host, const char *ips, char *why,
                      size_t whylen);
@@ -279,7 +281,7 @@ int spool_message_settle(struct spool *s, uint64_t msg_id, int64_t now_ms, char 
                          size_t whylen);
 
 /* Start-up, on the writing connection, in its own transaction: attempts
- * that a crash or a kill cut short were counted (SPEC §3.3) but nothing
+ * that a crash or a kill cut short were counted (docs/queue.md) but nothing
  * went wrong at the remote end, so they are due again now rather than after
  * their backoff; drops that waited for them are done. Returns how many
  * recipients were in flight, or -1. */

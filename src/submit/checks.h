@@ -5,7 +5,7 @@
  * the flags the DATA reader or smtp_data_scan found and the header section:
  * too big (552 5.3.4), a NUL (554 5.6.0), a bare CR or LF (554 5.6.0, the
  * SMTP smuggling hole closed rather than normalised), a line longer than
- * [submission] max_line_length (554 5.6.0), more than 100 Received fields
+ * [submission] max_line_length (554 5.6.0), 100 or more Received fields
  * (554 5.4.6, RFC 5321 §6.3: a mail loop).
  */
 #ifndef OUTPOST_SUBMIT_CHECKS_H

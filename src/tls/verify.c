@@ -232,7 +232,8 @@ static const char *result_type_of(long err)
 	case X509_V_ERR_CERT_UNTRUSTED:
 	case X509_V_ERR_CERT_REJECTED:
 	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
-	/* Issuers that may not issue this certificate (SPEC §8.1). */
+	/* Issuers that may not issue this certificate make the chain
+	 * untrusted as well (RFC 8460 §4.3 certificate-not-trusted). */
 	case X509_V_ERR_INVALID_CA:
 	case X509_V_ERR_PATH_LENGTH_EXCEEDED:
 	case X509_V_ERR_INVALID_PURPOSE:

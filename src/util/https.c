@@ -267,8 +267,8 @@ static enum https_outcome outcome_of_code(CURLcode rc)
 	}
 }
 
-/* A 3xx is a redirect whatever happened to its body (SPEC §7.2, RFC 8461
- * §3.3: never followed); then an oversized body; then curl's verdict. */
+/* A 3xx is a redirect whatever happened to its body (RFC 8461 §3.3: never
+ * followed); then an oversized body; then curl's verdict. */
 static enum https_outcome outcome_of(CURLcode rc, long status, bool too_large)
 {
 	bool got_response = rc == CURLE_OK || too_large || rc == CURLE_FILESIZE_EXCEEDED;

@@ -13,8 +13,8 @@
 #   dp_maildir_count NAME, dp_sink_count NAME, dp_wait_maildir NAME N SECS
 #   dp_stop                                   # stops every peer it started, by PID
 #
-# Postfix instances (TESTBED.md §3.3, §6): one config dir, queue and data
-# directory each; mydestination empty; every recipient of insecure.test and
+# Postfix instances (docs/testing.md, "Receiving peers"): one config dir,
+# queue and data directory each; mydestination empty; every recipient of insecure.test and
 # secure.test (and their subdomains) and of an address literal of the
 # instance goes by virtual(8) into the one Maildir $PEERS/NAME/mail/sink/ as
 # nobody; the texthash map $PEERS/NAME/etc/rcpt_access (dp_postfix_access)

@@ -1,4 +1,4 @@
-# dns_peers.sh - the DNSSEC test bed of TESTBED.md §3.1, to be sourced by
+# dns_peers.sh - the DNSSEC test bed (docs/testing.md), to be sourced by
 # end-to-end scenarios: NSD (authoritative) serving signed and unsigned
 # zones, Unbound validating in front of it, both on free loopback ports.
 #
@@ -264,7 +264,8 @@ dns_peers_start() {
 	dns_peers__zones
 	dns_peers__sign >/dev/null || return 1
 	dns_peers__configs || return 1
-	# started as simple commands so that $! is the daemon (TESTBED §4.13)
+	# started as simple commands so that $! is the daemon
+	# (docs/testing.md, "Pitfalls")
 	nsd -d -c "$PEERS/dns/nsd.conf" >"$PEERS/dns/nsd.out" 2>&1 &
 	DNS_PEERS_NSD_PID=$!
 	unbound -d -c "$PEERS/dns/unbound.conf" >"$PEERS/dns/unbound.out" 2>&1 &

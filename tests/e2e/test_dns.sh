@@ -61,7 +61,7 @@ expect "A query through a CNAME names the canonical host" \
 expect "TXT record joined" \
 	'j["records"]==["v=STSv1; id=20261129T000000;"]' txt _mta-sts.secure.test
 
-# --- gather_destinations (SPEC §4.2)
+# --- gather_destinations (docs/destinations.md, "Hosts of a domain")
 expect "secure domain: MX host, both flags authentic" \
 	'j["ok"] and j["have_mx"] and j["orig_authentic"] and j["expanded_authentic"] and [h["name"] for h in j["hosts"]]==["mx1.secure.test"]' \
 	destinations secure.test
@@ -97,7 +97,7 @@ expect "IPv4 literal: one host, no DNS, not authentic" \
 expect "IPv6 literal" \
 	'j["ok"] and j["hosts"][0]["name"]=="[IPv6:::1]" and j["hosts"][0]["is_ip"]' destinations "[IPv6:::1]"
 
-# --- gather_ips (SPEC §4.3)
+# --- gather_ips (docs/destinations.md, "Addresses of a host", "Dialing order")
 expect "dual-stack host: IPv6 first, authentic" \
 	'j["ok"] and j["dualstack"] and j["addrs"]==["::1","127.0.0.1"] and j["authentic"] and j["expanded_authentic"]' \
 	ips mx1.secure.test

@@ -106,7 +106,7 @@ head -c 71680 /dev/zero | tr '\0' 'x' >"$W/big/.well-known/mta-sts.txt"  # 70 Ki
 head -c 65536 /dev/zero | tr '\0' 'y' >"$W/exact/.well-known/mta-sts.txt" # the cap itself
 chmod -R a+rX "$W"
 
-# --- nginx (TESTBED §3.5), foreground, stopped by PID
+# --- nginx (docs/testing.md, "MTA-STS peers"), foreground, stopped by PID
 server() { # NAMES CERT (C/CERT.chain.crt or C/CERT.crt, and C/CERT.key) BODY
 	local crt=$C/$2.chain.crt
 	[ -f "$crt" ] || crt=$C/$2.crt
@@ -244,7 +244,7 @@ expect "certificate for other names: certificate-host-mismatch (verify 62)" \
 	'j["status"]=="webpki-invalid" and j["reason"]=="certificate-host-mismatch" and j["verify_result"]==62' \
 	$(fetch wrongname.$Z)
 
-# --- DNS ([OBS] 19: NXDOMAIN from our resolver means no policy)
+# --- DNS (NXDOMAIN for mta-sts.<domain> means no policy, not a fetch error)
 expect "mta-sts.<domain> NXDOMAIN: no policy" \
 	'j["status"]=="no-policy" and j["reason"]=="no-policy-served" and "NXDOMAIN" in j["detail"] and j["http_status"]==0' \
 	$(fetch nohost.$Z)

@@ -926,7 +926,8 @@ static void test_mail_refused_fails_every_rcpt_permanently(void **state)
 	server_free(&s);
 }
 
-/* Fix of SPEC [OBS] 9: the 354 nobody wants is ended with a lone dot. */
+/* The 354 nobody wants is ended with a lone dot, so that the session stays
+ * in step (RFC 2920 §3.1). */
 static void test_no_rcpt_accepted_ends_pipelined_data_with_lone_dot(void **state)
 {
 	const struct step script[] = {
@@ -1264,7 +1265,8 @@ static void test_write_stall_times_out(void **state)
 	server_free(&s);
 }
 
-/* SPEC §14: a server that closes after its RCPT reply is taken at its word. */
+/* A server that closes after its RCPT reply is taken at its word
+ * (docs/delivery.md, "The transaction"). */
 static void test_close_after_rcpt_reply_uses_that_reply(void **state)
 {
 	const struct step script[] = {

@@ -245,7 +245,8 @@ static void test_cname_query_gives_first_target_only(void **state)
 	assert_int_equal(parse(&none, "plain.example", DNS_CNAME, true, &a), DNS_NOTFOUND);
 	assert_string_equal(a.cname, "");
 	assert_false(a.nxdomain);
-	assert_true(a.authentic); /* the "no CNAME" answer keeps its flag (SPEC §4.1) */
+	/* the "no CNAME" answer keeps its flag (docs/destinations.md, "The resolver") */
+	assert_true(a.authentic);
 	assert_int_equal(a.ttl, 30);
 	dns_answer_free(&a);
 }

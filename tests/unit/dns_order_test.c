@@ -1,5 +1,5 @@
-/* dns_order_test.c - the dialing order of SPEC §4.3 (order_ips in
- * src/dns/destinations.c) and the address helpers. */
+/* dns_order_test.c - the dialing order of docs/destinations.md (order_ips
+ * in src/dns/destinations.c) and the address helpers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

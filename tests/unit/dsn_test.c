@@ -491,7 +491,7 @@ static void test_delay_reports_the_real_schedule(void **state)
 	assert_non_null(strstr(t, "has not been delivered yet"));
 	assert_non_null(strstr(t, "You do not need to resend the message"));
 	assert_null(strstr(t, "no further attempts"));
-	/* SPEC §3.3 [REC]: the times given, not a fixed "4, 8 and 16 hours". */
+	/* The times given, not fixed text (docs/queue.md, "Notices"). */
 	assert_non_null(strstr(t, date(T_NEXT1)));
 	assert_non_null(strstr(t, date(T_NEXT2)));
 	assert_non_null(strstr(t, date(T_NEXT3)));

@@ -1,4 +1,5 @@
-/* retry_test.c - the retry schedule arithmetic (SPEC §3.3). */
+/* retry_test.c - the retry schedule arithmetic (docs/queue.md, "Retry
+ * schedule"). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,7 @@
 
 static void test_default_schedule_doubles_from_7m30s(void **state)
 {
-	/* SPEC §3.3 table: waits after attempts 1..7 */
+	/* docs/queue.md's table: waits after attempts 1..7 */
 	const int64_t min = 60000;
 	const int64_t want[] = {7 * min + 30000, 15 * min,  30 * min, 60 * min,
 	                        120 * min,       240 * min, 480 * min};
