@@ -355,6 +355,9 @@ static void on_ready(void *arg, struct smtp_client *c, bool ok, const struct smt
 			snprintf(a->conn.tls, sizeof a->conn.tls, "%s %s", info->tls_version,
 			         info->tls_cipher);
 		connection_note(a, info, &a->conn.note);
+		if (a->mode == SMTP_TLS_SKIP)
+			snprintf(a->conn.note.detail, sizeof a->conn.note.detail,
+			         "plaintext retry after a failed TLS attempt");
 		snprintf(a->conn.tag, sizeof a->conn.tag, "%s", a->pool_tag);
 		return send_txn(a);
 	}
