@@ -5,8 +5,11 @@
 #
 #   PEERS=/abs/scratch/dir
 #   source tests/e2e/delivery_peers.sh
-#   dp_pick_port                              # sets DP_PORT, free on 127.0.0.1-31
+#   dp_pick_port [127.0.2]                    # sets DP_PORT, free on 127.0.0.1-31
+#                                             # (or on PREFIX.1-31)
 #   dp_postfix NAME 127.0.0.2 [main.cf lines on stdin]   # private Postfix, Maildir
+#   DP_MASTER_EXTRA=$'127.0.0.3:PORT inet n - n - - smtpd -o ...' dp_postfix ...
+#                                             # more listeners for that instance
 #   dp_sink NAME 127.0.0.5 [smtp-sink options]           # smtp-sink dumping to a dir
 #   dp_python NAME 127.0.0.4 MODE                        # hostile_mx.py in MODE
 #   dp_ready                                  # waits until all of them listen
@@ -28,10 +31,11 @@ DP_POSTFIX=()
 DP_WAIT=()
 DP_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-# A port free for TCP on every address 127.0.0.1 .. 127.0.0.31.
+# A port free for TCP on every address 127.0.0.1 .. 127.0.0.31 (or PREFIX.1
+# .. PREFIX.31 with a PREFIX such as 127.0.2).
 dp_pick_port() {
-	DP_PORT=$(/usr/bin/python3 - <<'EOF'
-import random, socket
+	DP_PORT=$(/usr/bin/python3 - "${1:-127.0.0}" <<'EOF'
+import random, socket, sys
 for _ in range(200):
     p = random.randint(20000, 32000)  # below the ephemeral range
     socks = []
@@ -39,7 +43,7 @@ for _ in range(200):
         for i in range(1, 32):
             s = socket.socket()
             socks.append(s)
-            s.bind(("127.0.0.%d" % i, p))
+            s.bind(("%s.%d" % (sys.argv[1], i), p))
     except OSError:
         continue
     finally:
@@ -68,7 +72,9 @@ dp__track() {
 }
 
 # dp_postfix NAME ADDR: extra main.cf lines (which override the ones
-# below, Postfix takes the last) come from stdin.
+# below, Postfix takes the last) come from stdin. DP_MASTER_EXTRA, when set,
+# holds more master.cf lines (other listeners "ADDR:PORT inet n - n - -
+# smtpd -o ..."); dp_ready waits for their addresses too.
 dp_postfix() {
 	local name=$1 addr=$2 P=$PEERS/$1
 	mkdir -p "$P/etc" "$P/queue" "$P/data" "$P/mail/sink/new" "$P/mail/sink/cur" \
@@ -112,6 +118,7 @@ EOF
 	} >"$P/etc/main.cf"
 	{
 		echo "$addr:$DP_PORT inet n - n - - smtpd"
+		[ -z "${DP_MASTER_EXTRA:-}" ] || printf '%s\n' "$DP_MASTER_EXTRA"
 		cat <<'EOF'
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
@@ -140,6 +147,10 @@ EOF
 	dp__track $!
 	DP_POSTFIX+=("$P/etc")
 	DP_WAIT+=("$addr")
+	local a
+	for a in $(printf '%s\n' "${DP_MASTER_EXTRA:-}" | awk '$2 == "inet" { sub(/:[^:]*$/, "", $1); print $1 }'); do
+		DP_WAIT+=("$a")
+	done
 }
 
 # Waits until every peer started so far listens.
