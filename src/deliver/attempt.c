@@ -308,8 +308,9 @@ static void policy_tls_error(struct attempt *a, const struct smtp_client_error *
 		out->code = 0;
 		snprintf(out->enhanced, sizeof out->enhanced, "4.7.4");
 		snprintf(out->text, sizeof out->text,
-		         "TLS is required (%s) but %.200s refused STARTTLS: %d %.150s", host_policy_name(a),
-		         a->host->name, e->code, e->text);
+		         "TLS is required (%s) but %.200s refused STARTTLS: %d %s%s%.150s",
+		         host_policy_name(a), a->host->name, e->code, e->enhanced,
+		         e->enhanced[0] ? " " : "", e->text);
 	} else if (e->tls == SMTP_TLS_HANDSHAKE) {
 		snprintf(out->enhanced, sizeof out->enhanced, "4.7.5");
 	}

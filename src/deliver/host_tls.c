@@ -344,23 +344,34 @@ bool host_tls_record(struct attempt_tls *t, struct host_tls *h, enum smtp_tls_mo
 	const char *me = info ? info->local_ip : NULL;
 	struct tlsrpt_result *dom = result_at(t, t->domain_result), *host = result_at(t, h->host_result);
 	if (err == NULL || err->kind == SMTP_ERR_NONE) {
-		if (!info->tls_tried) { /* opportunistic, and no STARTTLS offered */
-			add_detail(dom, "starttls-not-supported", "", h->host, me, remote_ip, 0);
-			add_detail(host, "starttls-not-supported", "", h->host, me, remote_ip, 0);
+		/* Opportunistic, and no STARTTLS offered: a failure only where a
+		 * policy (testing mode) wanted TLS; no session otherwise. */
+		if (!info->tls_tried) {
+			bool policy = t->sts_mode == STS_TESTING;
+			add_detail(dom, "starttls-not-supported", "", h->host, me, remote_ip, policy);
+			add_detail(host, "starttls-not-supported", "", h->host, me, remote_ip, policy);
+			if (policy)
+				count_session(t, h, false);
 			return false;
 		}
+		/* A session whose verification failed counts as a failed one, also
+		 * when it went on: under a testing policy, or "TLS-Required: No"
+		 * (RFC 8460 §4.4: the totals agree with the details). */
 		const struct tls_peer_result *v = &info->verdict;
-		count_session(t, h, true);
 		if (h->plan.auth != TLS_AUTH_NONE && !v->authenticated) {
-			/* only "TLS-Required: No" lets an unverified session through */
 			add_detail(owner_of(t, h), v->failure.result_type ? v->failure.result_type
 			                                                  : "validation-failure",
 			           v->failure.reason, h->host, me, remote_ip, 1);
+			count_session(t, h, false);
 			return true;
 		}
-		if (h->plan.auth == TLS_AUTH_NONE && t->sts_mode == STS_TESTING && !v->pkix_ok)
+		if (h->plan.auth == TLS_AUTH_NONE && t->sts_mode == STS_TESTING && !v->pkix_ok) {
 			add_detail(dom, v->pkix.result_type ? v->pkix.result_type : "validation-failure",
 			           v->pkix.reason, h->host, me, remote_ip, 1);
+			count_session(t, h, false);
+			return false;
+		}
+		count_session(t, h, true);
 		return false;
 	}
 	if (err->kind != SMTP_ERR_TLS)

@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <string.h>
 
-static void refuse(struct tls_plan *p, const char *enhanced, bool cannot_qualify,
-                   const char *fmt, const char *host)
+/* The host is not dialled; g is the policy that says so. */
+static void refuse(struct tls_plan *p, enum tls_governor g, const char *enhanced,
+                   bool cannot_qualify, const char *fmt, const char *host)
 {
 	p->dial = false;
+	p->governor = g;
 	p->cannot_qualify = cannot_qualify;
 	snprintf(p->enhanced, sizeof p->enhanced, "%s", enhanced);
 	snprintf(p->why, sizeof p->why, fmt, host);
@@ -40,17 +42,19 @@ static void decide_requiretls(const struct tls_situation *s, const char *host, s
 	bool sts_listed = s->sts == STS_ENFORCE && s->sts_listed;
 	p->requiretls = true;
 	if (s->ip_literal)
-		return refuse(p, "4.7.30", true, "REQUIRETLS: the address literal %s has no "
-		                                 "authenticated MX host", host);
+		return refuse(p, GOVERNOR_REQUIRETLS, "4.7.30", true,
+		              "REQUIRETLS: the address literal %s has no authenticated MX host", host);
 	if (s->sts == STS_ENFORCE && !s->sts_listed)
-		return refuse(p, "4.7.30", true, "REQUIRETLS: MX host %s is not listed in the "
-		                                 "domain's MTA-STS policy", host);
+		return refuse(p, GOVERNOR_STS_ENFORCE, "4.7.30", true,
+		              "REQUIRETLS: MX host %s is not listed in the domain's MTA-STS policy",
+		              host);
 	if (!s->mx_authentic && !sts_listed)
-		return refuse(p, "4.7.30", true, "REQUIRETLS: the MX list naming %s is neither "
-		                                 "DNSSEC-signed nor confirmed by an enforced "
-		                                 "MTA-STS policy", host);
+		return refuse(p, GOVERNOR_REQUIRETLS, "4.7.30", true,
+		              "REQUIRETLS: the MX list naming %s is neither DNSSEC-signed nor "
+		              "confirmed by an enforced MTA-STS policy",
+		              host);
 	if (s->dane == DANE_LOOKUP_FAILED)
-		return refuse(p, "4.7.5", false, "TLSA lookup for %s failed", host);
+		return refuse(p, GOVERNOR_DANE, "4.7.5", false, "TLSA lookup for %s failed", host);
 	if (s->dane == DANE_USABLE)
 		return required(p, TLS_AUTH_DANE, GOVERNOR_DANE, false);
 	required(p, TLS_AUTH_PKIX, sts_listed ? GOVERNOR_STS_ENFORCE : GOVERNOR_REQUIRETLS, false);
@@ -68,13 +72,13 @@ void tls_plan_decide(const struct tls_situation *s, const char *host, struct tls
 	enum sts_mode sts = s->sts;
 	if (sts == STS_ENFORCE && !s->sts_listed) {
 		if (!optional)
-			return refuse(p, "4.7.5", false,
+			return refuse(p, GOVERNOR_STS_ENFORCE, "4.7.5", false,
 			              "MX host %s is not listed in the domain's MTA-STS policy", host);
 		p->overrides |= OVERRIDE_STS_MX;
 	}
 	if (dane == DANE_LOOKUP_FAILED) {
 		if (!optional)
-			return refuse(p, "4.7.5", false, "TLSA lookup for %s failed", host);
+			return refuse(p, GOVERNOR_DANE, "4.7.5", false, "TLSA lookup for %s failed", host);
 		p->overrides |= OVERRIDE_TLSA_ERROR;
 		dane = DANE_NO_RECORDS;
 	}

@@ -195,6 +195,21 @@ static void test_overrides_are_reported(void **state)
 	assert_int_equal(p.overrides, 0);
 }
 
+/* A host that is not dialled still says which policy refused it. */
+static void test_refusals_name_their_policy(void **state)
+{
+	struct tls_plan p;
+	struct tls_situation s = {STS_ENFORCE, false, DANE_NO_RECORDS, D, false, false};
+	tls_plan_decide(&s, "h", &p);
+	assert_int_equal(p.governor, GOVERNOR_STS_ENFORCE);
+	s = (struct tls_situation){STS_NONE, false, DANE_LOOKUP_FAILED, D, true, false};
+	tls_plan_decide(&s, "h", &p);
+	assert_int_equal(p.governor, GOVERNOR_DANE);
+	s = (struct tls_situation){STS_NONE, false, DANE_NO_RECORDS, RT, false, false};
+	tls_plan_decide(&s, "h", &p);
+	assert_int_equal(p.governor, GOVERNOR_REQUIRETLS);
+}
+
 static void test_governor_names(void **state)
 {
 	assert_string_equal(tls_governor_name(GOVERNOR_DANE), "dane");
@@ -211,6 +226,7 @@ int main(void)
 	    cmocka_unit_test(test_no_combination_downgrades),
 	    cmocka_unit_test(test_requiretls_refusals_can_never_qualify),
 	    cmocka_unit_test(test_overrides_are_reported),
+	    cmocka_unit_test(test_refusals_name_their_policy),
 	    cmocka_unit_test(test_governor_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
