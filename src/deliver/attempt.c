@@ -505,7 +505,7 @@ static void host_ready(struct attempt *a, struct host_tlsa *tlsa)
 		metric_add(m_requiretls, "unauthenticated-mx", 1);
 	}
 	log_event(LOG_INFO, "host_skipped", "qid=%s mx=%s policy=%s reason=%s", a->qid,
-	          log_quote(a->host->name), tls_governor_name(h->plan.governor),
+	          log_quote(a->host->name), log_quote(tls_governor_name(h->plan.governor)),
 	          log_quote(h->plan.why));
 	next_host(a);
 }
