@@ -247,6 +247,13 @@ static void remember_error(struct attempt *a, const struct smtp_client_error *e,
 	snprintf(a->last_note.policy, sizeof a->last_note.policy, "%s", host_policy_name(a));
 }
 
+/* An error on an established connection: its TLS note stays with it. */
+static void remember_txn_error(struct attempt *a, const struct smtp_client_error *e)
+{
+	remember_error(a, e, a->conn.ip);
+	a->last_note = a->conn.note;
+}
+
 static void count_override(struct attempt *a, const char *what, const char *detail)
 {
 	metric_add(m_overrides, what, 1);
@@ -641,7 +648,7 @@ static bool apply_results(struct attempt *a, const struct smtp_rcpt_result *res,
 		} else if (x->status == SMTP_RCPT_NOT_TRIED) {
 			more_here = true;
 		} else if (x->error.code == 421) {
-			remember_error(a, &x->error, ip);
+			remember_txn_error(a, &x->error);
 			*closing = true;
 		} else if (err->kind == SMTP_ERR_NONE || really_permanent(a, &x->error)) {
 			bool perm = really_permanent(a, &x->error);
@@ -657,7 +664,7 @@ static void on_txn(void *arg, struct smtp_client *c, const struct smtp_rcpt_resu
 	struct attempt *a = arg;
 	bool closing = false;
 	if (err->kind != SMTP_ERR_NONE)
-		remember_error(a, err, a->conn.ip);
+		remember_txn_error(a, err);
 	bool again = apply_results(a, res, err, &closing);
 	free(a->txn_rcpts);
 	free(a->txn_index);
