@@ -190,6 +190,10 @@ dns_peers__configs() {
 server:
     ip-address: 127.0.0.1@$DNS_AUTH_PORT
     server-count: 1
+    # every query comes from the one resolver on 127.0.0.1: NSD's response
+    # rate limiting (200/s by default) would drop and truncate answers in a
+    # burst (unbound then answers SERVFAIL, "upstream server timeout")
+    rrl-ratelimit: 0
     username: ""
     chroot: ""
     zonesdir: "$D"
