@@ -391,13 +391,14 @@ bool host_tls_record(struct attempt_tls *t, struct host_tls *h, enum smtp_tls_mo
 		           f->reason, h->host, me, remote_ip, 1);
 		break;
 	}
-	default:
-		add_detail(dom, "validation-failure",
-		           err->kind == SMTP_ERR_TIMEOUT || strstr(err->text, "within")
-		               ? "io-timeout-during-handshake"
-		               : "tls-handshake-failed",
-		           h->host, me, remote_ip, 1);
+	default: {
+		const char *why = err->kind == SMTP_ERR_TIMEOUT || strstr(err->text, "within")
+		                      ? "io-timeout-during-handshake"
+		                      : "tls-handshake-failed";
+		add_detail(dom, "validation-failure", why, h->host, me, remote_ip, 1);
+		add_detail(host, "validation-failure", why, h->host, me, remote_ip, 1);
 		break;
+	}
 	}
 	return false;
 }
