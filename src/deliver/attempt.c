@@ -19,6 +19,7 @@
 
 #define OUTCOME_RETRY_FIRST_MS 1000  /* a failed outcome commit is retried after */
 #define OUTCOME_RETRY_MAX_MS   60000 /* ... doubling up to this */
+#define TLSRPT_MAX_ATTEMPTS    5     /* attempts of a TLS report message */
 
 struct outcome_job;
 
@@ -727,9 +728,12 @@ static void decide_rest(struct attempt *a)
 	if (all > 0 && a->hosts_lacking == all)
 		final = e.permanent = true; /* no MX host supports what the message needs */
 	settle_undecided(a, final ? RCPT_FAILED : RCPT_DEFERRED, &e);
+	int64_t max_attempts = a->ctx->conf->max_attempts;
+	if ((a->env.flags & SPOOL_F_TLSRPT) && max_attempts > TLSRPT_MAX_ATTEMPTS)
+		max_attempts = TLSRPT_MAX_ATTEMPTS; /* a day's report is not worth more */
 	for (size_t i = 0; i < a->job->n; i++) {
 		struct job_rcpt *r = &a->job->rcpts[i];
-		if (r->state == RCPT_DEFERRED && r->attempt >= a->ctx->conf->max_attempts) {
+		if (r->state == RCPT_DEFERRED && r->attempt >= max_attempts) {
 			r->state = RCPT_FAILED;
 			if (!r->remote && r->enhanced[0] == '4')
 				r->enhanced[0] = '5';
@@ -805,7 +809,10 @@ static int record_tls_results(struct spool *sp, struct attempt *a, char *why, si
 	day[10] = '\0';
 	for (size_t i = 0; i < a->tls.results.n; i++) {
 		const struct tlsrpt_result *r = &a->tls.results.r[i];
-		if (tlsrpt_result_worth_keeping(r) && spool_tls_results_add(sp, day, r, why, whylen) < 0)
+		/* the results of delivering a report never make one (RFC 8460 §3) */
+		bool reportable = !(a->env.flags & SPOOL_F_TLSRPT);
+		if (tlsrpt_result_worth_keeping(r) &&
+		    spool_tls_results_add(sp, day, r, reportable, why, whylen) < 0)
 			return -1;
 	}
 	return 0;

@@ -128,6 +128,24 @@ static const char *const migrations[] = {
     "  count INTEGER NOT NULL,"
     "  PRIMARY KEY (result_id, result_type, sending_ip, receiving_mx, receiving_ip, reason))"
     "  WITHOUT ROWID;",
+    /* 6: daily TLS reports: which results may make one (not those of
+     * delivering reports), which (day, policy domain) reports are done,
+     * and reports waiting to be POSTed to https: destinations */
+    "ALTER TABLE tls_results ADD COLUMN reportable INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE tlsrpt_reports ("
+    "  day TEXT NOT NULL,"
+    "  policy_domain TEXT NOT NULL,"
+    "  done_at INTEGER NOT NULL,"
+    "  outcome TEXT NOT NULL,"
+    "  PRIMARY KEY (day, policy_domain)) WITHOUT ROWID;"
+    "CREATE TABLE tlsrpt_posts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  url TEXT NOT NULL,"
+    "  report_id TEXT NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt INTEGER NOT NULL,"
+    "  last_error TEXT);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

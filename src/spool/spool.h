@@ -47,6 +47,7 @@ enum spool_msg_flags {
 	SPOOL_F_8BIT = 1 << 2,            /* body has octets >= 0x80 */
 	SPOOL_F_SMTPUTF8 = 1 << 3,        /* needs SMTPUTF8 */
 	SPOOL_F_DSN = 1 << 4,             /* a delivery status notification we made */
+	SPOOL_F_TLSRPT = 1 << 5,          /* a TLS report we made (RFC 8460 §5.3) */
 };
 
 /* What the caller gets back for "no such thing" where that is not an error. */

@@ -9,15 +9,15 @@
 /* The row of the result's policy on day, created with zero counts; its id
  * through RETURNING, also when it already existed. */
 static int64_t result_row(struct spool *s, const char *day, const struct tlsrpt_result *r,
-                          char *why, size_t whylen)
+                          bool reportable, char *why, size_t whylen)
 {
 	sqlite3_stmt *st = spool_more_stmt(
 	    s, MORE_TLS_RESULT,
 	    "INSERT INTO tls_results (day, policy_domain, policy_type, policy_strings, mx_hosts, "
-	    "success, failure) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+	    "success, failure, reportable) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
 	    "ON CONFLICT (day, policy_domain, policy_type, policy_strings, mx_hosts) DO UPDATE SET "
-	    "success = success + excluded.success, failure = failure + excluded.failure "
-	    "RETURNING id",
+	    "success = success + excluded.success, failure = failure + excluded.failure, "
+	    "reportable = max(reportable, excluded.reportable) RETURNING id",
 	    why, whylen);
 	if (st == NULL)
 		return -1;
@@ -28,6 +28,7 @@ static int64_t result_row(struct spool *s, const char *day, const struct tlsrpt_
 	sqlite3_bind_text(st, 5, r->mx_hosts, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, r->success);
 	sqlite3_bind_int64(st, 7, r->failure);
+	sqlite3_bind_int(st, 8, reportable);
 	int64_t id = -1;
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -63,9 +64,9 @@ static int add_failure(struct spool *s, int64_t id, const struct tlsrpt_failure 
 }
 
 int spool_tls_results_add(struct spool *s, const char *day, const struct tlsrpt_result *r,
-                          char *why, size_t whylen)
+                          bool reportable, char *why, size_t whylen)
 {
-	int64_t id = result_row(s, day, r, why, whylen);
+	int64_t id = result_row(s, day, r, reportable, why, whylen);
 	if (id < 0)
 		return -1;
 	for (size_t i = 0; i < r->nfail; i++)
@@ -159,7 +160,126 @@ int64_t spool_tls_results_forget(struct spool *s, const char *day, char *why, si
 	if (run_with_day(s,
 	                 "DELETE FROM tls_failures WHERE result_id IN "
 	                 "(SELECT id FROM tls_results WHERE day < ?1)",
-	                 day, why, whylen) < 0)
+	                 day, why, whylen) < 0 ||
+	    run_with_day(s, "DELETE FROM tlsrpt_reports WHERE day < ?1", day, why, whylen) < 0)
 		return -1;
 	return run_with_day(s, "DELETE FROM tls_results WHERE day < ?1", day, why, whylen);
+}
+
+/* ---- daily reports ---- */
+
+int spool_tls_report_candidates(struct spool *s, const char *day, bool all_success,
+                                char (*domains)[256], int max, char *why, size_t whylen)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(spool_sqlite(s),
+	                       "SELECT DISTINCT policy_domain FROM tls_results r WHERE day = ?1 AND "
+	                       "reportable = 1 AND (?2 OR failure > 0 OR EXISTS (SELECT 1 FROM "
+	                       "tls_failures f WHERE f.result_id = r.id)) AND NOT EXISTS (SELECT 1 "
+	                       "FROM tlsrpt_reports d WHERE d.day = r.day AND d.policy_domain = "
+	                       "r.policy_domain) ORDER BY policy_domain LIMIT ?3",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return spool_db_error(s, "preparing report candidates", why, whylen);
+	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, all_success);
+	sqlite3_bind_int(st, 3, max);
+	int n = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max)
+		copy_text(domains[n++], 256, st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return spool_db_error(s, "reading report candidates", why, whylen);
+	return n;
+}
+
+int spool_tls_report_done(struct spool *s, const char *day, const char *domain, int64_t now_ms,
+                          const char *outcome, char *why, size_t whylen)
+{
+	sqlite3_stmt *st = spool_more_stmt(s, MORE_REPORT_DONE,
+	                                   "INSERT OR IGNORE INTO tlsrpt_reports (day, policy_domain, "
+	                                   "done_at, outcome) VALUES (?1, ?2, ?3, ?4)",
+	                                   why, whylen);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms);
+	sqlite3_bind_text(st, 4, outcome, -1, SQLITE_STATIC);
+	if (spool_step_done(s, st, "marking a report done", why, whylen) < 0)
+		return -1;
+	return sqlite3_changes(spool_sqlite(s)) > 0 ? 1 : 0;
+}
+
+int spool_tls_post_add(struct spool *s, const char *url, const char *report_id,
+                       const void *body, size_t len, int64_t now_ms, char *why, size_t whylen)
+{
+	sqlite3_stmt *st = spool_more_stmt(s, MORE_POST_ADD,
+	                                   "INSERT INTO tlsrpt_posts (url, report_id, body, "
+	                                   "next_attempt) VALUES (?1, ?2, ?3, ?4)",
+	                                   why, whylen);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, url, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, report_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 3, body, len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now_ms);
+	return spool_step_done(s, st, "queueing a report post", why, whylen);
+}
+
+int spool_tls_posts_due(struct spool *s, int64_t now_ms, int max,
+                        void (*fn)(void *arg, const struct spool_tls_post *p), void *arg,
+                        char *why, size_t whylen)
+{
+	sqlite3_stmt *st = spool_more_stmt(s, MORE_POST_DUE,
+	                                   "SELECT id, url, report_id, body, attempts FROM "
+	                                   "tlsrpt_posts WHERE next_attempt <= ?1 ORDER BY "
+	                                   "next_attempt LIMIT ?2",
+	                                   why, whylen);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int(st, 2, max);
+	int n = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct spool_tls_post p = {
+		    .id = sqlite3_column_int64(st, 0),
+		    .url = spool_column_text(st, 1),
+		    .report_id = spool_column_text(st, 2),
+		    .body = sqlite3_column_blob(st, 3),
+		    .len = (size_t)sqlite3_column_bytes(st, 3),
+		    .attempts = sqlite3_column_int(st, 4),
+		};
+		fn(arg, &p);
+		n++;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return spool_db_error(s, "reading report posts", why, whylen);
+	return n;
+}
+
+int spool_tls_post_gone(struct spool *s, int64_t id, char *why, size_t whylen)
+{
+	sqlite3_stmt *st = spool_more_stmt(s, MORE_POST_GONE, "DELETE FROM tlsrpt_posts WHERE id = ?1",
+	                                   why, whylen);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	return spool_step_done(s, st, "removing a report post", why, whylen);
+}
+
+int spool_tls_post_retry(struct spool *s, int64_t id, int64_t next_ms, const char *error,
+                         char *why, size_t whylen)
+{
+	sqlite3_stmt *st = spool_more_stmt(s, MORE_POST_RETRY,
+	                                   "UPDATE tlsrpt_posts SET attempts = attempts + 1, "
+	                                   "next_attempt = ?2, last_error = ?3 WHERE id = ?1",
+	                                   why, whylen);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, next_ms);
+	spool_bind_text(st, 3, error);
+	return spool_step_done(s, st, "rescheduling a report post", why, whylen);
 }

@@ -718,13 +718,13 @@ static void test_tls_results_merge_per_day_and_policy(void **state)
 	attempt_results(&a, 3, 1, "");
 	attempt_results(&b, 2, 2, "");
 	for (size_t i = 0; i < a.n; i++)
-		assert_int_equal(spool_tls_results_add(s, "2026-11-30", &a.r[i], why, sizeof why), 0);
+		assert_int_equal(spool_tls_results_add(s, "2026-11-30", &a.r[i], true, why, sizeof why), 0);
 	for (size_t i = 0; i < b.n; i++)
-		assert_int_equal(spool_tls_results_add(s, "2026-11-30", &b.r[i], why, sizeof why), 0);
+		assert_int_equal(spool_tls_results_add(s, "2026-11-30", &b.r[i], true, why, sizeof why), 0);
 	tlsrpt_set_clear(&a);
 	attempt_results(&a, 7, 1, "other-reason");
-	assert_int_equal(spool_tls_results_add(s, "2026-12-01", &a.r[0], why, sizeof why), 0);
-	assert_int_equal(spool_tls_results_add(s, "2026-11-30", &a.r[0], why, sizeof why), 0);
+	assert_int_equal(spool_tls_results_add(s, "2026-12-01", &a.r[0], true, why, sizeof why), 0);
+	assert_int_equal(spool_tls_results_add(s, "2026-11-30", &a.r[0], true, why, sizeof why), 0);
 
 	struct collected c = {0};
 	assert_int_equal(spool_tls_results_read(s, "2026-11-30", NULL, collect, &c, why, sizeof why), 0);
@@ -788,12 +788,71 @@ static void test_tls_result_json_has_the_rfc_names(void **state)
 	tlsrpt_set_clear(&set);
 }
 
+static void count_post(void *arg, const struct spool_tls_post *p)
+{
+	int *n = arg;
+	assert_string_equal(p->url, "https://r.example/tlsrpt");
+	assert_int_equal(p->len, 4);
+	assert_memory_equal(p->body, "gz\0!", 4);
+	(*n)++;
+}
+
+/* Which domains make a report: failures (or details) from reportable
+ * results only, once; posts wait, retry and go. */
+static void test_tls_report_candidates_and_posts(void **state)
+{
+	struct spool *s = *state;
+	struct tlsrpt_set set = {0};
+	tlsrpt_set_result(&set, TLSRPT_NO_POLICY, "ok.example", NULL, NULL)->success = 5;
+	tlsrpt_set_result(&set, TLSRPT_NO_POLICY, "bad.example", NULL, NULL)->failure = 1;
+	struct tlsrpt_result *det = tlsrpt_set_result(&set, TLSRPT_STS, "detail.example", NULL, NULL);
+	struct tlsrpt_failure f = {.count = 0};
+	snprintf(f.result_type, sizeof f.result_type, "starttls-not-supported");
+	tlsrpt_add_failure(det, &f);
+	det->success = 1;
+	for (size_t i = 0; i < set.n; i++)
+		assert_int_equal(spool_tls_results_add(s, "2026-11-30", &set.r[i], true, why, sizeof why), 0);
+	tlsrpt_set_clear(&set);
+	/* a report's own delivery failed: that alone makes no report */
+	tlsrpt_set_result(&set, TLSRPT_NO_POLICY, "rpt.example", NULL, NULL)->failure = 3;
+	assert_int_equal(spool_tls_results_add(s, "2026-11-30", &set.r[0], false, why, sizeof why), 0);
+	tlsrpt_set_clear(&set);
+
+	char d[8][256];
+	assert_int_equal(spool_tls_report_candidates(s, "2026-11-30", false, d, 8, why, sizeof why), 2);
+	assert_string_equal(d[0], "bad.example");
+	assert_string_equal(d[1], "detail.example");
+	assert_int_equal(spool_tls_report_candidates(s, "2026-11-30", true, d, 8, why, sizeof why), 3);
+	assert_int_equal(spool_tls_report_done(s, "2026-11-30", "bad.example", 1, "queued", why,
+	                                       sizeof why),
+	                 1);
+	assert_int_equal(spool_tls_report_done(s, "2026-11-30", "bad.example", 2, "queued", why,
+	                                       sizeof why),
+	                 0); /* once */
+	assert_int_equal(spool_tls_report_candidates(s, "2026-11-30", false, d, 8, why, sizeof why), 1);
+	assert_string_equal(d[0], "detail.example");
+
+	assert_int_equal(spool_tls_post_add(s, "https://r.example/tlsrpt", "id1", "gz\0!", 4, 1000,
+	                                    why, sizeof why),
+	                 0);
+	int n = 0;
+	assert_int_equal(spool_tls_posts_due(s, 999, 10, count_post, &n, why, sizeof why), 0);
+	assert_int_equal(spool_tls_posts_due(s, 1000, 10, count_post, &n, why, sizeof why), 1);
+	assert_int_equal(spool_tls_post_retry(s, 1, 5000, "503", why, sizeof why), 0);
+	assert_int_equal(spool_tls_posts_due(s, 4999, 10, count_post, &n, why, sizeof why), 0);
+	assert_int_equal(spool_tls_posts_due(s, 5000, 10, count_post, &n, why, sizeof why), 1);
+	assert_int_equal(spool_tls_post_gone(s, 1, why, sizeof why), 0);
+	assert_int_equal(spool_tls_posts_due(s, 99999, 10, count_post, &n, why, sizeof why), 0);
+	assert_int_equal(n, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_sts_rows_round_trip_confirm_and_forget, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tls_results_merge_per_day_and_policy, setup, teardown),
 	    cmocka_unit_test(test_tls_result_json_has_the_rfc_names),
+	    cmocka_unit_test_setup_teardown(test_tls_report_candidates_and_posts, setup, teardown),
 	    T(test_message_is_listed_with_its_recipients),
 	    T(test_duplicate_recipients_are_stored_once),
 	    T(test_hold_release_keeps_schedule_and_kick_makes_due),
