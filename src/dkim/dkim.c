@@ -750,7 +750,7 @@ size_t dkim_signer_keys(const struct dkim_signer *s, const char *domain,
 {
 	size_t n = 0;
 	for (size_t i = 0; s && i < s->n; i++) {
-		if (strcasecmp(s->keys[i]->domain, domain) != 0)
+		if (domain && strcasecmp(s->keys[i]->domain, domain) != 0)
 			continue;
 		if (fn)
 			fn(s->keys[i], arg);

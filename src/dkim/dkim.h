@@ -72,8 +72,8 @@ bool dkim_key_spec_parse(const char *value, char *domain, size_t dn, char *selec
 struct dkim_signer *dkim_signer_load(const struct conf *conf, char *why, size_t whylen);
 void dkim_signer_free(struct dkim_signer *s);
 
-/* The keys of domain (case-insensitive), in configuration order: calls fn
- * for each; returns how many. */
+/* The keys of domain (case-insensitive; NULL: every key), in configuration
+ * order: calls fn (may be NULL) for each; returns how many. */
 size_t dkim_signer_keys(const struct dkim_signer *s, const char *domain,
                         void (*fn)(const struct dkim_key *k, void *arg), void *arg);
 
