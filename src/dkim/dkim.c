@@ -49,10 +49,22 @@ struct dkim_signer {
  * message's meaning to its reader (RFC 6376 §5.4.1), plus the MIME fields
  * that decide how the body is read, and the TLSRPT fields (RFC 8460 §5.3). */
 static const char *const signed_fields[] = {
-    "from",       "to",           "cc",           "subject",
-    "date",       "message-id",   "in-reply-to",  "references",
-    "mime-version", "content-type", "content-transfer-encoding", "reply-to",
-    "sender",     "list-id",      "tls-report-domain", "tls-report-submitter",
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "reply-to",
+    "sender",
+    "list-id",
+    "tls-report-domain",
+    "tls-report-submitter",
 };
 #define NSIGNED (sizeof signed_fields / sizeof signed_fields[0])
 
@@ -61,9 +73,9 @@ static struct metric *m_signatures;
 void dkim_metrics_init(void)
 {
 	if (m_signatures == NULL)
-		m_signatures = metric_counter("outpost_dkim_signatures_total",
-		                              "DKIM signatures made, by result (ok, failed)",
-		                              "result");
+		m_signatures =
+		    metric_counter("outpost_dkim_signatures_total",
+		                   "DKIM signatures made, by result (ok, failed)", "result");
 }
 
 /* ---- small helpers ----------------------------------------------------------- */
@@ -182,8 +194,8 @@ void dkim_canon_header(enum dkim_canon c, const char *field, size_t len, struct 
 	}
 	const char *end = field + len, *colon = memchr(field, ':', len);
 	const char *name_end = colon ? colon : end;
-	while (name_end > field && (is_wsp(name_end[-1]) || name_end[-1] == '\r' ||
-	                            name_end[-1] == '\n'))
+	while (name_end > field &&
+	       (is_wsp(name_end[-1]) || name_end[-1] == '\r' || name_end[-1] == '\n'))
 		name_end--;
 	for (const char *p = field; p < name_end; p++) {
 		char ch = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
@@ -385,7 +397,7 @@ static const char *algorithm_name(enum dkim_algorithm a)
 /* The field up to and with the empty "b=", as it will be written; returns
  * the column it ends at. */
 static size_t signature_prefix(const struct dkim_key *k, struct dkim_canons c, const char *hlist,
-                             const char *bh, int64_t now_s, struct buf *out)
+                               const char *bh, int64_t now_s, struct buf *out)
 {
 	struct fold f = {.b = out, .col = 15};
 	char canons[32], t[32];
@@ -790,7 +802,8 @@ int dkim_sign_message(const struct dkim_signer *s, const char *msg, size_t len,
                       size_t whylen)
 {
 	char domain[256];
-	if (s == NULL || s->n == 0 || !author_domain(msg, len, envelope_sender, domain, sizeof domain))
+	if (s == NULL || s->n == 0 ||
+	    !author_domain(msg, len, envelope_sender, domain, sizeof domain))
 		return 0;
 	if (dkim_signer_keys(s, domain, NULL, NULL) == 0)
 		return 0;

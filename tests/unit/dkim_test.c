@@ -167,10 +167,10 @@ static bool verify(EVP_PKEY *pub, const char *signed_msg)
 	f.used[0] = true;
 	const char *value = sigfield + 15;
 	struct tag_value a, c, h, bh, b;
-	assert_true(sig_tag(value, "a", &a) && sig_tag(value, "c", &c) &&
-	            sig_tag(value, "h", &h) && sig_tag(value, "bh", &bh) &&
-	            sig_tag(value, "b", &b));
-	enum dkim_canon hc = strncmp(c.v, "simple", 6) == 0 ? DKIM_CANON_SIMPLE : DKIM_CANON_RELAXED;
+	assert_true(sig_tag(value, "a", &a) && sig_tag(value, "c", &c) && sig_tag(value, "h", &h) &&
+	            sig_tag(value, "bh", &bh) && sig_tag(value, "b", &b));
+	enum dkim_canon hc =
+	    strncmp(c.v, "simple", 6) == 0 ? DKIM_CANON_SIMPLE : DKIM_CANON_RELAXED;
 	enum dkim_canon bc = strstr(c.v, "/simple") ? DKIM_CANON_SIMPLE : DKIM_CANON_RELAXED;
 	/* the body hash */
 	struct buf body = {0};
@@ -249,22 +249,21 @@ static char *sign_and_prepend(const struct dkim_key *k, struct dkim_canons c, co
 	return s;
 }
 
-static const char *const sample =
-    "Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
-    "From: Joe <joe@example.org>\r\n"
-    "To: Suzie <suzie@example.net>,\r\n"
-    "\tOther <other@example.net>\r\n"
-    "Subject:   Is dinner   ready?  \r\n"
-    "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
-    "Message-ID: <1@example.org>\r\n"
-    "X-Unsigned: whatever\r\n"
-    "\r\n"
-    "Hi.\r\n"
-    "\r\n"
-    "We lost the game.  Are you hungry yet?\t \r\n"
-    "caf\xc3\xa9 8-bit \xff octets\r\n"
-    "\r\n"
-    "\r\n";
+static const char *const sample = "Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+                                  "From: Joe <joe@example.org>\r\n"
+                                  "To: Suzie <suzie@example.net>,\r\n"
+                                  "\tOther <other@example.net>\r\n"
+                                  "Subject:   Is dinner   ready?  \r\n"
+                                  "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+                                  "Message-ID: <1@example.org>\r\n"
+                                  "X-Unsigned: whatever\r\n"
+                                  "\r\n"
+                                  "Hi.\r\n"
+                                  "\r\n"
+                                  "We lost the game.  Are you hungry yet?\t \r\n"
+                                  "caf\xc3\xa9 8-bit \xff octets\r\n"
+                                  "\r\n"
+                                  "\r\n";
 
 /* ---- canonicalization ------------------------------------------------------------ */
 
@@ -329,7 +328,8 @@ static void test_rfc6376_appendix_body_hash(void **state)
 		char *canon = body_canon(c ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE, body);
 		unsigned char d[32], want[64];
 		EVP_Digest(canon, strlen(canon), d, NULL, EVP_sha256(), NULL);
-		assert_int_equal(b64_decode("2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=", want), 32);
+		assert_int_equal(b64_decode("2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=", want),
+		                 32);
 		assert_memory_equal(d, want, 32);
 		free(canon);
 	}
@@ -339,25 +339,24 @@ static void test_rfc6376_appendix_body_hash(void **state)
  * with this file's verifier, built on dkim_canon_header and dkim_canon_body. */
 static void test_rfc8463_example_verifies(void **state)
 {
-	const char *msg =
-	    "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n"
-	    " d=football.example.com; i=@football.example.com;\r\n"
-	    " q=dns/txt; s=brisbane; t=1528637909; h=from : to :\r\n"
-	    " subject : date : message-id : from : subject : date;\r\n"
-	    " bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\r\n"
-	    " b=/gCrinpcQOoIfuHNQIbq4pgh9kyIK3AQUdt9OdqQehSwhEIug4D11Bus\r\n"
-	    " Fa3bT3FY5OsU7ZbnKELq+eXdp1Q1Dw==\r\n"
-	    "From: Joe SixPack <joe@football.example.com>\r\n"
-	    "To: Suzie Q <suzie@shopping.example.net>\r\n"
-	    "Subject: Is dinner ready?\r\n"
-	    "Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\r\n"
-	    "Message-ID: <20030712040037.46341.5F8J@football.example.com>\r\n"
-	    "\r\n"
-	    "Hi.\r\n"
-	    "\r\n"
-	    "We lost the game.  Are you hungry yet?\r\n"
-	    "\r\n"
-	    "Joe.\r\n";
+	const char *msg = "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n"
+	                  " d=football.example.com; i=@football.example.com;\r\n"
+	                  " q=dns/txt; s=brisbane; t=1528637909; h=from : to :\r\n"
+	                  " subject : date : message-id : from : subject : date;\r\n"
+	                  " bh=2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=;\r\n"
+	                  " b=/gCrinpcQOoIfuHNQIbq4pgh9kyIK3AQUdt9OdqQehSwhEIug4D11Bus\r\n"
+	                  " Fa3bT3FY5OsU7ZbnKELq+eXdp1Q1Dw==\r\n"
+	                  "From: Joe SixPack <joe@football.example.com>\r\n"
+	                  "To: Suzie Q <suzie@shopping.example.net>\r\n"
+	                  "Subject: Is dinner ready?\r\n"
+	                  "Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\r\n"
+	                  "Message-ID: <20030712040037.46341.5F8J@football.example.com>\r\n"
+	                  "\r\n"
+	                  "Hi.\r\n"
+	                  "\r\n"
+	                  "We lost the game.  Are you hungry yet?\r\n"
+	                  "\r\n"
+	                  "Joe.\r\n";
 	unsigned char raw[64];
 	assert_int_equal(b64_decode("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", raw), 32);
 	EVP_PKEY *pub = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, 32);
@@ -396,8 +395,9 @@ static void test_signature_field_folded(void **state)
 	assert_int_equal(dkim_sign(k, (struct dkim_canons){DKIM_CANON_RELAXED, DKIM_CANON_RELAXED},
 	                           sample, strlen(sample), 1700000000, &out, why, sizeof why),
 	                 0);
-	assert_true(strncmp(out.data, "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;"
-	                              " d=example.org; s=sel1;",
+	assert_true(strncmp(out.data,
+	                    "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;"
+	                    " d=example.org; s=sel1;",
 	                    75) == 0);
 	assert_non_null(strstr(out.data, "t=1700000000;"));
 	assert_true(out.len > 2 && memcmp(out.data + out.len - 2, "\r\n", 2) == 0);
@@ -510,15 +510,15 @@ static void test_key_errors_are_clear(void **state)
 static void test_key_spec(void **state)
 {
 	char d[256], s[256], p[4096], why[256];
-	assert_true(dkim_key_spec_parse("example.org  sel1\tdkim/k.pem", d, sizeof d, s, sizeof s, p,
-	                                sizeof p, why, sizeof why));
+	assert_true(dkim_key_spec_parse("example.org  sel1\tdkim/k.pem", d, sizeof d, s, sizeof s,
+	                                p, sizeof p, why, sizeof why));
 	assert_string_equal(d, "example.org");
 	assert_string_equal(s, "sel1");
 	assert_string_equal(p, "dkim/k.pem");
 	assert_false(dkim_key_spec_parse("example.org sel1", d, sizeof d, s, sizeof s, p, sizeof p,
 	                                 why, sizeof why));
-	assert_false(dkim_key_spec_parse("a b c d", d, sizeof d, s, sizeof s, p, sizeof p, why,
-	                                 sizeof why));
+	assert_false(
+	    dkim_key_spec_parse("a b c d", d, sizeof d, s, sizeof s, p, sizeof p, why, sizeof why));
 }
 
 static int count_signatures(const char *s)
@@ -545,20 +545,21 @@ static void test_signer_picks_author_domain(void **state)
 	if (s == NULL)
 		fail_msg("%s", why);
 	struct buf out = {0};
-	assert_int_equal(dkim_sign_message(s, sample, strlen(sample), "x@other.test", 1, &out, why,
-	                                   sizeof why),
-	                 2);
+	assert_int_equal(
+	    dkim_sign_message(s, sample, strlen(sample), "x@other.test", 1, &out, why, sizeof why),
+	    2);
 	assert_int_equal(count_signatures(out.data), 2);
 	assert_non_null(strstr(out.data, "s=ed;"));
 	assert_non_null(strstr(out.data, "s=rsa;"));
 	buf_reset(&out);
 	const char *other = "From: Someone <a@Other.TEST>\r\n\r\nhi\r\n";
 	assert_int_equal(
-	    dkim_sign_message(s, other, strlen(other), "b@example.org", 1, &out, why, sizeof why), 0);
+	    dkim_sign_message(s, other, strlen(other), "b@example.org", 1, &out, why, sizeof why),
+	    0);
 	const char *nofrom = "Subject: hi\r\n\r\nhi\r\n";
-	assert_int_equal(dkim_sign_message(s, nofrom, strlen(nofrom), "b@Example.Org", 1, &out, why,
-	                                   sizeof why),
-	                 2);
+	assert_int_equal(
+	    dkim_sign_message(s, nofrom, strlen(nofrom), "b@Example.Org", 1, &out, why, sizeof why),
+	    2);
 	buf_free(&out);
 	dkim_signer_free(s);
 	/* one unusable key stops the whole load */
