@@ -488,6 +488,9 @@ listen = 127.0.0.1:$admin
 [delivery]
 paused = $paused
 EOF
+  # OP_EXTRA_CONF=FILE: more sections for the engine under test, e.g. a [dkim] key
+  # for the injected messages' From domain (example.test), to measure signing
+  if [ -n "${OP_EXTRA_CONF:-}" ]; then cat "$OP_EXTRA_CONF" >> "$d/outpost.conf" || return 1; fi
 }
 
 # op_check_binary: clear error if the engine is not there.

@@ -2,8 +2,10 @@
 #include "admin/admin.h"
 #include "cli/check.h"
 #include "cli/cli.h"
+#include "cli/dkim_cli.h"
 #include "conf/conf.h"
 #include "deliver/scheduler.h"
+#include "dkim/dkim.h"
 #include "spool/spool.h"
 #include "spool/writer.h"
 #include "submit/send.h"
@@ -36,6 +38,9 @@ static int usage(void)
 	      "  check DOMAIN [--json]          what delivery to DOMAIN would do (MX, DNSSEC, TLSA,\n"
 	      "                                 MTA-STS, TLS per host); needs no daemon\n"
 	      "  tlsrpt results [--day YYYY-MM-DD] [--domain D] [--json]\n"
+	      "  dkim genkey DOMAIN SELECTOR [--algorithm ed25519|rsa] [--bits N] [--out PATH]\n"
+	      "                                 write a signing key, print its DNS TXT record\n"
+	      "  dkim check DOMAIN              do the published records match the [dkim] keys\n"
 	      "  spool check                    check the spool's integrity\n"
 	      "  config check|defaults          validate a config / print every key\n"
 	      "  version\n",
@@ -76,7 +81,8 @@ struct daemon {
 	struct scheduler *sched;
 	struct smtpd *smtpd;
 	struct admin *admin;
-	struct worker *worker; /* password checks, off the loop */
+	struct worker *worker; /* password checks and DKIM signatures, off the loop */
+	struct dkim_signer *dkim;
 	int lock_fd;
 	struct event *drain_timer;
 	int64_t drain_until_us;
@@ -155,6 +161,11 @@ static int daemon_start(struct daemon *d)
 {
 	char why[512];
 	int64_t recovered;
+	/* a configured key that cannot be used stops the start: never a
+	 * domain's mail going out unsigned because of a typo */
+	d->dkim = dkim_signer_load(d->conf, why, sizeof why);
+	if (d->dkim == NULL)
+		goto fail;
 	d->writer = spool_writer_start(d->base, d->conf->data_dir, &recovered, why, sizeof why);
 	if (d->writer == NULL)
 		goto fail;
@@ -162,12 +173,13 @@ static int daemon_start(struct daemon *d)
 	d->reader = spool_open(d->conf->data_dir, why, sizeof why);
 	if (d->reader == NULL)
 		goto fail;
-	d->sched = scheduler_start(d->base, d->conf, d->reader, d->writer, why, sizeof why);
+	d->sched = scheduler_start(d->base, d->conf, d->reader, d->writer, d->dkim, why,
+	                          sizeof why);
 	if (d->sched == NULL)
 		goto fail;
 	d->worker = worker_start(d->base, 2);
-	d->smtpd =
-	    smtpd_start(d->base, d->conf, d->writer, d->worker, on_queued, d, why, sizeof why);
+	d->smtpd = smtpd_start(d->base, d->conf, d->writer, d->worker, d->dkim, on_queued, d, why,
+	                       sizeof why);
 	if (d->smtpd == NULL)
 		goto fail;
 	d->admin = admin_start(d->base, d->conf, d->reader, d->writer, d->sched, d->worker, why,
@@ -188,12 +200,15 @@ static void daemon_stop(struct daemon *d)
 	smtpd_drain(d->smtpd);
 	admin_drain(d->admin);
 	scheduler_stop(d->sched);
+	/* jobs still on the worker end first: a signed message's done hands it
+	 * to the writer, which must still be there to take it */
+	worker_stop(d->worker);
 	spool_writer_stop(d->writer); /* reports what is left, to no one */
-	worker_stop(d->worker);       /* checks still running end; their sessions go next */
 	smtpd_stop(d->smtpd);
 	admin_stop(d->admin);
 	scheduler_free(d->sched);
 	spool_close(d->reader);
+	dkim_signer_free(d->dkim);
 	if (d->drain_timer)
 		event_free(d->drain_timer);
 }
@@ -290,6 +305,8 @@ static int dispatch(int argc, char **argv, struct conf *conf)
 		return cmd_spool(argc - 1, argv + 1, conf);
 	if (strcmp(cmd, "tlsrpt") == 0)
 		return cli_tlsrpt(argc - 1, argv + 1, conf);
+	if (strcmp(cmd, "dkim") == 0)
+		return cli_dkim(argc, argv, conf);
 	if (strcmp(cmd, "check") == 0)
 		return cli_check(argc, argv, conf); /* argv[0] "check": getopt skips it */
 	return usage();

@@ -26,6 +26,8 @@ struct key {
 static const char *const trust_ad_values[] = {"auto", "yes", "no", NULL};
 static const char *const log_level_values[] = {"debug", "info", "warn", "error", NULL};
 static const char *const metrics_auth_values[] = {"loopback", "always", "never", NULL};
+static const char *const dkim_canon_values[] = {"relaxed/relaxed", "relaxed/simple",
+                                                "simple/relaxed", "simple/simple", NULL};
 
 #define OFF(f) offsetof(struct conf, f)
 #define BIG    INT64_MAX
@@ -127,6 +129,13 @@ static const struct key keys[] = {
     {"tlsrpt", "organization", T_STRING, OFF(tlsrpt_organization), "",
      "organization-name in TLS reports"},
     {"tlsrpt", "contact", T_STRING, OFF(tlsrpt_contact), "", "contact-info in TLS reports"},
+    {"dkim", "key", T_LIST, OFF(dkim_keys), "",
+     "DOMAIN SELECTOR PATH: sign mail from DOMAIN with the PEM private key at PATH (RSA of "
+     "1024 bits or more, or Ed25519; relative to data_dir); repeatable, several selectors "
+     "per domain"},
+    {"dkim", "canonicalization", T_ENUM, OFF(dkim_canonicalization), "relaxed/relaxed",
+     "c= of the signatures: header/body, each relaxed or simple (RFC 6376 §3.4)", 0, 0,
+     dkim_canon_values},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

@@ -77,6 +77,9 @@ struct conf {
 	bool tlsrpt_enabled;
 	char *tlsrpt_organization;
 	char *tlsrpt_contact;
+	/* [dkim] */
+	struct strlist dkim_keys;      /* "DOMAIN SELECTOR PATH" */
+	int64_t dkim_canonicalization; /* header/body, see conf.c */
 };
 
 /* Called once per error found while loading; line is 0 when unknown. */

@@ -832,7 +832,8 @@ static int outcome_write(struct spool *sp, void *arg, char *why, size_t whylen)
 		                                            a->dialed[i].ips, why, whylen) < 0)
 			return -1;
 	if (record_tls_results(sp, a, why, whylen) < 0 ||
-	    notice_flush(sp, a->ctx->conf, a->job->msg_id, now, &o->notice, why, whylen) < 0)
+	    notice_flush(sp, a->ctx->conf, a->ctx->dkim, a->job->msg_id, now, &o->notice, why,
+	                 whylen) < 0)
 		return -1;
 	return spool_message_settle(sp, a->job->msg_id, now, why, whylen);
 }

@@ -24,6 +24,7 @@
 #define OUTPOST_DELIVER_ATTEMPT_H
 
 #include "conf/conf.h"
+#include "dkim/dkim.h"
 #include "deliver/pool.h"
 #include "deliver/self.h"
 #include "dns/dns.h"
@@ -71,6 +72,7 @@ struct deliver_ctx {
 	struct tls_session_cache *tls_sessions;
 	struct self_addrs *self;
 	struct sts_cache *sts; /* NULL when MTA-STS is off */
+	const struct dkim_signer *dkim; /* signs the notices (NULL: none) */
 };
 
 typedef void (*attempt_done_fn)(void *arg, struct delivery_job *job);

@@ -3,6 +3,7 @@
 
 #include "deliver/retry.h"
 #include "dsn/dsn.h"
+#include "util/buf.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -66,9 +67,33 @@ static void pending_free(struct pending *p)
 	free(p->r);
 }
 
-static int queue_notice(struct spool *sp, const struct conf *conf, const struct spool_envelope *env,
-                        struct pending *p, int64_t now_ms, struct notice_result *res, char *why,
-                        size_t whylen)
+/* The notice as queued: its DKIM-Signature fields first (dsn.c writes
+ * From: MAILER-DAEMON@hostname, so the hostname's keys sign it). NULL when
+ * it cannot be signed. */
+static char *notice_signed(const struct dkim_signer *dkim, char *text, size_t *len,
+                           int64_t now_ms, char *why, size_t whylen)
+{
+	struct buf out = {0};
+	int n = dkim_sign_message(dkim, text, *len, "", now_ms / 1000, &out, why, whylen);
+	if (n <= 0) {
+		buf_free(&out);
+		if (n < 0)
+			free(text);
+		return n < 0 ? NULL : text;
+	}
+	buf_add(&out, text, *len);
+	free(text);
+	if (out.failed) {
+		buf_free(&out);
+		return snprintf(why, whylen, "out of memory"), NULL;
+	}
+	*len = out.len;
+	return out.data;
+}
+
+static int queue_notice(struct spool *sp, const struct conf *conf, const struct dkim_signer *dkim,
+                        const struct spool_envelope *env, struct pending *p, int64_t now_ms,
+                        struct notice_result *res, char *why, size_t whylen)
 {
 	char *headers = NULL, qid[17];
 	size_t hlen = 0;
@@ -103,6 +128,8 @@ static int queue_notice(struct spool *sp, const struct conf *conf, const struct 
 		snprintf(why, whylen, "cannot compose the delivery status notice");
 		return -1;
 	}
+	if ((text = notice_signed(dkim, text, &len, now_ms, why, whylen)) == NULL)
+		return -1;
 	/* The notice of a REQUIRETLS message requires TLS itself (RFC 8689 §5). */
 	unsigned flags = SPOOL_F_DSN | (env->flags & (SPOOL_F_SMTPUTF8 | SPOOL_F_REQUIRETLS));
 	if (env->flags & SPOOL_F_SMTPUTF8)
@@ -126,8 +153,9 @@ static int queue_notice(struct spool *sp, const struct conf *conf, const struct 
 	return rc;
 }
 
-int notice_flush(struct spool *sp, const struct conf *conf, uint64_t msg_id, int64_t now_ms,
-                 struct notice_result *res, char *why, size_t whylen)
+int notice_flush(struct spool *sp, const struct conf *conf, const struct dkim_signer *dkim,
+                 uint64_t msg_id, int64_t now_ms, struct notice_result *res, char *why,
+                 size_t whylen)
 {
 	struct spool_envelope env;
 	struct pending p = {0};
@@ -144,7 +172,7 @@ int notice_flush(struct spool *sp, const struct conf *conf, uint64_t msg_id, int
 	for (size_t i = 0; i < p.n; i++)
 		p.r[i].delayed ? res->delayed++ : res->failed++;
 	if (p.n > 0 && env.sender[0] != '\0')
-		rc = queue_notice(sp, conf, &env, &p, now_ms, res, why, whylen);
+		rc = queue_notice(sp, conf, dkim, &env, &p, now_ms, res, why, whylen);
 	pending_free(&p);
 	return rc;
 }

@@ -16,6 +16,7 @@
 #define OUTPOST_DELIVER_NOTICE_H
 
 #include "conf/conf.h"
+#include "dkim/dkim.h"
 #include "spool/spool.h"
 
 #include <stddef.h>
@@ -27,8 +28,11 @@ struct notice_result {
 };
 
 /* When nothing of msg_id is in flight: queues the notice for its pending
- * recipients (if any). Returns 0 (res says what was done) or -1. */
-int notice_flush(struct spool *sp, const struct conf *conf, uint64_t msg_id, int64_t now_ms,
-                 struct notice_result *res, char *why, size_t whylen);
+ * recipients (if any), signed with dkim's keys of the notice's From domain
+ * (our hostname; dkim may be NULL). Returns 0 (res says what was done) or
+ * -1, also when the notice cannot be signed: it is never queued unsigned. */
+int notice_flush(struct spool *sp, const struct conf *conf, const struct dkim_signer *dkim,
+                 uint64_t msg_id, int64_t now_ms, struct notice_result *res, char *why,
+                 size_t whylen);
 
 #endif

@@ -472,6 +472,7 @@ static void on_cleanup(evutil_socket_t fd, short what, void *arg)
  * are sent now (notice.h), a batch at a time. */
 struct waiting_notices {
 	const struct conf *conf;
+	const struct dkim_signer *dkim;
 	struct spool_writer *writer;
 	int found;
 };
@@ -484,7 +485,7 @@ static int notices_job(struct spool *sp, void *arg, char *why, size_t whylen)
 	w->found = spool_notices_waiting(sp, ids, NOTICE_BATCH, why, whylen);
 	for (int i = 0; i < w->found; i++) {
 		struct notice_result res;
-		if (notice_flush(sp, w->conf, ids[i], now, &res, why, whylen) < 0 ||
+		if (notice_flush(sp, w->conf, w->dkim, ids[i], now, &res, why, whylen) < 0 ||
 		    spool_message_settle(sp, ids[i], now, why, whylen) < 0)
 			return -1;
 	}
@@ -509,6 +510,7 @@ static void send_waiting_notices(struct scheduler *s)
 	if (w == NULL)
 		abort();
 	w->conf = s->ctx.conf;
+	w->dkim = s->ctx.dkim;
 	w->writer = s->ctx.writer;
 	spool_writer_submit_alone(s->ctx.writer, notices_job, notices_done, w);
 }
@@ -553,8 +555,8 @@ static bool make_context(struct scheduler *s, struct event_base *base, const str
 }
 
 struct scheduler *scheduler_start(struct event_base *base, const struct conf *conf,
-                                  struct spool *reader, struct spool_writer *writer, char *why,
-                                  size_t whylen)
+                                  struct spool *reader, struct spool_writer *writer,
+                                  const struct dkim_signer *dkim, char *why, size_t whylen)
 {
 	if (m_attempts == NULL)
 		m_attempts =
@@ -566,6 +568,7 @@ struct scheduler *scheduler_start(struct event_base *base, const struct conf *co
 		abort();
 	s->ctx.reader = reader;
 	s->ctx.writer = writer;
+	s->ctx.dkim = dkim;
 	if (!make_context(s, base, conf, why, whylen)) {
 		scheduler_stop(s);
 		scheduler_free(s);

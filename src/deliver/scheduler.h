@@ -16,6 +16,7 @@
 #define OUTPOST_DELIVER_SCHEDULER_H
 
 #include "conf/conf.h"
+#include "dkim/dkim.h"
 #include "spool/spool.h"
 #include "spool/writer.h"
 
@@ -27,10 +28,11 @@ struct event_base;
 struct scheduler;
 
 /* Creates the resolver, the TLS context and the connection pool too. NULL
- * with why filled when one of them cannot be made. */
+ * with why filled when one of them cannot be made. dkim (may be NULL) signs
+ * the delivery status notices; it outlives the scheduler. */
 struct scheduler *scheduler_start(struct event_base *base, const struct conf *conf,
-                                  struct spool *reader, struct spool_writer *writer, char *why,
-                                  size_t whylen);
+                                  struct spool *reader, struct spool_writer *writer,
+                                  const struct dkim_signer *dkim, char *why, size_t whylen);
 
 /* Something changed in the spool (new mail, kick, release): look for due
  * work now rather than at the next timer. Cheap; calls coalesce. */

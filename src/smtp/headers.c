@@ -495,6 +495,54 @@ int msg_header_recipients(const char *msg, size_t len,
 	return c.count;
 }
 
+/* The domain of the first address given, for msg_from_domain. */
+struct first_domain {
+	char *buf;
+	size_t n;
+	bool seen;
+};
+
+static void first_address(const char *addr, size_t addr_len, void *arg)
+{
+	struct first_domain *f = arg;
+	const char *at = memrchr(addr, '@', addr_len);
+
+	if (f->seen)
+		return;
+	f->seen = true;
+	if (at == NULL || (size_t)(addr + addr_len - at - 1) >= f->n)
+		return;
+	memcpy(f->buf, at + 1, (size_t)(addr + addr_len - at - 1));
+	f->buf[addr + addr_len - at - 1] = '\0';
+}
+
+bool msg_from_domain(const char *msg, size_t len, char *buf, size_t n)
+{
+	struct msg_header_iter it;
+	const char *name, *value;
+	size_t name_len, value_len;
+	struct first_domain first = {buf, n, false};
+	struct rcpt_ctx c = {.fn = first_address, .arg = &first};
+
+	if (n == 0)
+		return false;
+	buf[0] = '\0';
+	msg_header_iter_init(&it, msg, len);
+	while (msg_header_next(&it, &name, &name_len, &value, &value_len)) {
+		if (!name_is(name, name_len, "From"))
+			continue;
+		c.lx.p = value;
+		c.lx.end = value + value_len;
+		c.lx.why = NULL;
+		rcpt_list(&c); /* the first address counts even if a later one is bad */
+		break;
+	}
+	for (char *p = buf; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return buf[0] != '\0';
+}
+
 char *msg_strip_bcc(const char *msg, size_t len, size_t *out_len)
 {
 	struct msg_header_iter it;

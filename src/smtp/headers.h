@@ -53,6 +53,11 @@ int msg_header_recipients(const char *msg, size_t len,
                           void (*fn)(const char *addr, size_t addr_len, void *arg), void *arg,
                           char *why, size_t why_len);
 
+/* The domain of the first address of the first From field (RFC 5322
+ * §3.6.2), ASCII lower-cased, into buf (n octets). False when there is no
+ * From field or its first address has no domain (or does not fit). */
+bool msg_from_domain(const char *msg, size_t len, char *buf, size_t n);
+
 /* Returns a copy of msg without its Bcc fields (the caller frees it), and
  * sets *out_len. */
 char *msg_strip_bcc(const char *msg, size_t len, size_t *out_len);

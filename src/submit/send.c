@@ -1,6 +1,7 @@
 /* send.c - the sendmail-compatible way in. */
 #include "submit/send.h"
 
+#include "dkim/dkim.h"
 #include "smtp/address.h"
 #include "smtp/data.h"
 #include "smtp/headers.h"
@@ -369,10 +370,41 @@ static int check_like_the_listener(const struct conf *conf, const struct outgoin
 	return -1;
 }
 
+/* The daemon would sign the message (smtpd.c): so does this way in, with
+ * the same keys and the same function, before the commit. A key that
+ * cannot be loaded, or a signature that fails, keeps the message out of
+ * the queue rather than sending it unsigned. Returns 0 (o->msg now starts
+ * with the DKIM-Signature fields, if any), or 1 with why. */
+static int sign_for_queue(const struct conf *conf, struct outgoing *o, char *why, size_t whylen)
+{
+	char err[512];
+	struct dkim_signer *dkim = dkim_signer_load(conf, err, sizeof err);
+	if (dkim == NULL)
+		return snprintf(why, whylen, "%s", err), 1;
+	struct buf signed_msg = {0};
+	int n = dkim_sign_message(dkim, o->msg.data, o->msg.len, o->sender, time_now_ms() / 1000,
+	                          &signed_msg, err, sizeof err);
+	dkim_signer_free(dkim);
+	if (n < 0 || signed_msg.failed) {
+		buf_free(&signed_msg);
+		return snprintf(why, whylen, "DKIM signing: %s", n < 0 ? err : "out of memory"), 1;
+	}
+	if (n > 0) {
+		buf_add(&signed_msg, o->msg.data, o->msg.len);
+		buf_free(&o->msg);
+		o->msg = signed_msg;
+	} else {
+		buf_free(&signed_msg);
+	}
+	return o->msg.failed ? (snprintf(why, whylen, "out of memory"), 1) : 0;
+}
+
 /* Returns 0, or 1 with why filled. */
-static int queue_directly(const struct conf *conf, const struct outgoing *o, unsigned data_flags,
+static int queue_directly(const struct conf *conf, struct outgoing *o, unsigned data_flags,
                           char *why, size_t whylen)
 {
+	if (sign_for_queue(conf, o, why, whylen) != 0)
+		return 1;
 	struct spool *s = spool_open(conf->data_dir, why, whylen);
 	if (s == NULL)
 		return 1;

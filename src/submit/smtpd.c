@@ -1,6 +1,7 @@
 /* smtpd.c - SMTP submission sessions as a state machine on the event loop. */
 #include "submit/smtpd.h"
 
+#include "dkim/dkim.h"
 #include "smtp/address.h"
 #include "smtp/command.h"
 #include "smtp/data.h"
@@ -45,6 +46,7 @@ enum session_state {
 	ST_AUTH_LOGIN_PASS, /* waiting for the LOGIN password line */
 	ST_DATA,            /* reading the DATA body */
 	ST_BDAT,            /* reading a BDAT chunk */
+	ST_SIGNING,         /* message handed to the worker for its DKIM signatures */
 	ST_COMMIT,          /* message handed to the writer, waiting for its commit */
 	ST_AUTH_CHECK,      /* password handed to the worker, waiting for its verdict */
 	ST_TLS_HANDSHAKE,
@@ -102,7 +104,8 @@ struct smtpd {
 	struct event_base *base;
 	const struct conf *conf;
 	struct spool_writer *writer;
-	struct worker *worker; /* password checks */
+	struct worker *worker; /* password checks, DKIM signatures */
+	const struct dkim_signer *dkim;
 	smtpd_queued_fn queued;
 	void *queued_arg;
 	SSL_CTX *tls;
@@ -139,6 +142,13 @@ static void metrics_init(void)
 
 static void session_process(struct session *s);
 static void session_close(struct session *s);
+
+/* A job on the worker or the writer holds the session: it waits for its
+ * done callback, whatever happens to the connection meanwhile. */
+static bool session_busy(const struct session *s)
+{
+	return s->state == ST_SIGNING || s->state == ST_COMMIT || s->state == ST_AUTH_CHECK;
+}
 
 /* ---- replies ------------------------------------------------------------ */
 
@@ -607,6 +617,12 @@ static bool line_feed(struct session *s, struct evbuffer *in)
 struct pending {
 	struct session *s;
 	struct spool_message_in m;
+	/* DKIM, on the worker: the message as it stands, the fields to prepend */
+	const char *msg;
+	size_t len;
+	struct buf signatures;
+	int nsigned; /* signatures made, -1 on failure (why) */
+	char why[256];
 };
 
 static bool content_acceptable(struct session *s)
@@ -665,9 +681,10 @@ static void commit_done(void *arg, int status, const char *why)
 		metric_add(m_accepted, NULL, 1);
 		metric_add(m_bytes, NULL, (double)p->m.body_len);
 		log_event(LOG_INFO, "message_accepted",
-		          "qid=%s from=%s rcpts=%zu size=%zu client=%s tls=%s auth=%s", id,
+		          "qid=%s from=%s rcpts=%zu size=%zu client=%s tls=%s auth=%s dkim=%d", id,
 		          log_quote(p->m.sender), p->m.nrcpt, p->m.body_len, s->ip,
-		          s->tls ? "yes" : "no", log_quote(s->auth_user ? s->auth_user : ""));
+		          s->tls ? "yes" : "no", log_quote(s->auth_user ? s->auth_user : ""),
+		          p->nsigned);
 		s->d->queued(s->d->queued_arg);
 	} else {
 		metric_add(m_rejections, "spool_error", 1);
@@ -702,24 +719,11 @@ static unsigned message_flags(struct session *s, const char *body, size_t len)
 	return flags;
 }
 
-/* The body is complete: check it, then hand it to the writer. The 250 waits
- * for the commit. */
-static void message_finish(struct session *s)
+/* Hands the message, as it now stands in s->body, to the writer. */
+static void message_commit(struct session *s, struct pending *p)
 {
-	if (!content_acceptable(s)) {
-		transaction_reset(s);
-		/* reject() closes the session at max_errors: keep it closing */
-		if (s->state != ST_CLOSING)
-			s->state = ST_COMMAND;
-		return;
-	}
-	add_received(s);
 	size_t len = evbuffer_get_length(s->body);
 	const char *body = (const char *)evbuffer_pullup(s->body, -1);
-	struct pending *p = calloc(1, sizeof *p);
-	if (p == NULL)
-		abort();
-	p->s = s;
 	p->m = (struct spool_message_in){
 	    .id = s->qid,
 	    .sender = s->sender,
@@ -734,6 +738,74 @@ static void message_finish(struct session *s)
 	};
 	s->state = ST_COMMIT;
 	spool_writer_submit(s->d->writer, commit_job, commit_done, p);
+}
+
+/* On a worker thread: RSA costs about a millisecond a signature, too long
+ * for the loop. The session touches neither its body nor its sender until
+ * sign_done. */
+static void sign_run(void *arg)
+{
+	struct pending *p = arg;
+	p->nsigned = dkim_sign_message(p->s->d->dkim, p->msg, p->len, p->s->sender,
+	                               time_now_ms() / 1000, &p->signatures, p->why, sizeof p->why);
+}
+
+/* The signatures go on top of the message before the commit, so a retry
+ * sends what was signed and never signs again. A message that should be
+ * signed and cannot be is not queued unsigned: 451, the client retries. */
+static void sign_done(void *arg)
+{
+	struct pending *p = arg;
+	struct session *s = p->s;
+	if (s->orphaned || p->nsigned < 0 || p->signatures.failed) {
+		char id[17];
+		spool_id_format(s->qid, id);
+		if (!s->orphaned) {
+			log_event(LOG_ERROR, "message_not_signed", "qid=%s client=%s reason=%s", id,
+			          s->ip, log_quote(p->nsigned < 0 ? p->why : "out of memory"));
+			metric_add(m_rejections, "dkim_error", 1);
+		}
+		buf_free(&p->signatures);
+		free(p);
+		if (s->orphaned)
+			return session_free(s);
+		reply(s, 451, "4.3.0", "temporary failure, message not signed");
+		transaction_reset(s);
+		s->state = ST_COMMAND;
+		if (s->d->draining)
+			return reply_and_close(s, 421, "4.3.2", "shutting down");
+		return session_process(s);
+	}
+	if (p->signatures.len > 0) {
+		evbuffer_prepend(s->body, p->signatures.data, p->signatures.len);
+		body_account(s);
+	}
+	buf_free(&p->signatures);
+	message_commit(s, p);
+}
+
+/* The body is complete: check it, sign it (on the worker, when [dkim] has
+ * keys), then hand it to the writer. The 250 waits for the commit. */
+static void message_finish(struct session *s)
+{
+	if (!content_acceptable(s)) {
+		transaction_reset(s);
+		/* reject() closes the session at max_errors: keep it closing */
+		if (s->state != ST_CLOSING)
+			s->state = ST_COMMAND;
+		return;
+	}
+	add_received(s);
+	struct pending *p = calloc(1, sizeof *p);
+	if (p == NULL)
+		abort();
+	p->s = s;
+	if (dkim_signer_keys(s->d->dkim, NULL, NULL, NULL) == 0)
+		return message_commit(s, p);
+	p->len = evbuffer_get_length(s->body);
+	p->msg = (const char *)evbuffer_pullup(s->body, -1);
+	s->state = ST_SIGNING;
+	worker_submit(s->d->worker, sign_run, sign_done, p);
 }
 
 /* Past max_pending_bytes a message's octets are read and dropped. */
@@ -809,7 +881,7 @@ static void session_process(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	while (evbuffer_get_length(in) > 0) {
-		if (s->state == ST_COMMIT || s->state == ST_AUTH_CHECK ||
+		if (s->state == ST_SIGNING || s->state == ST_COMMIT || s->state == ST_AUTH_CHECK ||
 		    s->state == ST_TLS_HANDSHAKE || s->state == ST_CLOSING)
 			return;
 		if (output_backlogged(s)) {
@@ -884,7 +956,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		metric_add(m_rejections, "idle_timeout", 1);
-		if (s->state != ST_CLOSING && s->state != ST_COMMIT && s->state != ST_AUTH_CHECK) {
+		if (s->state != ST_CLOSING && !session_busy(s)) {
 			/* the write timeout stays: a client that reads nothing
 			 * is dropped at the next expiry */
 			reply_and_close(s, 421, "4.4.2", "idle timeout, closing connection");
@@ -987,7 +1059,7 @@ static void session_close(struct session *s)
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 	}
-	if (s->state == ST_COMMIT || s->state == ST_AUTH_CHECK) { /* a job holds s */
+	if (session_busy(s)) { /* a job holds s */
 		s->orphaned = true;
 		return;
 	}
@@ -1160,7 +1232,8 @@ static int load_tls_and_users(struct smtpd *d, char *why, size_t whylen)
 
 struct smtpd *smtpd_start(struct event_base *base, const struct conf *conf,
                           struct spool_writer *writer, struct worker *worker,
-                          smtpd_queued_fn queued, void *arg, char *why, size_t whylen)
+                          const struct dkim_signer *dkim, smtpd_queued_fn queued, void *arg,
+                          char *why, size_t whylen)
 {
 	metrics_init();
 	struct smtpd *d = calloc(1, sizeof *d);
@@ -1170,6 +1243,7 @@ struct smtpd *smtpd_start(struct event_base *base, const struct conf *conf,
 	d->conf = conf;
 	d->writer = writer;
 	d->worker = worker;
+	d->dkim = dkim;
 	d->queued = queued;
 	d->queued_arg = arg;
 	d->line = malloc((size_t)conf->max_line_length + 3);
@@ -1197,7 +1271,7 @@ void smtpd_drain(struct smtpd *d)
 	d->draining = true;
 	for (struct session *s = d->sessions, *next; s; s = next) {
 		next = s->next;
-		if (s->state == ST_COMMIT || s->state == ST_AUTH_CHECK || s->state == ST_CLOSING)
+		if (session_busy(s) || s->state == ST_CLOSING)
 			continue;
 		if (s->state == ST_TLS_HANDSHAKE) {
 			session_close(s);

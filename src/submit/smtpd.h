@@ -22,12 +22,15 @@ struct smtpd;
 typedef void (*smtpd_queued_fn)(void *arg);
 
 struct worker;
+struct dkim_signer;
 
 /* Listens on [submission] listen and local_socket. Password checks run on
- * worker. */
+ * worker, and so do the DKIM signatures of messages whose author domain has
+ * keys in dkim (NULL: none); dkim outlives the listener. */
 struct smtpd *smtpd_start(struct event_base *base, const struct conf *conf,
                           struct spool_writer *writer, struct worker *worker,
-                          smtpd_queued_fn queued, void *arg, char *why, size_t whylen);
+                          const struct dkim_signer *dkim, smtpd_queued_fn queued, void *arg,
+                          char *why, size_t whylen);
 
 /* Shutdown, first step: closes the listeners; a session waiting for a
  * commit gets its reply (250 once committed) and then 421, every other
