@@ -6,6 +6,7 @@
 #include "conf/conf.h"
 #include "deliver/scheduler.h"
 #include "dkim/dkim.h"
+#include "tlsrpt/sender.h"
 #include "spool/spool.h"
 #include "spool/writer.h"
 #include "submit/send.h"
@@ -38,6 +39,8 @@ static int usage(void)
 	      "  check DOMAIN [--json]          what delivery to DOMAIN would do (MX, DNSSEC, TLSA,\n"
 	      "                                 MTA-STS, TLS per host); needs no daemon\n"
 	      "  tlsrpt results [--day YYYY-MM-DD] [--domain D] [--json]\n"
+	      "  tlsrpt report DOMAIN [--day D]  the RFC 8460 report that would be sent\n"
+	      "  tlsrpt send [--day D] [--dry-run]  make and queue the day's TLS reports now\n"
 	      "  dkim genkey DOMAIN SELECTOR [--algorithm ed25519|rsa] [--bits N] [--out PATH]\n"
 	      "                                 write a signing key, print its DNS TXT record\n"
 	      "  dkim check DOMAIN              do the published records match the [dkim] keys\n"
@@ -83,6 +86,7 @@ struct daemon {
 	struct admin *admin;
 	struct worker *worker; /* password checks and DKIM signatures, off the loop */
 	struct dkim_signer *dkim;
+	struct tlsrpt_sender *tlsrpt;
 	int lock_fd;
 	struct event *drain_timer;
 	int64_t drain_until_us;
@@ -182,8 +186,20 @@ static int daemon_start(struct daemon *d)
 	                       sizeof why);
 	if (d->smtpd == NULL)
 		goto fail;
-	d->admin = admin_start(d->base, d->conf, d->reader, d->writer, d->sched, d->worker, why,
-	                       sizeof why);
+	d->tlsrpt = tlsrpt_sender_start(&(struct tlsrpt_sender_config){.base = d->base,
+	                                                                .conf = d->conf,
+	                                                                .reader = d->reader,
+	                                                                .writer = d->writer,
+	                                                                .dkim = d->dkim,
+	                                                                .queued = on_queued,
+	                                                                .queued_arg = d,
+	                                                                .schedule =
+	                                                                    d->conf->tlsrpt_enabled},
+	                                why, sizeof why);
+	if (d->tlsrpt == NULL)
+		goto fail;
+	d->admin = admin_start(d->base, d->conf, d->reader, d->writer, d->sched, d->tlsrpt,
+	                       d->worker, why, sizeof why);
 	if (d->admin == NULL)
 		goto fail;
 	return 0;
@@ -204,6 +220,7 @@ static void daemon_stop(struct daemon *d)
 	 * to the writer, which must still be there to take it */
 	worker_stop(d->worker);
 	spool_writer_stop(d->writer); /* reports what is left, to no one */
+	tlsrpt_sender_free(d->tlsrpt); /* after the writer: its jobs have reported */
 	smtpd_stop(d->smtpd);
 	admin_stop(d->admin);
 	scheduler_free(d->sched);

@@ -14,6 +14,7 @@
 #include "admin/auth.h"
 #include "admin/queue_json.h"
 #include "spool/tls_rows.h"
+#include "tlsrpt/sender.h"
 #include "util/listen.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -55,6 +56,7 @@ struct admin {
 	struct spool *reader;
 	struct spool_writer *writer;
 	struct scheduler *sched;
+	struct tlsrpt_sender *tlsrpt;
 	struct admin_auth *auth;
 	struct evhttp *http;
 	struct strlist unix_paths;  /* sockets we created, unlinked at stop */
@@ -634,6 +636,102 @@ static void handle_tls_results(struct admin *a, struct evhttp_request *req, int 
 	evhttp_clear_headers(&params);
 }
 
+static const char *query_day(struct evkeyvalq *params, char today[32])
+{
+	const char *day = evhttp_find_header(params, "day");
+	time_format_rfc3339(time_now_ms(), today, 32);
+	today[10] = '\0';
+	return day ? day : today;
+}
+
+/* GET tlsrpt/report?domain=D&day=YYYY-MM-DD: the report as it would be
+ * sent, from the recorded results (docs/api.md). */
+static void handle_tls_report(struct admin *a, struct evhttp_request *req, int unused)
+{
+	char why[256], today[32];
+	struct evkeyvalq params = {0};
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (evhttp_parse_query_str(query ? query : "", &params) < 0) {
+		reply_error(req, 400, "malformed query string");
+		return;
+	}
+	const char *day = query_day(&params, today);
+	const char *domain = evhttp_find_header(&params, "domain");
+	if (!day_valid(day) || domain == NULL || domain[0] == '\0') {
+		reply_error(req, 400, "domain=D is needed, and day must be YYYY-MM-DD");
+	} else {
+		json_t *r = tlsrpt_sender_report(a->tlsrpt, domain, day, why, sizeof why);
+		if (r)
+			reply_json(req, 200, r);
+		else
+			reply_error(req, 500, "%s", why);
+	}
+	evhttp_clear_headers(&params);
+}
+
+/* A tlsrpt/send request waiting for its run. */
+struct send_wait {
+	struct evhttp_request *req; /* NULL once the client is gone */
+	struct evhttp_connection *evcon;
+};
+
+static void send_client_gone(struct evhttp_connection *evcon, void *arg)
+{
+	struct send_wait *w = arg;
+	if (w->req && evhttp_request_get_connection(w->req) == NULL)
+		evhttp_request_free(w->req);
+	w->req = NULL;
+}
+
+static void send_done(void *arg, json_t *done, const char *why)
+{
+	struct send_wait *w = arg;
+	if (w->req) {
+		evhttp_connection_set_closecb(w->evcon, NULL, NULL);
+		if (done)
+			reply_json(w->req, 200, done);
+		else
+			reply_error(w->req, 503, "%s", why);
+	} else {
+		json_decref(done);
+	}
+	free(w);
+}
+
+/* POST tlsrpt/send {"day": "YYYY-MM-DD", "dry_run": true}: the day's
+ * reports now; the answer lists what was done for each policy domain. */
+static void handle_tls_send(struct admin *a, struct evhttp_request *req, int unused)
+{
+	char today[32];
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	json_error_t err;
+	json_t *body = len ? json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &err)
+	                   : json_object();
+	time_format_rfc3339(time_now_ms(), today, sizeof today);
+	today[10] = '\0';
+	const char *day = json_string_value(json_object_get(body, "day"));
+	bool dry = json_is_true(json_object_get(body, "dry_run"));
+	if (a->draining) {
+		reply_error(req, 503, "shutting down");
+	} else if (!json_is_object(body) || !day_valid(day ? day : today)) {
+		reply_error(req, 400, "the body must be {\"day\": \"YYYY-MM-DD\", \"dry_run\": bool}");
+	} else {
+		struct send_wait *w = calloc(1, sizeof *w);
+		if (w == NULL)
+			abort();
+		w->req = req;
+		w->evcon = evhttp_request_get_connection(req);
+		evhttp_connection_set_closecb(w->evcon, send_client_gone, w);
+		if (!tlsrpt_sender_run(a->tlsrpt, day ? day : today, dry, send_done, w)) {
+			evhttp_connection_set_closecb(w->evcon, NULL, NULL);
+			free(w);
+			reply_error(req, 409, "a report run is in progress");
+		}
+	}
+	json_decref(body);
+}
+
 static void handle_pause(struct admin *a, struct evhttp_request *req, int paused)
 {
 	scheduler_set_paused(a->sched, paused);
@@ -683,6 +781,8 @@ static const struct route routes[] = {
     {"delivery/resume", EVHTTP_REQ_POST, handle_pause, 0},
     {"status", GET_METHODS, handle_status, 0},
     {"tlsrpt/results", GET_METHODS, handle_tls_results, 0},
+    {"tlsrpt/report", GET_METHODS, handle_tls_report, 0},
+    {"tlsrpt/send", EVHTTP_REQ_POST, handle_tls_send, 0},
 };
 
 static bool method_is(struct evhttp_request *req, int methods)
@@ -958,13 +1058,18 @@ static struct evhttp *http_new(struct admin *a)
 
 struct admin *admin_start(struct event_base *base, const struct conf *conf, struct spool *reader,
                           struct spool_writer *writer, struct scheduler *sched,
-                          struct worker *worker, char *why, size_t whylen)
+                          struct tlsrpt_sender *tlsrpt, struct worker *worker, char *why,
+                          size_t whylen)
 {
 	struct admin *a = calloc(1, sizeof *a);
 	if (a == NULL)
 		abort();
-	*a = (struct admin){
-	    .base = base, .conf = conf, .reader = reader, .writer = writer, .sched = sched};
+	*a = (struct admin){.base = base,
+	                    .conf = conf,
+	                    .reader = reader,
+	                    .writer = writer,
+	                    .sched = sched,
+	                    .tlsrpt = tlsrpt};
 	a->http = http_new(a);
 	a->auth = admin_auth_new(conf, worker, why, whylen);
 	if (a->auth == NULL) {

@@ -33,11 +33,13 @@ struct event_base;
 struct admin;
 
 struct worker;
+struct tlsrpt_sender;
 
 /* Listens on [admin] listen; Basic passwords are checked on worker. */
 struct admin *admin_start(struct event_base *base, const struct conf *conf, struct spool *reader,
                           struct spool_writer *writer, struct scheduler *sched,
-                          struct worker *worker, char *why, size_t whylen);
+                          struct tlsrpt_sender *tlsrpt, struct worker *worker, char *why,
+                          size_t whylen);
 
 /* Stopping: requests that would change the spool get 503 from now on. */
 void admin_drain(struct admin *a);

@@ -742,22 +742,86 @@ static int tlsrpt_usage(const char *fmt, const char *arg)
 		fprintf(stderr, fmt, arg);
 		fputc('\n', stderr);
 	}
-	fprintf(stderr, "usage: outpost tlsrpt results [--day YYYY-MM-DD] [--domain D] [--json]\n");
+	fprintf(stderr, "usage: outpost tlsrpt results [--day YYYY-MM-DD] [--domain D] [--json]\n"
+	                "       outpost tlsrpt report DOMAIN [--day YYYY-MM-DD]\n"
+	                "       outpost tlsrpt send [--day YYYY-MM-DD] [--dry-run]\n");
 	return 2;
+}
+
+struct tlsrpt_opts {
+	const char *day, *domain;
+	bool json, dry_run;
+	const char *arg; /* report: the domain */
+};
+
+/* Policy domains are stored in lower case, without the root dot. */
+static void domain_key(const char *in, char *out, size_t n)
+{
+	size_t k = 0;
+	for (; in[k] && k + 1 < n; k++)
+		out[k] = (char)tolower((unsigned char)in[k]);
+	out[k] = '\0';
+	if (k > 0 && out[k - 1] == '.')
+		out[k - 1] = '\0';
+}
+
+static json_t *tlsrpt_call(struct client *c, const char *cmd, const struct tlsrpt_opts *o)
+{
+	char *path = NULL, sep = '?', lower[256] = "";
+	size_t len = 0;
+	json_t *v = NULL;
+	FILE *q = open_memstream(&path, &len);
+	if (q == NULL)
+		abort();
+	if (strcmp(cmd, "send") == 0) {
+		fclose(q);
+		json_t *body = json_pack("{s:b}", "dry_run", o->dry_run);
+		if (o->day)
+			json_object_set_new(body, "day", json_string(o->day));
+		v = call_json(c, "POST", "/api/v1/tlsrpt/send", body);
+		json_decref(body);
+		free(path);
+		return v;
+	}
+	fprintf(q, "/api/v1/tlsrpt/%s", cmd);
+	query_add(q, c->curl, &sep, "day", o->day);
+	const char *domain = strcmp(cmd, "report") == 0 ? o->arg : o->domain;
+	if (domain)
+		domain_key(domain, lower, sizeof lower);
+	query_add(q, c->curl, &sep, "domain", domain ? lower : NULL);
+	fclose(q);
+	v = call_json(c, "GET", path, NULL);
+	free(path);
+	return v;
+}
+
+static void print_sent(const json_t *list)
+{
+	size_t i;
+	json_t *e;
+	if (json_array_size(list) == 0)
+		printf("no report to make\n");
+	json_array_foreach(list, i, e)
+	    printf("%s %s: %s\n", json_string_value(json_object_get(e, "day")),
+	           json_string_value(json_object_get(e, "domain")),
+	           json_string_value(json_object_get(e, "outcome")));
 }
 
 int cli_tlsrpt(int argc, char **argv, const struct conf *conf)
 {
 	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"day", required_argument, NULL, 'd'},
-	    {"domain", required_argument, NULL, 'D'},
+	    {"json", no_argument, NULL, 'j'},     {"day", required_argument, NULL, 'd'},
+	    {"domain", required_argument, NULL, 'D'}, {"dry-run", no_argument, NULL, 'n'},
 	    {NULL, 0, NULL, 0},
 	};
-	if (argc < 1 || strcmp(argv[0], "results") != 0)
-		return tlsrpt_usage(argc < 1 ? NULL : "unknown tlsrpt command %s", argc ? argv[0] : "");
-	const char *day = NULL, *domain = NULL;
-	bool json = false;
+	if (argc < 1)
+		return tlsrpt_usage(NULL, NULL);
+	const char *cmd = argv[0];
+	bool results = strcmp(cmd, "results") == 0, report = strcmp(cmd, "report") == 0,
+	     send = strcmp(cmd, "send") == 0;
+	if (!results && !report && !send)
+		return tlsrpt_usage("unknown tlsrpt command %s", cmd);
+	struct tlsrpt_opts o = {0};
 	int opt;
 	optind = 0;
 	opterr = 0;
@@ -765,15 +829,22 @@ int cli_tlsrpt(int argc, char **argv, const struct conf *conf)
 		if (opt == '?' || opt == ':')
 			return tlsrpt_usage(opt == '?' ? "unknown option %s" : "%s needs a value",
 			                    argv[optind - 1]);
+		if ((opt == 'j' && !results) || (opt == 'D' && !results) || (opt == 'n' && !send))
+			return tlsrpt_usage("%s does not apply here", argv[optind - 1]);
 		if (opt == 'j')
-			json = true;
+			o.json = true;
 		else if (opt == 'd')
-			day = optarg;
+			o.day = optarg;
+		else if (opt == 'D')
+			o.domain = optarg;
 		else
-			domain = optarg;
+			o.dry_run = true;
 	}
-	if (optind < argc)
+	if (report && optind + 1 != argc)
+		return tlsrpt_usage("%s", "which domain?");
+	if (!report && optind < argc)
 		return tlsrpt_usage("unexpected argument %s", argv[optind]);
+	o.arg = report ? argv[optind] : NULL;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct client c;
 	char why[1024];
@@ -781,31 +852,15 @@ int cli_tlsrpt(int argc, char **argv, const struct conf *conf)
 	if (client_open(&c, conf, CONNECT_MS, TOTAL_MS, why, sizeof why) < 0) {
 		fprintf(stderr, "outpost: %s\n", why);
 	} else {
-		char *path = NULL, sep = '?', lower[256] = "";
-		size_t len = 0;
-		FILE *q = open_memstream(&path, &len);
-		if (q == NULL)
-			abort();
-		if (domain) { /* policy domains are stored in lower case, without the root dot */
-			size_t n = 0;
-			for (; domain[n] && n + 1 < sizeof lower; n++)
-				lower[n] = (char)tolower((unsigned char)domain[n]);
-			lower[n] = '\0';
-			if (n > 0 && lower[n - 1] == '.')
-				lower[n - 1] = '\0';
-		}
-		fputs("/api/v1/tlsrpt/results", q);
-		query_add(q, c.curl, &sep, "day", day);
-		query_add(q, c.curl, &sep, "domain", domain ? lower : NULL);
-		fclose(q);
-		json_t *list = call_json(&c, "GET", path, NULL);
-		free(path);
-		if (list) {
-			if (json)
-				print_json(list);
+		json_t *v = tlsrpt_call(&c, cmd, &o);
+		if (v) {
+			if (report || o.json)
+				print_json(v);
+			else if (send)
+				print_sent(v);
 			else
-				print_results(list);
-			json_decref(list);
+				print_results(v);
+			json_decref(v);
 			rc = finish_output();
 		}
 		client_close(&c);

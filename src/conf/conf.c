@@ -127,8 +127,14 @@ static const struct key keys[] = {
      60000, BIG},
     {"tlsrpt", "enabled", T_BOOL, OFF(tlsrpt_enabled), "no", "send daily TLS reports (RFC 8460)"},
     {"tlsrpt", "organization", T_STRING, OFF(tlsrpt_organization), "",
-     "organization-name in TLS reports"},
-    {"tlsrpt", "contact", T_STRING, OFF(tlsrpt_contact), "", "contact-info in TLS reports"},
+     "organization-name in TLS reports; empty: the submitter"},
+    {"tlsrpt", "contact", T_STRING, OFF(tlsrpt_contact), "",
+     "contact-info in TLS reports; empty: postmaster@ the submitter"},
+    {"tlsrpt", "submitter", T_STRING, OFF(tlsrpt_submitter), "",
+     "our domain in TLS reports (report-id, From, DKIM); empty: the hostname or its nearest "
+     "parent domain with [dkim] keys"},
+    {"tlsrpt", "all_success", T_BOOL, OFF(tlsrpt_all_success), "no",
+     "also report days on which every TLS session succeeded"},
     {"dkim", "key", T_LIST, OFF(dkim_keys), "",
      "DOMAIN SELECTOR PATH: sign mail from DOMAIN with the PEM private key at PATH (RSA of "
      "1024 bits or more, or Ed25519; relative to data_dir); repeatable, several selectors "

@@ -77,6 +77,8 @@ struct conf {
 	bool tlsrpt_enabled;
 	char *tlsrpt_organization;
 	char *tlsrpt_contact;
+	char *tlsrpt_submitter;
+	bool tlsrpt_all_success;
 	/* [dkim] */
 	struct strlist dkim_keys;      /* "DOMAIN SELECTOR PATH" */
 	int64_t dkim_canonicalization; /* header/body, see conf.c */

@@ -110,7 +110,7 @@ static int setup(void **state)
 	free(f->conf.admin_users_file);
 	f->conf.admin_users_file = strdup(users);
 	f->worker = worker_start(f->base, 1);
-	f->admin = admin_start(f->base, &f->conf, f->reader, f->writer, (struct scheduler *)f,
+	f->admin = admin_start(f->base, &f->conf, f->reader, f->writer, (struct scheduler *)f, NULL,
 	                       f->worker, why, sizeof why);
 	assert_non_null(f->admin);
 	assert_int_equal(
