@@ -488,8 +488,13 @@ static void on_txt(void *arg, const struct dns_answer *a)
 		return refresh_on_txt(w, t);
 	if (w->cached) {
 		if (t == TXT_OK && strcmp(w->rec.id, w->row.record_id) == 0) {
-			if (time_now_ms() - w->row.last_use_ms > TOUCH_EVERY_MS)
+			/* the record still names it: good for another max_age (as the
+			 * refresher does), written at most daily */
+			if (time_now_ms() - w->row.last_use_ms > TOUCH_EVERY_MS) {
+				w->row.valid_until_ms =
+				    time_now_ms() + mtasts_policy_max_age(w->cached->parsed) * 1000;
 				row_write(w->c, ROW_CONFIRM, &w->row);
+			}
 			return finish_with_cached(w, NULL, NULL);
 		}
 		if (t == TXT_OK)
