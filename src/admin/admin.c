@@ -615,7 +615,7 @@ static bool day_valid(const char *d)
 
 static void collect_result(void *arg, const struct tlsrpt_result *r)
 {
-	json_array_append_new(arg, tlsrpt_result_json(r));
+	tlsrpt_set_merge(arg, r);
 }
 
 /* GET tlsrpt/results?day=YYYY-MM-DD&domain=D: the RFC 8460 §4.4
@@ -638,14 +638,18 @@ static void handle_tls_results(struct admin *a, struct evhttp_request *req, int 
 	if (!day_valid(day)) {
 		reply_error(req, 400, "day must be YYYY-MM-DD");
 	} else {
-		json_t *list = json_array();
-		if (spool_tls_results_read(a->reader, day, domain && domain[0] ? domain : NULL,
-		                           collect_result, list, why, sizeof why) < 0) {
-			json_decref(list);
+		/* every result, those of delivering reports merged in */
+		struct tlsrpt_set set = {0};
+		if (spool_tls_results_read(a->reader, day, domain && domain[0] ? domain : NULL, false,
+		                           collect_result, &set, why, sizeof why) < 0) {
 			reply_error(req, 500, "%s", why);
 		} else {
+			json_t *list = json_array();
+			for (size_t i = 0; i < set.n; i++)
+				json_array_append_new(list, tlsrpt_result_json(&set.r[i]));
 			reply_json(req, 200, list);
 		}
+		tlsrpt_set_clear(&set);
 	}
 	evhttp_clear_headers(&params);
 }

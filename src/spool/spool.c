@@ -131,7 +131,22 @@ static const char *const migrations[] = {
     /* 6: daily TLS reports: which results may make one (not those of
      * delivering reports), which (day, policy domain) reports are done,
      * and reports waiting to be POSTed to https: destinations */
-    "ALTER TABLE tls_results ADD COLUMN reportable INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE tls_results6 ("
+    "  id INTEGER PRIMARY KEY,"
+    "  day TEXT NOT NULL,"
+    "  policy_domain TEXT NOT NULL,"
+    "  policy_type TEXT NOT NULL,"
+    "  policy_strings TEXT NOT NULL,"
+    "  mx_hosts TEXT NOT NULL,"
+    "  reportable INTEGER NOT NULL,"
+    "  success INTEGER NOT NULL DEFAULT 0,"
+    "  failure INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (day, policy_domain, policy_type, policy_strings, mx_hosts, reportable));"
+    "INSERT INTO tls_results6 (id, day, policy_domain, policy_type, policy_strings, mx_hosts,"
+    "  reportable, success, failure) SELECT id, day, policy_domain, policy_type,"
+    "  policy_strings, mx_hosts, 1, success, failure FROM tls_results;"
+    "DROP TABLE tls_results;"
+    "ALTER TABLE tls_results6 RENAME TO tls_results;"
     "CREATE TABLE tlsrpt_reports ("
     "  day TEXT NOT NULL,"
     "  policy_domain TEXT NOT NULL,"

@@ -15,9 +15,9 @@ static int64_t result_row(struct spool *s, const char *day, const struct tlsrpt_
 	    s, MORE_TLS_RESULT,
 	    "INSERT INTO tls_results (day, policy_domain, policy_type, policy_strings, mx_hosts, "
 	    "success, failure, reportable) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-	    "ON CONFLICT (day, policy_domain, policy_type, policy_strings, mx_hosts) DO UPDATE SET "
-	    "success = success + excluded.success, failure = failure + excluded.failure, "
-	    "reportable = max(reportable, excluded.reportable) RETURNING id",
+	    "ON CONFLICT (day, policy_domain, policy_type, policy_strings, mx_hosts, reportable) "
+	    "DO UPDATE SET success = success + excluded.success, "
+	    "failure = failure + excluded.failure RETURNING id",
 	    why, whylen);
 	if (st == NULL)
 		return -1;
@@ -107,6 +107,7 @@ static int read_failures(struct spool *s, int64_t id, struct tlsrpt_set *one, ch
 }
 
 int spool_tls_results_read(struct spool *s, const char *day, const char *domain,
+                           bool reportable_only,
                            void (*fn)(void *arg, const struct tlsrpt_result *r), void *arg,
                            char *why, size_t whylen)
 {
@@ -114,12 +115,13 @@ int spool_tls_results_read(struct spool *s, const char *day, const char *domain,
 	if (sqlite3_prepare_v2(spool_sqlite(s),
 	                       "SELECT id, policy_domain, policy_type, policy_strings, mx_hosts, "
 	                       "success, failure FROM tls_results WHERE day = ?1 AND "
-	                       "(?2 IS NULL OR policy_domain = ?2) "
+	                       "(?2 IS NULL OR policy_domain = ?2) AND (?3 = 0 OR reportable = 1) "
 	                       "ORDER BY policy_domain, policy_type, policy_strings, mx_hosts",
 	                       -1, &st, NULL) != SQLITE_OK)
 		return spool_db_error(s, "preparing TLS results", why, whylen);
 	sqlite3_bind_text(st, 1, day, -1, SQLITE_STATIC);
 	spool_bind_text(st, 2, domain);
+	sqlite3_bind_int(st, 3, reportable_only);
 	int rc, failed = 0;
 	while (!failed && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct tlsrpt_set one = {0};

@@ -19,8 +19,12 @@ int spool_tls_results_add(struct spool *s, const char *day, const struct tlsrpt_
                           bool reportable, char *why, size_t whylen);
 
 /* Each result of day (of policy domain `domain` only, when not NULL), in
- * policy-domain order, to fn; r is valid during the call. */
+ * policy-domain order, to fn; r is valid during the call. Results that may
+ * not make a report are kept apart (the same policy may come twice: merge
+ * with tlsrpt_set_result); reportable_only leaves them out, as a report
+ * must (RFC 8460 §3: no report on reports). */
 int spool_tls_results_read(struct spool *s, const char *day, const char *domain,
+                           bool reportable_only,
                            void (*fn)(void *arg, const struct tlsrpt_result *r), void *arg,
                            char *why, size_t whylen);
 

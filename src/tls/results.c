@@ -59,6 +59,16 @@ void tlsrpt_add_failure(struct tlsrpt_result *r, const struct tlsrpt_failure *f)
 	r->fail[r->nfail++] = *f;
 }
 
+void tlsrpt_set_merge(struct tlsrpt_set *set, const struct tlsrpt_result *r)
+{
+	struct tlsrpt_result *mine =
+	    tlsrpt_set_result(set, r->type, r->domain, r->strings, r->mx_hosts);
+	mine->success += r->success;
+	mine->failure += r->failure;
+	for (size_t i = 0; i < r->nfail; i++)
+		tlsrpt_add_failure(mine, &r->fail[i]);
+}
+
 void tlsrpt_set_clear(struct tlsrpt_set *set)
 {
 	for (size_t i = 0; i < set->n; i++) {

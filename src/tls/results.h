@@ -54,6 +54,10 @@ struct tlsrpt_result *tlsrpt_set_result(struct tlsrpt_set *set, enum tlsrpt_poli
  * failed session (RFC 8460 §4.4: details explain, counts count). */
 void tlsrpt_add_failure(struct tlsrpt_result *r, const struct tlsrpt_failure *f);
 
+/* Adds r to set: its counts and details to the result of the same policy
+ * (a new one when there is none). */
+void tlsrpt_set_merge(struct tlsrpt_set *set, const struct tlsrpt_result *r);
+
 /* Frees what the set holds and empties it. */
 void tlsrpt_set_clear(struct tlsrpt_set *set);
 

@@ -83,13 +83,7 @@ void tlsrpt_submitter(const struct conf *conf, const struct dkim_signer *dkim, c
 
 static void collect(void *arg, const struct tlsrpt_result *r)
 {
-	struct tlsrpt_set *set = arg;
-	struct tlsrpt_result *mine =
-	    tlsrpt_set_result(set, r->type, r->domain, r->strings, r->mx_hosts);
-	mine->success += r->success;
-	mine->failure += r->failure;
-	for (size_t i = 0; i < r->nfail; i++)
-		tlsrpt_add_failure(mine, &r->fail[i]);
+	tlsrpt_set_merge(arg, r);
 }
 
 static void report_info(struct tlsrpt_sender *s, const char *domain, const char *day,
@@ -109,7 +103,7 @@ json_t *tlsrpt_sender_report(struct tlsrpt_sender *s, const char *domain, const 
                              char *why, size_t whylen)
 {
 	struct tlsrpt_set set = {0};
-	if (spool_tls_results_read(s->cfg.reader, day, domain, collect, &set, why, whylen) < 0)
+	if (spool_tls_results_read(s->cfg.reader, day, domain, true, collect, &set, why, whylen) < 0)
 		return NULL;
 	struct tlsrpt_report_info info;
 	report_info(s, domain, day, &info);
@@ -124,6 +118,7 @@ struct queue_job {
 	struct job *job;
 	char day[16], domain[256], outcome[64], report_id[600];
 	bool mail;
+	struct tlsrpt_record rec; /* the destinations: rcpts and posts point here */
 	struct spool_message_in msg;
 	char *body;
 	const char *rcpts[TLSRPT_RUA_MAX];
@@ -274,11 +269,12 @@ static void compose_and_queue(struct job *j, const struct tlsrpt_record *rec)
 	q->job = j;
 	snprintf(q->day, sizeof q->day, "%s", day);
 	snprintf(q->domain, sizeof q->domain, "%s", j->domain);
+	q->rec = *rec; /* the writer reads them after this call */
 	j->dest = json_array();
 	size_t nmail = 0;
 	bool utf8 = false;
-	for (size_t i = 0; i < rec->nrua; i++) {
-		const struct tlsrpt_rua *u = &rec->rua[i];
+	for (size_t i = 0; i < q->rec.nrua; i++) {
+		const struct tlsrpt_rua *u = &q->rec.rua[i];
 		json_array_append_new(j->dest, json_string(u->target));
 		if (u->kind == TLSRPT_RUA_MAILTO) {
 			q->rcpts[nmail++] = u->target;
@@ -293,7 +289,8 @@ static void compose_and_queue(struct job *j, const struct tlsrpt_record *rec)
 	size_t len = 0;
 	if (nmail > 0 && q->gz)
 		q->body = signed_mail(s, &info, q->rcpts, nmail, q->gz, q->gzlen, &len, &problem);
-	metric_add(m_reports, "composed", 1);
+	if (!r->dry)
+		metric_add(m_reports, "composed", 1);
 	if (q->gz == NULL || (q->body == NULL && q->nposts == 0)) {
 		snprintf(q->outcome, sizeof q->outcome, "%s", problem ? problem : "cannot compose");
 		if (r->dry) {
@@ -538,12 +535,26 @@ static int post_outcome_run(struct spool *sp, void *arg, char *why, size_t whyle
 	return spool_tls_post_retry(sp, p->id, next, p->error, why, whylen);
 }
 
+/* The posts are looked at again when the earliest retry is due. */
+static void posts_wake_in(struct tlsrpt_sender *s, int64_t ms)
+{
+	struct timeval now, at, want, tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	/* evtimer_pending gives the absolute expiry, on the loop's clock */
+	event_base_gettimeofday_cached(s->cfg.base, &now);
+	timeradd(&now, &tv, &want);
+	if (evtimer_pending(s->posts_timer, &at) && timercmp(&at, &want, <))
+		return;
+	evtimer_add(s->posts_timer, &tv);
+}
+
 static void post_outcome_done(void *arg, int status, const char *why)
 {
 	struct post *p = arg;
 	if (status != 0)
 		log_event(LOG_WARN, "tlsrpt_post_not_recorded", "url=%s reason=%s", log_quote(p->url),
 		          log_quote(why));
+	if (status == 0 && !p->outcome_ok && p->attempts + 1 < POST_ATTEMPTS)
+		posts_wake_in(p->s, retry_backoff_ms(p->s->cfg.conf->first_retry_ms, p->attempts));
 	post_free(p);
 }
 

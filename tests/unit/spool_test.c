@@ -685,12 +685,7 @@ struct collected {
 static void collect(void *arg, const struct tlsrpt_result *r)
 {
 	struct collected *c = arg;
-	struct tlsrpt_result *mine = tlsrpt_set_result(&c->all, r->type, r->domain, r->strings,
-	                                               r->mx_hosts);
-	mine->success += r->success;
-	mine->failure += r->failure;
-	for (size_t i = 0; i < r->nfail; i++)
-		tlsrpt_add_failure(mine, &r->fail[i]);
+	tlsrpt_set_merge(&c->all, r);
 	c->n++;
 }
 
@@ -727,7 +722,7 @@ static void test_tls_results_merge_per_day_and_policy(void **state)
 	assert_int_equal(spool_tls_results_add(s, "2026-11-30", &a.r[0], true, why, sizeof why), 0);
 
 	struct collected c = {0};
-	assert_int_equal(spool_tls_results_read(s, "2026-11-30", NULL, collect, &c, why, sizeof why), 0);
+	assert_int_equal(spool_tls_results_read(s, "2026-11-30", NULL, false, collect, &c, why, sizeof why), 0);
 	assert_int_equal(c.n, 2);
 	struct tlsrpt_result *sts = &c.all.r[1], *host = &c.all.r[0];
 	if (sts->type != TLSRPT_STS) {
@@ -743,7 +738,7 @@ static void test_tls_results_merge_per_day_and_policy(void **state)
 	tlsrpt_set_clear(&c.all);
 
 	c = (struct collected){0};
-	assert_int_equal(spool_tls_results_read(s, "2026-11-30", "mx.example.net", collect, &c, why,
+	assert_int_equal(spool_tls_results_read(s, "2026-11-30", "mx.example.net", false, collect, &c, why,
 	                                         sizeof why),
 	                 0);
 	assert_int_equal(c.n, 1);
@@ -752,9 +747,9 @@ static void test_tls_results_merge_per_day_and_policy(void **state)
 
 	assert_int_equal(spool_tls_results_forget(s, "2026-12-01", why, sizeof why) >= 0, 1);
 	c = (struct collected){0};
-	assert_int_equal(spool_tls_results_read(s, "2026-11-30", NULL, collect, &c, why, sizeof why), 0);
+	assert_int_equal(spool_tls_results_read(s, "2026-11-30", NULL, false, collect, &c, why, sizeof why), 0);
 	assert_int_equal(c.n, 0);
-	assert_int_equal(spool_tls_results_read(s, "2026-12-01", NULL, collect, &c, why, sizeof why), 0);
+	assert_int_equal(spool_tls_results_read(s, "2026-12-01", NULL, false, collect, &c, why, sizeof why), 0);
 	assert_int_equal(c.n, 1);
 	tlsrpt_set_clear(&c.all);
 	tlsrpt_set_clear(&a);
