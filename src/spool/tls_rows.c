@@ -230,19 +230,25 @@ int spool_tls_post_add(struct spool *s, const char *url, const char *report_id,
 
 int spool_tls_posts_due(struct spool *s, int64_t now_ms, int max,
                         void (*fn)(void *arg, const struct spool_tls_post *p), void *arg,
-                        char *why, size_t whylen)
+                        int64_t *next_ms, char *why, size_t whylen)
 {
+	/* one row more than asked for: the first one left out says when to look again */
 	sqlite3_stmt *st = spool_more_stmt(s, MORE_POST_DUE,
-	                                   "SELECT id, url, report_id, body, attempts FROM "
-	                                   "tlsrpt_posts WHERE next_attempt <= ?1 ORDER BY "
-	                                   "next_attempt LIMIT ?2",
+	                                   "SELECT id, url, report_id, body, attempts, next_attempt "
+	                                   "FROM tlsrpt_posts ORDER BY next_attempt LIMIT ?1 + 1",
 	                                   why, whylen);
 	if (st == NULL)
 		return -1;
-	sqlite3_bind_int64(st, 1, now_ms);
-	sqlite3_bind_int(st, 2, max);
+	sqlite3_bind_int(st, 1, max);
+	*next_ms = INT64_MAX;
 	int n = 0, rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t due = sqlite3_column_int64(st, 5);
+		if (due > now_ms || n == max) {
+			*next_ms = due;
+			rc = SQLITE_DONE;
+			break;
+		}
 		struct spool_tls_post p = {
 		    .id = sqlite3_column_int64(st, 0),
 		    .url = spool_column_text(st, 1),
@@ -255,7 +261,6 @@ int spool_tls_posts_due(struct spool *s, int64_t now_ms, int max,
 		n++;
 	}
 	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE)
 		return spool_db_error(s, "reading report posts", why, whylen);
 	return n;

@@ -59,11 +59,12 @@ struct spool_tls_post {
 	int attempts;
 };
 
-/* Up to max posts due at now_ms, to fn (valid during the call). Returns how
- * many, or -1. */
+/* Up to max posts due at now_ms, to fn (valid during the call); *next_ms is
+ * when the first post left out is due (INT64_MAX when none is). Returns how
+ * many went to fn, or -1. */
 int spool_tls_posts_due(struct spool *s, int64_t now_ms, int max,
                         void (*fn)(void *arg, const struct spool_tls_post *p), void *arg,
-                        char *why, size_t whylen);
+                        int64_t *next_ms, char *why, size_t whylen);
 
 /* The post was answered 2xx, or was given up: it goes. */
 int spool_tls_post_gone(struct spool *s, int64_t id, char *why, size_t whylen);

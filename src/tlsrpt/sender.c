@@ -661,10 +661,18 @@ static void on_posts_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct tlsrpt_sender *s = arg;
 	char why[256];
-	if (spool_tls_posts_due(s->cfg.reader, time_now_ms(), POSTS_BATCH, post_start, s, why,
-	                        sizeof why) < 0)
+	int64_t now = time_now_ms(), next;
+	if (spool_tls_posts_due(s->cfg.reader, now, POSTS_BATCH, post_start, s, &next, why,
+	                        sizeof why) < 0) {
 		log_event(LOG_WARN, "tlsrpt_posts_failed", "reason=%s", log_quote(why));
-	struct timeval tv = {.tv_sec = POSTS_EVERY_MS / 1000};
+		next = INT64_MAX;
+	}
+	/* the next look is when the earliest post left is due (a post that a
+	 * restart found waiting for its retry is not left for POSTS_EVERY_MS), at
+	 * least a second away (posts in flight stay due until their outcome) */
+	int64_t wait = next == INT64_MAX ? POSTS_EVERY_MS : next - now;
+	wait = wait < 1000 ? 1000 : wait > POSTS_EVERY_MS ? POSTS_EVERY_MS : wait;
+	struct timeval tv = {.tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000};
 	evtimer_add(s->posts_timer, &tv);
 }
 

@@ -830,15 +830,28 @@ static void test_tls_report_candidates_and_posts(void **state)
 	assert_int_equal(spool_tls_post_add(s, "https://r.example/tlsrpt", "id1", "gz\0!", 4, 1000,
 	                                    why, sizeof why),
 	                 0);
+	assert_int_equal(spool_tls_post_add(s, "https://r.example/b", "id2", "x", 1, 3000, why,
+	                                    sizeof why),
+	                 0);
 	int n = 0;
-	assert_int_equal(spool_tls_posts_due(s, 999, 10, count_post, &n, why, sizeof why), 0);
-	assert_int_equal(spool_tls_posts_due(s, 1000, 10, count_post, &n, why, sizeof why), 1);
+	int64_t next;
+	assert_int_equal(spool_tls_posts_due(s, 999, 10, count_post, &n, &next, why, sizeof why), 0);
+	assert_int_equal(next, 1000);
+	assert_int_equal(spool_tls_posts_due(s, 1000, 10, count_post, &n, &next, why, sizeof why), 1);
+	assert_int_equal(next, 3000); /* the second post's time: the next look */
+	/* a batch of one: the second due post is left, and due at once */
+	assert_int_equal(spool_tls_posts_due(s, 3000, 1, count_post, &n, &next, why, sizeof why), 1);
+	assert_int_equal(next, 3000);
+	assert_int_equal(spool_tls_post_gone(s, 2, why, sizeof why), 0);
 	assert_int_equal(spool_tls_post_retry(s, 1, 5000, "503", why, sizeof why), 0);
-	assert_int_equal(spool_tls_posts_due(s, 4999, 10, count_post, &n, why, sizeof why), 0);
-	assert_int_equal(spool_tls_posts_due(s, 5000, 10, count_post, &n, why, sizeof why), 1);
+	assert_int_equal(spool_tls_posts_due(s, 4999, 10, count_post, &n, &next, why, sizeof why), 0);
+	assert_int_equal(next, 5000);
+	assert_int_equal(spool_tls_posts_due(s, 5000, 10, count_post, &n, &next, why, sizeof why), 1);
+	assert_int_equal(next, INT64_MAX);
 	assert_int_equal(spool_tls_post_gone(s, 1, why, sizeof why), 0);
-	assert_int_equal(spool_tls_posts_due(s, 99999, 10, count_post, &n, why, sizeof why), 0);
-	assert_int_equal(n, 2);
+	assert_int_equal(spool_tls_posts_due(s, 99999, 10, count_post, &n, &next, why, sizeof why), 0);
+	assert_int_equal(next, INT64_MAX);
+	assert_int_equal(n, 3);
 }
 
 int main(void)
