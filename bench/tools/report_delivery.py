@@ -154,6 +154,7 @@ def load_drun(d):
             r["op_dns_lookups_per_msg"] = round(sum(dns.values()) / n, 3)
     mc = re.match(r"w5c(\d+)$", m.get("mode", ""))
     if mc:
+        r["t_inject_start"] = t0
         w5_figures(r, int(mc.group(1)), healthy, t1, sw, pss)
     ml = jload(os.path.join(d, "mtalog.json"))
     if ml:
@@ -220,6 +221,18 @@ def _crossing(series, level):
     return None
 
 
+def _count_at(series, t):
+    """The [t, count] series' count at time T, interpolated."""
+    prev = None
+    for ts, n in series:
+        if ts >= t:
+            if prev is None or ts == prev[0]:
+                return n
+            return prev[1] + (n - prev[1]) * (t - prev[0]) / (ts - prev[0])
+        prev = (ts, n)
+    return series[-1][1] if series else 0
+
+
 def w5_figures(r, conc, n, t_inject_end, sw, pss):
     """W5: steady rate, connections reached and memory per connection (see the docstring)."""
     r["concurrency"] = conc
@@ -228,6 +241,21 @@ def w5_figures(r, conc, n, t_inject_end, sw, pss):
     if t10 is not None and t90 is not None and t90 > t10:
         r["steady_rate"] = round(0.8 * n / (t90 - t10), 1)
         r["steady_window_s"] = round(t90 - t10, 2)
+    # arrivals per second (the sink's count, interpolated at whole seconds from the first
+    # arrival): shows ramps, waves and collapses of the rate
+    t_first = _crossing(ser, 1)
+    if t_first is not None and ser:
+        per, k, prev = [], 1, 0
+        t_end = ser[-1][0]
+        while t_first + k <= t_end + 1e-9:
+            c = _count_at(ser, t_first + k)
+            per.append(round(c - prev))
+            prev, k = c, k + 1
+        r["arrivals_per_s"] = per
+        if t90 is not None:   # stalls: whole seconds with at most 10 arrivals before 90 % of N
+            r["seconds_le_10"] = sum(1 for x in per[:int(t90 - t_first)] if x <= 10)
+    if t90 is not None and r.get("t_inject_start") is not None:
+        r["t90_s"] = round(t90 - r["t_inject_start"], 1)
     if not pss:
         return
     first, peak = pss.get("first_pss_kb"), pss.get("peak_pss_kb")
@@ -256,7 +284,7 @@ def w5_figures(r, conc, n, t_inject_end, sw, pss):
 W9_METRICS = ["acked", "delivered_unique", "duplicates", "lost", "down_s", "drain_after_kill_s"]
 METRICS = ["e2e_rate", "inject_rate", "delivery_rate", "cpu_ms_per_msg", "peak_pss_mb",
            "lat_p50_s", "lat_p99_s", "nine_rate"]
-W5_METRICS = ["steady_rate", "e2e_rate", "delivery_rate", "inject_rate", "cpu_ms_per_msg",
+W5_METRICS = ["steady_rate", "t90_s", "seconds_le_10", "e2e_rate", "delivery_rate", "inject_rate", "cpu_ms_per_msg",
               "idle_pss_mb", "peak_pss_mb", "drain_peak_pss_mb", "pss_per_conn_kb",
               "pss_per_peak_conn_kb", "peak_conns", "steady_conns_median", "sink_sessions",
               "msgs_per_session", "lat_p50_s", "lat_p99_s"]
@@ -426,7 +454,7 @@ def main():
         P("")
     w5runs = [r for r in runs if r.get("concurrency")]
     if w5runs:
-        hdr = (f"{'#':>2} {'pr':>2} {'C':>5} {'mta':<7} {'msgs':>6} {'size':>7} {'e2e/s':>6} {'stdy/s':>6} {'inj/s':>6} "
+        hdr = (f"{'#':>2} {'pr':>2} {'C':>5} {'mta':<7} {'msgs':>6} {'size':>7} {'e2e/s':>6} {'stdy/s':>6} {'t90 s':>6} {'slow s':>6} {'inj/s':>6} "
                f"{'conn pk':>7} {'conn md':>7} {'idle MB':>7} {'peak MB':>7} {'drn MB':>7} {'KB/conn':>7} "
                f"{'CPUms/m':>7} {'procs':>5} {'sess':>6} {'m/sess':>6} {'p50 s':>6} {'p99 s':>6} {'busy%':>5} "
                f"{'frgn%':>5} {'pend':>5} ok")
@@ -436,7 +464,8 @@ def main():
             pend = (r.get("pending") or "-").split(" ")[0]
             P(f"{f(r.get('seq'), 'd'):>2} {f(r.get('pair'), 'd'):>2} {r['concurrency']:>5} {r.get('mta', '?'):<7} "
               f"{f(r.get('messages'), 'd'):>6} {size_str(r.get('size')):>7} {f(r.get('e2e_rate'), '.0f'):>6} "
-              f"{f(r.get('steady_rate'), '.0f'):>6} {f(r.get('inject_rate'), '.0f'):>6} {f(r.get('peak_conns'), 'd'):>7} "
+              f"{f(r.get('steady_rate'), '.0f'):>6} {f(r.get('t90_s'), '.0f'):>6} {f(r.get('seconds_le_10'), 'd'):>6} "
+              f"{f(r.get('inject_rate'), '.0f'):>6} {f(r.get('peak_conns'), 'd'):>7} "
               f"{f(r.get('steady_conns_median'), 'g'):>7} {f(r.get('idle_pss_mb'), '.1f'):>7} {f(r.get('peak_pss_mb'), '.1f'):>7} "
               f"{f(r.get('drain_peak_pss_mb'), '.1f'):>7} {f(r.get('pss_per_conn_kb'), '.1f'):>7} "
               f"{f(r.get('cpu_ms_per_msg'), '.3f'):>7} {f(r.get('peak_procs'), 'd'):>5} {f(r.get('sink_sessions'), 'd'):>6} "
@@ -489,7 +518,8 @@ def main():
     if nd:
         P(f"{nd} of {len(runs)} runs disturbed (other tenants used > {DISTURBED_FOREIGN_PCT}% of all CPUs during the run).")
     if w5runs:
-        P("W5 columns: stdy/s = 0.8 N / (time from 10 % to 90 % of N received); conn pk / md = established connections")
+        P("W5 columns: stdy/s = 0.8 N / (time from 10 % to 90 % of N received); t90 s = injection start to 90 % of N")
+        P("received; slow s = whole seconds with at most 10 arrivals before that; conn pk / md = established connections")
         P("to the sink, peak / median over that window; idle MB = PSS before the injection; peak MB = peak PSS from the")
         P("injection start to the last arrival; drn MB = peak PSS after the injection ended; KB/conn = (peak - idle) / C;")
         P("sess = SMTP sessions the sink saw (m/sess = messages per session); outpost's DNS lookups and UDP drops: JSON.")
