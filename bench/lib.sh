@@ -38,6 +38,15 @@ die()  { log "ERROR: $*"; exit 1; }
 
 now() { echo "$EPOCHREALTIME"; }     # seconds.microseconds
 
+# size_bytes SIZE: BYTES, or with a suffix K/k (KiB) or M/m (MiB): prints the octets.
+size_bytes() {
+  case $1 in
+    *[kK]) [[ ${1%?} =~ ^[0-9]+$ ]] && echo $((${1%?} * 1024)) ;;
+    *[mM]) [[ ${1%?} =~ ^[0-9]+$ ]] && echo $((${1%?} * 1048576)) ;;
+    *) [[ $1 =~ ^[0-9]+$ ]] && echo "$1" ;;
+  esac
+}
+
 track_pid()   { _BG_PIDS+=("$1"); }
 untrack_pid() {
   local p keep=()
@@ -265,13 +274,20 @@ cg_destroy() {
 }
 
 # ------------------------------------------------------------------ PSS sampler
-# pss_start CG ROOTPID OUTFILE [INTERVAL]: sets PSS_PID.
+# pss_start CG ROOTPID OUTFILE [INTERVAL [EXTRA monitor.py pss OPTIONS...]]: sets PSS_PID.
+# With --ready FILE among the extras, it waits (up to 10 s) until the first sample is taken.
 pss_start() {
-  local sel
-  if [ -n "$1" ]; then sel=(--cgroup "$1"); else sel=(--root-pid "$2"); fi
-  ( cg_exec "$HARNESS_CG" "$PY" "$MON" pss "${sel[@]}" --interval "${4:-0.5}" --out "$3" ) &
+  local sel cg=$1 root=$2 out=$3 iv=${4:-0.5} ready="" prev="" a i
+  shift 3; [ $# -gt 0 ] && shift
+  for a in "$@"; do [ "$prev" = --ready ] && ready=$a; prev=$a; done
+  if [ -n "$cg" ]; then sel=(--cgroup "$cg"); else sel=(--root-pid "$root"); fi
+  ( cg_exec "$HARNESS_CG" "$PY" "$MON" pss "${sel[@]}" --interval "$iv" "$@" --out "$out" ) &
   PSS_PID=$!
   track_pid "$PSS_PID"
+  if [ -n "$ready" ]; then
+    for ((i = 0; i < 200; i++)); do [ -e "$ready" ] && break; alive "$PSS_PID" || break; sleep 0.05; done
+  fi
+  return 0
 }
 pss_stop() { [ -n "${PSS_PID:-}" ] && stop_pid "$PSS_PID" TERM 10; PSS_PID=""; }
 
@@ -314,12 +330,16 @@ strace_start() {
 strace_stop() { [ -n "${STRACE_PID:-}" ] && stop_pid "$STRACE_PID" INT 30; STRACE_PID=""; }
 
 # ------------------------------------------------------------------ smtp-sink
+# SINK_MAX_CLIENTS: smtp-sink -m, the sessions one sink serves at once (more wait in the
+# listen queue); SINK_BACKLOG: its listen(2) backlog (the kernel caps it at somaxconn).
+SINK_MAX_CLIENTS=${SINK_MAX_CLIENTS:-2000}
+SINK_BACKLOG=${SINK_BACKLOG:-4096}
 # sink_start PORT OUTFILE [EXTRA smtp-sink OPTIONS...]: sets SINK_PID. -c writes running
 # "sess=.. quit=.. mesg=N" counters separated by \r, polled from the file's tail.
 sink_start() {
   local port=$1 out=$2; shift 2
   port_free_or_die "$port"
-  smtp-sink -c -u nobody -m 2000 "$@" "127.0.0.1:$port" 4096 > "$out" 2>&1 &
+  smtp-sink -c -u nobody -m "$SINK_MAX_CLIENTS" "$@" "127.0.0.1:$port" "$SINK_BACKLOG" > "$out" 2>&1 &
   SINK_PID=$!
   track_pid "$SINK_PID"
   wait_port "$port" 10 "$SINK_PID" || { cat "$out" >&2; die "smtp-sink did not start on 127.0.0.1:$port"; }

@@ -1,6 +1,7 @@
 #!/bin/bash
-# Shared by the delivery workloads W1, W2, W6 and W9 (bench/README.md, "W1, W2, W6, W9: delivery").
-# Sourced by bench/workloads/{w1,w2,w6,w9}.sh after lib.sh.
+# Shared by the delivery workloads W1, W2, W5, W6 and W9 (bench/README.md, "W1, W2, W6, W9: delivery"
+# and "W5").
+# Sourced by bench/workloads/{w1,w2,w5,w6,w9}.sh after lib.sh.
 #
 # Both MTAs deliver to smtp-sink on loopback:
 #  * Postfix: relayhost = [127.0.0.1]:SINK_PORT (W1, W9); for W2/W6 transport_maps sends
@@ -32,7 +33,7 @@ dlv_plan() {
   local mode=$1 n=$2 s=$3 k j best sum=0
   PLAN_LABEL=(); PLAN_DOMAIN=(); PLAN_ADDR=(); PLAN_MSGS=(); PLAN_SESS=(); PLAN_HEALTHY=()
   case $mode in
-    w1|w9)
+    w1|w9|w5*)
       PLAN_LABEL=(dest); PLAN_DOMAIN=("$W1_DOMAIN"); PLAN_ADDR=(127.0.0.1)
       PLAN_MSGS=("$n"); PLAN_SESS=("$s"); PLAN_HEALTHY=(1)
       return 0 ;;
@@ -121,6 +122,8 @@ EOF
 }
 dns_stop() { [ -n "$DNS_PID" ] && stop_pid "$DNS_PID" TERM 5; DNS_PID=""; [ -n "$DNS_CG" ] && cg_destroy "$DNS_CG"; DNS_CG=""; }
 dns_cpu_ns() { if [ -n "$DNS_CG" ]; then cat "$DNS_CG/cpuacct.usage"; else echo -; fi; }
+# UDP datagrams the kernel dropped for a full socket receive buffer, host-wide (/proc/net/snmp)
+udp_rcvbuf_errors() { awk '$1 == "Udp:" && $2 ~ /^[0-9]/ { print $6; exit }' /proc/net/snmp; }
 
 # ------------------------------------------------------------------ sinks
 SINK_PIDS=(); SINK_FILES=()
@@ -136,7 +139,7 @@ dlv_sinks_start() {
     opts=("$@")
     [ "${PLAN_HEALTHY[k]}" = 0 ] && opts+=(-r RCPT)
     SINK_FILES+=("$d/sink-${PLAN_LABEL[k]}.out")
-    ( cg_exec "$HARNESS_CG" smtp-sink -c -u nobody -m 2000 "${opts[@]}" "${PLAN_ADDR[k]}:$SINK_PORT" 4096 ) \
+    ( cg_exec "$HARNESS_CG" smtp-sink -c -u nobody -m "$SINK_MAX_CLIENTS" "${opts[@]}" "${PLAN_ADDR[k]}:$SINK_PORT" "$SINK_BACKLOG" ) \
       > "$d/sink-${PLAN_LABEL[k]}.out" 2>&1 &
     SINK_PIDS+=($!)
     track_pid "$!"
@@ -154,10 +157,12 @@ dlv_sink_counts() { local k out=(); for k in "${!SINK_FILES[@]}"; do out+=("${PL
 
 # ------------------------------------------------------------------ MTA instances for delivery
 # dlv_pfx_setup INST MODE: Debian defaults + the relay settings (relayhost [127.0.0.1]:SINK_PORT),
-# no HOLD; W2/W6 add transport_maps for d0..d9.
+# no HOLD, plus the W_PFX_CONF settings ('name = value', W5: concurrency and process limits);
+# W2/W6 add transport_maps for d0..d9.
 dlv_pfx_setup() {
   local d=$1 mode=$2 k tm=()
   pfx_setup "$d" "$PFX_PORT" relay || return 1
+  if [ ${#W_PFX_CONF[@]} -gt 0 ]; then pfx_conf "$d" "${W_PFX_CONF[@]}" || return 1; fi
   case $mode in
     w2|w6)
       for k in "${!MIX_WEIGHTS[@]}"; do tm+=("$(mix_domain "$k")=smtp:[$(mix_addr "$k")]:$SINK_PORT"); done
@@ -167,10 +172,12 @@ dlv_pfx_setup() {
   return 0
 }
 
-# dlv_op_setup INST: outpost delivering (not paused), resolver = our Unbound, MX port = SINK_PORT.
+# dlv_op_setup INST: outpost delivering (not paused), resolver = our Unbound, MX port = SINK_PORT;
+# [delivery] max_connections only when W_MAX_CONNS is set (W5), else outpost's default.
 dlv_op_setup() {
   local d=$1
   op_setup "$d" "$OUTPOST_PORT" "$OUTPOST_ADMIN_PORT" no || return 1
+  [ -n "${W_MAX_CONNS:-}" ] && echo "max_connections = $W_MAX_CONNS" >> "$d/outpost.conf"
   cat >> "$d/outpost.conf" <<EOF
 port = $SINK_PORT
 max_connections_per_destination = $W_PER_DEST
@@ -303,7 +310,8 @@ dlv_run() {
 
   cg_create "$mta"; local cg=$CG
   rec "$f" cgroup "${cg:-none}"
-  dlv_sinks_start "$dir" "$mode"
+  rec "$f" sink_options "-c -u nobody -m $SINK_MAX_CLIENTS ${W_SINK_OPTS[*]} (backlog $SINK_BACKLOG)"
+  dlv_sinks_start "$dir" "$mode" "${W_SINK_OPTS[@]}"
   if ! dlv_mta_start "$mta" "$inst" "$cg" "$mode"; then
     rec "$f" ok 0; rec "$f" error "$OP_ERROR"
     [ "$mta" = postfix ] && pfx_stop "$inst" "$cg"
@@ -311,7 +319,12 @@ dlv_run() {
     return 1
   fi
   rec "$f" root_pid "$DLV_ROOT_PID"
-  [ "$mta" = postfix ] && rec "$f" postfix_concurrency "$(postconf -c "$inst/etc" -h default_destination_concurrency_limit initial_destination_concurrency default_process_limit | tr '\n' ' ')"
+  if [ "$mta" = postfix ]; then
+    rec "$f" postfix_concurrency "$(postconf -c "$inst/etc" -h default_destination_concurrency_limit initial_destination_concurrency default_process_limit | tr '\n' ' ')"
+    rec "$f" postfix_limits "$(postconf -c "$inst/etc" default_destination_concurrency_limit smtp_destination_concurrency_limit initial_destination_concurrency smtp_destination_concurrency_positive_feedback default_process_limit | tr '\n' ';')smtp maxproc=$(postconf -c "$inst/etc" -M smtp/unix | awk '{ print $7 }')"
+  else
+    rec "$f" outpost_delivery "$(sed -n '/^\[delivery\]/,/^\[/p' "$inst/outpost.conf" | grep '=' | tr '\n' ';')"
+  fi
   sleep "$W_SETTLE"
   if [ "$W_QUIET_MAX" -gt 0 ]; then
     wait_quiet "$W_QUIET_MAX" "$W_QUIET_PCT"
@@ -326,9 +339,12 @@ dlv_run() {
       --stall "$W_STALL" --ready "$dir/sinkwatch.ready" --out "$dir/sinkwatch.json" ) &
   local watch=$!; track_pid "$watch"
   for ((i = 0; i < 200; i++)); do [ -e "$dir/sinkwatch.ready" ] && break; sleep 0.05; done
-  pss_start "$cg" "$DLV_ROOT_PID" "$dir/pss.json" 0.5
+  # the first PSS sample (idle: after settle and quiet wait) is taken before the injection
+  # (and the connections to the sinks, and drops on resolver sockets talking to our Unbound)
+  pss_start "$cg" "$DLV_ROOT_PID" "$dir/pss.json" "$W_PSS_INTERVAL" --conn-port "$SINK_PORT" \
+    --udp-peer-port "$DNS_PORT" --series --ready "$dir/pss.ready"
   rec "$f" stat_before "$(proc_stat_cpu)"; rec "$f" harness_ns_before "$(harness_cpu_ns)"
-  rec "$f" dns_ns_before "$(dns_cpu_ns)"
+  rec "$f" dns_ns_before "$(dns_cpu_ns)"; rec "$f" udp_rcvbuf_errors_before "$(udp_rcvbuf_errors)"
   read -r us0 <<< "$(cpu_user_sys_ms "$cg")"; rec "$f" cpu_user_sys_ms_before "$us0"
   cpu0=$(cpu_ns "$cg" "$DLV_ROOT_PID")
 
@@ -346,7 +362,7 @@ dlv_run() {
   read -r us1 <<< "$(cpu_user_sys_ms "$cg")"
   rec "$f" t_done "$(now)"
   rec "$f" stat_after "$(proc_stat_cpu)"; rec "$f" harness_ns_after "$(harness_cpu_ns)"
-  rec "$f" dns_ns_after "$(dns_cpu_ns)"
+  rec "$f" dns_ns_after "$(dns_cpu_ns)"; rec "$f" udp_rcvbuf_errors_after "$(udp_rcvbuf_errors)"
   rec "$f" cpu_ns_before "$cpu0"; rec "$f" cpu_ns_after "$cpu1"; rec "$f" cpu_user_sys_ms_after "$us1"
   pss_stop
 
@@ -373,6 +389,8 @@ dlv_run() {
   rec "$f" pending "$pend"; rec "$f" pending_expected "$want"
   rec "$f" pending_by_domain "$(dlv_pending_by_domain "$mta" "$inst")"
   [ "${pend%% *}" = "$want" ] || { ok=0; err="${err:+$err; }queue holds ${pend%% *} unfinished, expected $want ($pend)"; }
+  # outpost's own counters (outgoing connections, DNS lookups); loopback needs no credential
+  [ "$mta" = outpost ] && curl -s -m 5 "http://127.0.0.1:$OUTPOST_ADMIN_PORT/metrics" > "$dir/metrics.txt" 2>/dev/null
 
   dlv_mta_stop "$mta" "$inst" "$cg" "$f"
   sleep 0.2
@@ -402,7 +420,7 @@ dlv_usage_common() {
   --pairs N             interleaved Postfix/outpost pairs (default 3)
   --messages N          messages per run (default 20000)
   --sessions N          injection sessions, reused (default 20; W2/W6 split them by weight, min 1 per domain)
-  --size BYTES          smtp-source -l (default 4096)
+  --size BYTES          smtp-source -l (default 4096; suffix K or M for KiB, MiB)
   --per-dest N          outpost max_connections_per_destination (default 20 = Postfix's default_destination_concurrency_limit)
   --conn-max-msgs N     outpost connection_max_messages (default 100, outpost's default)
   --settle S            seconds to wait after an MTA is ready, before injecting (default 5)
@@ -410,7 +428,9 @@ dlv_usage_common() {
   --quiet-pct P         "quiet" = under P % of all CPUs busy over 1 s (default 15)
   --stall S             give up on a run when no message reached a sink for S s (default 60)
   --drain-timeout S     longest wait for the last delivery, from the injection's start (default 900)
-  --ceiling-messages N  smtp-source -> smtp-sink loopback ceiling, per repetition (default 60000)
+  --pss-interval S      PSS (and connection) sampling interval during a run (default 0.5)
+  --ceiling-messages N  smtp-source -> smtp-sink loopback ceiling, per repetition (default 60000,
+                        for --size above 4 KiB scaled down to the same octets, at least 1000)
   --ceiling-reps N      repetitions at the start and at the end of the session (default 2)
   --fsync-bench-s S     durable-create microbenchmark, seconds per variant (default 5; 0: skip)
   --no-ceiling          skip both ceilings (quick checks only)
@@ -428,9 +448,10 @@ EOF
 # by WL_opt (return 0 = consumed one argument, 2 = consumed two, 1 = unknown).
 dlv_main() {
   local wl=$1 runfn=$2 modes=$3; shift 3
-  local pairs=3 ceil_n=60000 ceil_reps=2 fbench=5 no_ceiling=0 only="" outdir="$BENCH_DIR/out" r
+  local pairs=3 ceil_n="" ceil_reps=2 fbench=5 no_ceiling=0 only="" outdir="$BENCH_DIR/out" r
   W_MESSAGES=20000 W_SESSIONS=20 W_SIZE=4096 W_SETTLE=5 W_KEEP=0 W_QUIET_MAX=60 W_QUIET_PCT=15
   W_PER_DEST=20 W_CONN_MAX_MSGS=100 W_STALL=60 W_DRAIN_TIMEOUT=900 W_DEFER_WAIT=120
+  W_PSS_INTERVAL=0.5 W_MAX_CONNS="" W_SINK_OPTS=() W_PFX_CONF=()   # the last three: set per run by W5
   while [ $# -gt 0 ]; do
     case $1 in
       --pairs) pairs=$2; shift ;;
@@ -444,6 +465,7 @@ dlv_main() {
       --quiet-pct) W_QUIET_PCT=$2; shift ;;
       --stall) W_STALL=$2; shift ;;
       --drain-timeout) W_DRAIN_TIMEOUT=$2; shift ;;
+      --pss-interval) W_PSS_INTERVAL=$2; shift ;;
       --ceiling-messages) ceil_n=$2; shift ;;
       --ceiling-reps) ceil_reps=$2; shift ;;
       --fsync-bench-s) fbench=$2; shift ;;
@@ -466,6 +488,12 @@ dlv_main() {
     shift
   done
   local v
+  W_SIZE=$(size_bytes "$W_SIZE") || die "not a size (BYTES, or with K or M): $W_SIZE"
+  [[ $W_PSS_INTERVAL =~ ^[0-9]*\.?[0-9]+$ ]] || die "--pss-interval: not a number of seconds: $W_PSS_INTERVAL"
+  if [ -z "$ceil_n" ]; then   # the same octets as 60 000 x 4 KiB, for larger messages
+    ceil_n=60000
+    [ "$W_SIZE" -gt 4096 ] && ceil_n=$((60000 * 4096 / W_SIZE)) && [ "$ceil_n" -lt 1000 ] && ceil_n=1000
+  fi
   for v in "$pairs" "$W_MESSAGES" "$W_SESSIONS" "$W_SIZE" "$W_PER_DEST" "$W_CONN_MAX_MSGS" "$ceil_n" "$ceil_reps" \
            "$fbench" "$W_SETTLE" "$W_QUIET_MAX" "$W_QUIET_PCT" "$W_STALL" "$W_DRAIN_TIMEOUT"; do
     [[ $v =~ ^[0-9]+$ ]] || die "not a non-negative integer: $v"
@@ -492,6 +520,7 @@ dlv_main() {
   rec "$s" size "$W_SIZE"; rec "$s" settle_s "$W_SETTLE"; rec "$s" per_dest "$W_PER_DEST"
   rec "$s" conn_max_msgs "$W_CONN_MAX_MSGS"
   rec "$s" quiet_wait_max_s "$W_QUIET_MAX"; rec "$s" quiet_pct "$W_QUIET_PCT"; rec "$s" stall_s "$W_STALL"
+  rec "$s" pss_interval_s "$W_PSS_INTERVAL"; rec "$s" ceiling_messages "$ceil_n"
   rec "$s" mtas "${DLV_MTAS[*]}"
   rec "$s" ports "postfix=$PFX_PORT outpost=$OUTPOST_PORT admin=$OUTPOST_ADMIN_PORT sink=$SINK_PORT dns=$DNS_PORT"
   rec "$s" injector "smtp-source -d -s S -m N -l $W_SIZE -N -M $INJ_HELO -f $INJ_FROM -t rcpt@DOMAIN 127.0.0.1:PORT"

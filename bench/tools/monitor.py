@@ -2,7 +2,8 @@
 """Measurement helpers for the outpost benchmark harness (stdlib only).
 
 Subcommands
-  pss        sample summed PSS/RSS over an MTA's processes until SIGTERM/SIGINT
+  pss        sample summed PSS/RSS over an MTA's processes until SIGTERM/SIGINT (optionally
+             the established connections to a port, and every sample as a series)
   pids       print the PIDs of an MTA (cgroup members or a process tree)
   tids       print every thread id of those processes (for `strace -p`)
   treecpu    CPU time (ns) of a process tree: sum of utime+stime+cutime+cstime
@@ -109,6 +110,44 @@ def mem_sample(pids):
     return pss, rss, procs, threads
 
 
+def tcp_established_to(port):
+    """Established TCP connections whose remote port is PORT (the client ends of
+    connections to a local server on PORT), from /proc/net/tcp and tcp6: the same count
+    as `ss -Htn state established '( dport = :PORT )' | wc -l`."""
+    n = 0
+    want = ":%04X" % port
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        s = _read(path)
+        if not s:
+            continue
+        for line in s.splitlines()[1:]:
+            f = line.split(None, 4)
+            # sl local_address rem_address st ...; st 01 = ESTABLISHED
+            if len(f) >= 4 and f[3] == "01" and f[2].endswith(want):
+                n += 1
+    return n
+
+
+def udp_drops_to(port, seen):
+    """Per UDP socket whose remote port is PORT (e.g. resolver clients of a private DNS
+    server), the datagrams the kernel dropped on it (full receive buffer): kept in SEEN
+    (inode -> highest count), since sockets may close between two samples."""
+    want = ":%04X" % port
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        s = _read(path)
+        if not s:
+            continue
+        for line in s.splitlines()[1:]:
+            f = line.split()
+            # sl local rem st tx:rx tr:tm retrnsmt uid timeout inode ref pointer drops
+            if len(f) >= 13 and f[2].endswith(want):
+                try:
+                    seen[f[9]] = max(seen.get(f[9], 0), int(f[-1]))
+                except ValueError:
+                    pass
+    return sum(seen.values())
+
+
 def cmd_pss(args):
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -116,17 +155,38 @@ def cmd_pss(args):
     res = {"interval_s": args.interval, "samples": 0, "peak_pss_kb": 0, "peak_rss_kb": 0,
            "rss_kb_at_peak_pss": 0, "procs_at_peak_pss": 0, "peak_procs": 0, "peak_threads": 0,
            "t_start": time.time()}
+    if args.conn_port:
+        res.update(conn_port=args.conn_port, peak_conns=0, conns_at_peak_pss=None)
+    udp_seen = {}
+    if args.udp_peer_port:
+        res.update(udp_peer_port=args.udp_peer_port, udp_peer_drops=0)
+    if args.series:
+        res["series_fields"] = ["t", "pss_kb", "rss_kb", "procs", "threads"] + (["conns"] if args.conn_port else [])
+        res["series"] = []
 
     def sample():
         pss, rss, procs, threads = mem_sample(select_pids(args))
+        conns = tcp_established_to(args.conn_port) if args.conn_port else None
         res["samples"] += 1
+        if res["samples"] == 1:   # taken before --ready is signalled: the idle footprint
+            res.update(first_pss_kb=pss, first_rss_kb=rss, first_procs=procs, t_first=time.time())
         if pss > res["peak_pss_kb"]:
             res.update(peak_pss_kb=pss, rss_kb_at_peak_pss=rss, procs_at_peak_pss=procs)
+            if conns is not None:
+                res["conns_at_peak_pss"] = conns
         res["peak_rss_kb"] = max(res["peak_rss_kb"], rss)
         res["peak_procs"] = max(res["peak_procs"], procs)
         res["peak_threads"] = max(res["peak_threads"], threads)
+        if conns is not None:
+            res["peak_conns"] = max(res["peak_conns"], conns)
+        if args.udp_peer_port:
+            res["udp_peer_drops"] = udp_drops_to(args.udp_peer_port, udp_seen)
+        if args.series:
+            res["series"].append([round(time.time(), 3), pss, rss, procs, threads] + ([conns] if conns is not None else []))
 
     sample()
+    if args.ready:
+        open(args.ready, "w").close()
     while not stop.wait(args.interval):
         sample()
     sample()  # one last look: short runs may end between two ticks
@@ -570,6 +630,12 @@ def main():
 
     p = sub.add_parser("pss"); target(p)
     p.add_argument("--interval", type=float, default=0.5)
+    p.add_argument("--conn-port", type=int, default=0,
+                   help="also count established TCP connections to this remote port per sample")
+    p.add_argument("--series", action="store_true", help="keep every sample (t, pss, rss, procs, threads[, conns])")
+    p.add_argument("--udp-peer-port", type=int, default=0,
+                   help="also sum the receive-buffer drops of UDP sockets talking to this remote port")
+    p.add_argument("--ready", help="create this file once the first sample is taken")
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_pss)
     p = sub.add_parser("pids"); target(p); p.set_defaults(fn=cmd_pids)
