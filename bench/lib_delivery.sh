@@ -537,8 +537,9 @@ dlv_main() {
   rec "$s" git_rev "$(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo none)"
 
   harness_cg_init
+  # DLV_DNS_ALWAYS=1: the workload's Postfix resolves through it too (W7: DANE)
+  if [ "$only" != postfix ] || [ "${DLV_DNS_ALWAYS:-0}" = 1 ]; then dns_start "$OUT/dns"; fi
   if [ "$only" != postfix ]; then
-    dns_start "$OUT/dns"
     mkdir -p "$OUT/preflight"
     dlv_op_setup "$OUT/preflight" || die "cannot write $OUT/preflight/outpost.conf"
     "$OUTPOST" config check -c "$OUT/preflight/outpost.conf" > "$OUT/preflight/config-check.out" 2>&1 ||
@@ -552,6 +553,7 @@ dlv_main() {
   if [ "$no_ceiling" = 0 ]; then
     for ((i = 1; i <= ceil_reps; i++)); do ceiling_run "$OUT/ceiling" "start-$i" "$ceil_n" "$W_SESSIONS" "$W_SIZE"; done
     [ "$fbench" -gt 0 ] && fsync_ceiling "$OUT/ceiling" fsync-start "$fbench"
+    declare -F "${wl}_ceilings" > /dev/null && "${wl}_ceilings" start   # the workload's own (W7: TLS handshakes)
   fi
 
   local failed=0 p mta mode
@@ -567,6 +569,7 @@ dlv_main() {
   if [ "$no_ceiling" = 0 ]; then
     for ((i = 1; i <= ceil_reps; i++)); do ceiling_run "$OUT/ceiling" "end-$i" "$ceil_n" "$W_SESSIONS" "$W_SIZE"; done
     [ "$fbench" -gt 0 ] && fsync_ceiling "$OUT/ceiling" fsync-end "$fbench"
+    declare -F "${wl}_ceilings" > /dev/null && "${wl}_ceilings" end
   fi
   rec "$s" t_end "$(now)"
   rec "$s" host_loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -574,7 +577,7 @@ dlv_main() {
   dns_stop
   trash_empty
 
-  "$PY" "$BENCH_DIR/tools/report_delivery.py" "$OUT" --json "$json" || die "report failed"
+  "$PY" "${DLV_REPORT:-$BENCH_DIR/tools/report_delivery.py}" "$OUT" --json "$json" || die "report failed"
   log "JSON: $json"
   return "$failed"
 }

@@ -1,5 +1,5 @@
 """SMTP receivers for the REQUIRETLS scenarios (RFC 8689), on aiosmtpd
-(TESTBED.md §3.4), and the tools to submit to outpost and to read what
+(docs/testing.md), and the tools to submit to outpost and to read what
 the receivers got.
 
     requiretls_mx.py serve DIR NAME,ADDR,PORT,MODE,CERT,KEY [...]
