@@ -12,6 +12,7 @@
 #include "submit/send.h"
 #include "submit/smtpd.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/timeutil.h"
 #include "util/worker.h"
 
@@ -121,6 +122,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(d->base, NULL);
 		return;
 	}
+	notify_send("STOPPING=1");
 	smtpd_drain(d->smtpd);
 	admin_drain(d->admin);
 	scheduler_stop(d->sched);
@@ -244,8 +246,12 @@ static int cmd_serve(struct conf *conf)
 	log_event(LOG_INFO, "starting", "version=%s hostname=%s data_dir=%s", OUTPOST_VERSION,
 	          conf->hostname, log_quote(conf->data_dir));
 	int rc = daemon_start(&d) == 0 ? 0 : 1;
-	if (rc == 0)
+	if (rc == 0) {
+		/* every listener is bound and listening: connections wait in
+		 * their backlogs until the loop takes them (sd_notify(3)) */
+		notify_send("READY=1");
 		event_base_dispatch(d.base);
+	}
 	daemon_stop(&d);
 	event_free(sigterm);
 	event_free(sigint);
