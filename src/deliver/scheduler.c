@@ -584,6 +584,14 @@ struct scheduler *scheduler_start(struct event_base *base, const struct conf *co
 	return s;
 }
 
+void scheduler_reconfigure(struct scheduler *s)
+{
+	const struct conf *conf = s->ctx.conf;
+	pool_set_limits(s->ctx.pool, conf->connection_idle_timeout_ms,
+	                (int)conf->connection_max_messages, (size_t)conf->delivery_max_connections);
+	scheduler_wake(s);
+}
+
 void scheduler_set_paused(struct scheduler *s, bool paused)
 {
 	s->paused = paused;
