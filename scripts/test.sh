@@ -22,6 +22,9 @@ for f in build-fuzz/fuzz_*; do
 	echo "$name: $(grep -o 'DONE.*' "build-fuzz/$name.log" | tail -1 || true)"
 done
 
+echo "== Debian package (tests/e2e/test_package.sh installs it into a scratch root)"
+JOBS=$JOBS scripts/package.sh
+
 echo "== normal build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$JOBS" >/dev/null
