@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs what the tests need, then builds and runs every test: the
-# libFuzzer targets briefly, the whole suite (unit and end to end against real
-# peers) in a normal build, then again under AddressSanitizer + UBSan. The
+# libFuzzer targets briefly, the Debian package, the whole suite (unit and end
+# to end against real peers, the package's install among them) in a normal
+# build, then again under AddressSanitizer + UBSan. The
 # last lines are CTest's summary of the sanitizer run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
