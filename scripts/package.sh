@@ -5,9 +5,9 @@
 # binary in /usr/sbin, /usr/sbin/sendmail a link to it, the configuration
 # in /etc/outpost, the unit in /usr/lib/systemd/system), then CPack's DEB
 # generator, which asks dpkg-shlibdeps for the dependencies. Prints the
-# path of the .deb. The build directory (default build-pkg) is kept, so a
-# second run only rebuilds what changed. docs/install.md says what the
-# package holds and does.
+# absolute path of the .deb. The build directory (default build-pkg) is
+# kept, so a second run only rebuilds what changed. docs/install.md says
+# what the package holds and does.
 #   scripts/package.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +23,4 @@ cmake -S "$SRC" -B "$OUT" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr
 cmake --build "$OUT" -j"${JOBS:-$(nproc)}" >/dev/null
 rm -f "$OUT"/outpost_*.deb
 (cd "$OUT" && cpack -G DEB >/dev/null)
-ls "$OUT"/outpost_*.deb
+readlink -f "$OUT"/outpost_*.deb

@@ -14,6 +14,7 @@ SRC=$(cd "$E2E_HERE/../.." && pwd)
 JOBS=2 "$SRC/scripts/package.sh" >"$E2E_DIR/package.out" 2>&1 || { cat "$E2E_DIR/package.out"; fail "scripts/package.sh"; e2e_finish; }
 DEB=$(tail -1 "$E2E_DIR/package.out")
 check "scripts/package.sh made a .deb" test -f "$DEB"
+[ -f "$DEB" ] || { cat "$E2E_DIR/package.out"; e2e_finish; }
 field() { dpkg-deb -f "$DEB" "$1"; }
 
 # ---- the control data
