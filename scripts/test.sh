@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs what the tests need, then builds and runs every test: the
-# libFuzzer targets briefly, the whole suite (unit and end to end against real
-# peers) in a normal build, then again under AddressSanitizer + UBSan. The
+# libFuzzer targets briefly, the Debian package, the whole suite (unit and end
+# to end against real peers, the package's install among them) in a normal
+# build, then again under AddressSanitizer + UBSan. The
 # last lines are CTest's summary of the sanitizer run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,9 @@ for f in build-fuzz/fuzz_*; do
 		>"build-fuzz/$name.log" 2>&1 || { tail -40 "build-fuzz/$name.log"; echo "FUZZ FAILED: $name"; exit 1; }
 	echo "$name: $(grep -o 'DONE.*' "build-fuzz/$name.log" | tail -1 || true)"
 done
+
+echo "== Debian package (tests/e2e/test_package.sh installs it into a scratch root)"
+JOBS=$JOBS scripts/package.sh
 
 echo "== normal build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

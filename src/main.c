@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "cli/dkim_cli.h"
 #include "conf/conf.h"
+#include "conf/confdoc.h"
 #include "deliver/scheduler.h"
 #include "dkim/dkim.h"
 #include "tlsrpt/sender.h"
@@ -12,6 +13,7 @@
 #include "submit/send.h"
 #include "submit/smtpd.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/timeutil.h"
 #include "util/worker.h"
 
@@ -30,7 +32,7 @@
 static int usage(void)
 {
 	fputs("usage: outpost [-c FILE] COMMAND ...\n"
-	      "  serve                          run the daemon\n"
+	      "  serve                          run the daemon (SIGHUP: reload the config)\n"
 	      "  send [-f SENDER] [-t] [-i] [--requiretls] [RCPT...]   queue a message from stdin\n"
 	      "  queue list [--json] [--domain D] [--held]\n"
 	      "  queue show ID [--json] | queue cat ID\n"
@@ -45,7 +47,10 @@ static int usage(void)
 	      "                                 write a signing key, print its DNS TXT record\n"
 	      "  dkim check DOMAIN              do the published records match the [dkim] keys\n"
 	      "  spool check                    check the spool's integrity\n"
-	      "  config check|defaults          validate a config / print every key\n"
+	      "  config check [FILE]            validate a config file\n"
+	      "  config defaults [--man|--reloadable]\n"
+	      "                                 print every key (as outpost.conf(5) in roff; the\n"
+	      "                                 keys a reload applies)\n"
 	      "  version\n",
 	      stderr);
 	return 2;
@@ -79,6 +84,7 @@ static const char *take_config_option(int *argc, char **argv)
 struct daemon {
 	struct event_base *base;
 	struct conf *conf;
+	const char *conf_path; /* -c FILE, or NULL: conf_default_path() */
 	struct spool_writer *writer;
 	struct spool *reader;
 	struct scheduler *sched;
@@ -121,12 +127,71 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(d->base, NULL);
 		return;
 	}
+	notify_send("STOPPING=1");
 	smtpd_drain(d->smtpd);
 	admin_drain(d->admin);
 	scheduler_stop(d->sched);
 	d->drain_until_us = time_mono_us() + DRAIN_MAX_MS * 1000LL;
 	d->drain_timer = evtimer_new(d->base, on_drain_check, d);
 	on_drain_check(-1, 0, d);
+}
+
+/* ---- reload (SIGHUP): docs/install.md, "Reload" ------------------------------ */
+
+static void log_config_error(const char *file, int line, const char *msg, void *arg)
+{
+	log_event(LOG_ERROR, "config_error", "file=%s line=%d reason=%s", log_quote(file), line,
+	          log_quote(msg));
+}
+
+static void log_config_change(const char *section, const char *name, const char *was,
+                              const char *now, bool applied, void *arg)
+{
+	log_event(applied ? LOG_INFO : LOG_WARN,
+	          applied ? "config_applied" : "config_needs_restart", "key=%s.%s old=%s new=%s",
+	          section, name, log_quote(was), log_quote(now));
+}
+
+/* Hands the reloadable settings that modules copied at start to them; the
+ * others are read where they are used. */
+static void daemon_apply(struct daemon *d, bool was_paused)
+{
+	log_set_level((enum log_level)d->conf->log_level);
+	scheduler_reconfigure(d->sched);
+	/* the file's paused applies when it changed in the file; a `queue
+	 * pause` or `resume` given at run time stands otherwise */
+	if (d->conf->paused != was_paused)
+		scheduler_set_paused(d->sched, d->conf->paused);
+}
+
+/* Reads the configuration file again (the same one as at start). A file
+ * with any error, or none that can be read, changes nothing. */
+static void daemon_reload(struct daemon *d)
+{
+	const char *path = d->conf_path ? d->conf_path : conf_default_path();
+	notify_send("RELOADING=1");
+	struct conf fresh;
+	conf_defaults(&fresh);
+	int errors = path ? conf_load_file(&fresh, path, log_config_error, NULL) : 0;
+	if (errors != 0) {
+		log_event(LOG_ERROR, "config_reload_refused", "file=%s reason=%s", log_quote(path),
+		          errors < 0 ? log_quote(strerror(errno)) : "\"errors in the file\"");
+	} else {
+		bool was_paused = d->conf->paused;
+		int restart = conf_reload(d->conf, &fresh, log_config_change, NULL);
+		daemon_apply(d, was_paused);
+		log_event(LOG_INFO, "config_reloaded", "file=%s needs_restart=%d",
+		          log_quote(path ? path : "(defaults)"), restart);
+	}
+	conf_free(&fresh);
+	notify_send("READY=1");
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	if (d->drain_timer == NULL) /* stopping: nothing to reload for */
+		daemon_reload(d);
 }
 
 static void on_queued(void *arg)
@@ -230,25 +295,32 @@ static void daemon_stop(struct daemon *d)
 		event_free(d->drain_timer);
 }
 
-static int cmd_serve(struct conf *conf)
+static int cmd_serve(struct conf *conf, const char *conf_path)
 {
-	struct daemon d = {.conf = conf, .lock_fd = -1};
+	struct daemon d = {.conf = conf, .conf_path = conf_path, .lock_fd = -1};
 	signal(SIGPIPE, SIG_IGN);
 	if (lock_data_dir(&d) < 0)
 		return 1;
 	d.base = event_base_new();
 	struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
+	struct event *sighup = evsignal_new(d.base, SIGHUP, on_sighup, &d);
 	event_add(sigterm, NULL);
 	event_add(sigint, NULL);
+	event_add(sighup, NULL);
 	log_event(LOG_INFO, "starting", "version=%s hostname=%s data_dir=%s", OUTPOST_VERSION,
 	          conf->hostname, log_quote(conf->data_dir));
 	int rc = daemon_start(&d) == 0 ? 0 : 1;
-	if (rc == 0)
+	if (rc == 0) {
+		/* every listener is bound and listening: connections wait in
+		 * their backlogs until the loop takes them (sd_notify(3)) */
+		notify_send("READY=1");
 		event_base_dispatch(d.base);
+	}
 	daemon_stop(&d);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sighup);
 	event_base_free(d.base);
 	close(d.lock_fd);
 	log_event(LOG_INFO, "stopped", "%s", "");
@@ -284,15 +356,29 @@ static void print_config_error(const char *file, int line, const char *msg, void
 static int cmd_config(int argc, char **argv, const char *path)
 {
 	if (argc >= 1 && strcmp(argv[0], "defaults") == 0) {
-		conf_print_defaults(stdout);
-		return 0;
+		/* --man: outpost.conf(5), made at build time; --reloadable: the
+		 * keys a reload applies (docs/install.md) */
+		if (argc == 1)
+			conf_print_defaults(stdout);
+		else if (argc == 2 && strcmp(argv[1], "--man") == 0)
+			confdoc_print_man(stdout);
+		else if (argc == 2 && strcmp(argv[1], "--reloadable") == 0)
+			confdoc_print_reloadable(stdout);
+		else
+			return usage();
+		return fflush(stdout) == 0 ? 0 : 1;
 	}
 	if (argc < 1 || strcmp(argv[0], "check") != 0)
 		return usage();
 	if (path == NULL && argc >= 2)
 		path = argv[1];
 	if (path == NULL)
-		path = "outpost.conf";
+		path = conf_default_path();
+	if (path == NULL) {
+		fprintf(stderr, "outpost: no outpost.conf%s%s; the built-in defaults apply\n",
+		        conf_system_path()[0] ? " nor " : "", conf_system_path());
+		return 1;
+	}
 	struct conf c;
 	conf_defaults(&c);
 	int n = conf_load_file(&c, path, print_config_error, NULL);
@@ -307,11 +393,11 @@ static int cmd_config(int argc, char **argv, const char *path)
 	return 0;
 }
 
-static int dispatch(int argc, char **argv, struct conf *conf)
+static int dispatch(int argc, char **argv, struct conf *conf, const char *conf_path)
 {
 	const char *cmd = argv[0];
 	if (strcmp(cmd, "serve") == 0)
-		return cmd_serve(conf);
+		return cmd_serve(conf, conf_path);
 	if (strcmp(cmd, "send") == 0) {
 		log_set_level(LOG_WARN); /* a cron job's sendmail stays quiet */
 		return send_main(argc, argv, conf, stdin);
@@ -352,7 +438,7 @@ int main(int argc, char **argv)
 		log_set_level(LOG_WARN);
 		rc = send_main(argc, argv, &conf, stdin);
 	} else {
-		rc = dispatch(argc - 1, argv + 1, &conf);
+		rc = dispatch(argc - 1, argv + 1, &conf, path);
 	}
 	conf_free(&conf);
 	return rc;

@@ -21,6 +21,7 @@ struct key {
 	const char *doc;
 	int64_t min, max;          /* T_INT, T_SIZE, T_DURATION */
 	const char *const *values; /* T_ENUM: allowed names, index = value */
+	bool reload;               /* a change applies at reload (conf_reload) */
 };
 
 static const char *const trust_ad_values[] = {"auto", "yes", "no", NULL};
@@ -29,18 +30,24 @@ static const char *const metrics_auth_values[] = {"loopback", "always", "never",
 static const char *const dkim_canon_values[] = {"relaxed/relaxed", "relaxed/simple",
                                                 "simple/relaxed", "simple/simple", NULL};
 
-#define OFF(f) offsetof(struct conf, f)
-#define BIG    INT64_MAX
+#define OFF(f)  offsetof(struct conf, f)
+#define BIG     INT64_MAX
+#define RELOADS .reload = true
 
-/* The one table of every key. The docs/configuration.md reference is
- * generated from it (`outpost config defaults --markdown`). */
+/* The one table of every key. docs/configuration.md is its output by
+ * `outpost config defaults`, outpost.conf(5) by `outpost config defaults
+ * --man`. RELOADS marks the keys whose new value a reload (SIGHUP) applies
+ * to the running daemon (docs/install.md, "Reload"): only scalars, and only
+ * those the daemon reads where it uses them, on the loop thread (or hands
+ * on as copies), so that changing them in place is safe. Every other
+ * change takes a restart. */
 static const struct key keys[] = {
     {"server", "hostname", T_STRING, OFF(hostname), "",
      "name used in EHLO, Received: and DSNs; empty: the system host name"},
     {"server", "data_dir", T_STRING, OFF(data_dir), "./data",
      "directory of the spool (spool.db) and other state"},
     {"server", "log_level", T_ENUM, OFF(log_level), "info", "debug, info, warn or error", 0, 0,
-     log_level_values},
+     log_level_values, RELOADS},
     {"submission", "listen", T_LIST, OFF(submission_listen), "127.0.0.1:2525",
      "host:port to accept submissions on (repeatable)"},
     {"submission", "tls_cert", T_STRING, OFF(tls_cert), "",
@@ -49,29 +56,29 @@ static const struct key keys[] = {
     {"submission", "users_file", T_STRING, OFF(users_file), "",
      "lines user:crypt(3)-hash; enables AUTH PLAIN and LOGIN (over TLS or from loopback)"},
     {"submission", "max_message_size", T_SIZE, OFF(max_message_size), "50M",
-     "largest message accepted, advertised as SIZE", 1024, (int64_t)1 << 40},
+     "largest message accepted, advertised as SIZE", 1024, (int64_t)1 << 40, RELOADS},
     {"submission", "local_socket", T_STRING, OFF(local_socket), "submit.sock",
      "unix socket any local user submits through (outpost send); relative to data_dir; "
      "empty: none"},
     {"submission", "max_pending_bytes", T_SIZE, OFF(max_pending_bytes), "256M",
      "message octets all sessions together may hold before their commit; beyond, 452 4.3.1",
-     1024 * 1024, (int64_t)1 << 40},
+     1024 * 1024, (int64_t)1 << 40, RELOADS},
     {"submission", "max_recipients", T_INT, OFF(max_recipients), "1000",
-     "recipients per message; more get 452 4.5.3", 1, 1000000},
+     "recipients per message; more get 452 4.5.3", 1, 1000000, RELOADS},
     {"submission", "max_line_length", T_INT, OFF(max_line_length), "998",
      "longest command or message line, without CRLF (RFC 5322 §2.1.1)", 512, 1 << 20},
     {"submission", "max_errors", T_INT, OFF(max_errors), "10",
-     "failed commands before the session is closed with 421", 1, 1000000},
+     "failed commands before the session is closed with 421", 1, 1000000, RELOADS},
     {"submission", "max_commands", T_INT, OFF(max_commands), "1000000",
-     "commands per session before it is closed with 421", 10, BIG},
+     "commands per session before it is closed with 421", 10, BIG, RELOADS},
     {"submission", "max_auth_failures", T_INT, OFF(max_auth_failures), "3",
-     "failed AUTH attempts before the session is closed", 1, 100},
+     "failed AUTH attempts before the session is closed", 1, 100, RELOADS},
     {"submission", "idle_timeout", T_DURATION, OFF(idle_timeout_ms), "5m",
-     "close a session silent for this long (RFC 5321 §4.5.3.2.7)", 1000, BIG},
+     "close a session silent for this long (RFC 5321 §4.5.3.2.7)", 1000, BIG, RELOADS},
     {"submission", "max_connections", T_INT, OFF(max_connections), "1000",
-     "sessions at once; more get 421 4.7.0", 1, 1000000},
+     "sessions at once; more get 421 4.7.0", 1, 1000000, RELOADS},
     {"submission", "max_connections_per_ip", T_INT, OFF(max_connections_per_ip), "100",
-     "sessions at once from one client address; more get 421 4.7.0", 1, 1000000},
+     "sessions at once from one client address; more get 421 4.7.0", 1, 1000000, RELOADS},
     {"admin", "listen", T_LIST, OFF(admin_listen), "127.0.0.1:8025",
      "host:port or unix:PATH of the JSON API and /metrics (repeatable)"},
     {"admin", "token_file", T_STRING, OFF(admin_token_file), "admin.token",
@@ -85,49 +92,50 @@ static const struct key keys[] = {
     {"admin", "metrics_auth", T_ENUM, OFF(metrics_auth), "loopback",
      "who needs a credential for /metrics: loopback (all but loopback and unix-socket "
      "clients), always, never",
-     0, 0, metrics_auth_values},
+     0, 0, metrics_auth_values, RELOADS},
     {"dns", "nameserver", T_LIST, OFF(dns_nameserver), "",
      "ip:port of a recursive resolver (repeatable); empty: /etc/resolv.conf"},
     {"dns", "trust_ad", T_ENUM, OFF(trust_ad), "auto",
      "trust the AD bit: auto (only from loopback resolvers), yes, no", 0, 0, trust_ad_values},
     {"delivery", "port", T_INT, OFF(delivery_port), "25", "TCP port of MX hosts", 1, 65535},
     {"delivery", "max_attempts", T_INT, OFF(max_attempts), "8", "attempts before a recipient fails",
-     1, 1000},
+     1, 1000, RELOADS},
     {"delivery", "first_retry", T_DURATION, OFF(first_retry_ms), "7m30s",
-     "wait after the first failed attempt; doubles after each further one", 1000, BIG},
+     "wait after the first failed attempt; doubles after each further one", 1000, BIG, RELOADS},
     {"delivery", "delay_notice_after", T_INT, OFF(delay_notice_after), "5",
-     "failed attempts before a delay DSN is sent (0: never)", 0, 1000},
+     "failed attempts before a delay DSN is sent (0: never)", 0, 1000, RELOADS},
     {"delivery", "paused", T_BOOL, OFF(paused), "no",
-     "accept and queue but deliver nothing (also `outpost queue pause`)"},
+     "accept and queue but deliver nothing (also `outpost queue pause`)", RELOADS},
     {"delivery", "max_connections", T_INT, OFF(delivery_max_connections), "200",
-     "delivery attempts (each holding at most one connection) at once", 1, 100000},
+     "delivery attempts (each holding at most one connection) at once", 1, 100000, RELOADS},
     {"delivery", "max_connections_per_destination", T_INT, OFF(delivery_max_per_destination), "20",
-     "delivery attempts at once to one recipient domain", 1, 100000},
+     "delivery attempts at once to one recipient domain", 1, 100000, RELOADS},
     {"delivery", "connection_max_messages", T_INT, OFF(connection_max_messages), "100",
-     "messages one connection carries before it is closed", 1, 1000000},
+     "messages one connection carries before it is closed", 1, 1000000, RELOADS},
     {"delivery", "connection_idle_timeout", T_DURATION, OFF(connection_idle_timeout_ms), "10s",
-     "how long an idle connection is kept for reuse", 0, 3600000},
+     "how long an idle connection is kept for reuse", 0, 3600000, RELOADS},
     {"delivery", "connect_timeout", T_DURATION, OFF(connect_timeout_ms), "30s",
-     "TCP connection set-up to an MX host", 1000, 3600000},
+     "TCP connection set-up to an MX host", 1000, 3600000, RELOADS},
     {"delivery", "command_timeout", T_DURATION, OFF(command_timeout_ms), "5m",
-     "a whole reply to a command, or a stalled write (RFC 5321 §4.5.3.2)", 1000, 3600000},
+     "a whole reply to a command, or a stalled write (RFC 5321 §4.5.3.2)", 1000, 3600000, RELOADS},
     {"delivery", "data_timeout", T_DURATION, OFF(data_timeout_ms), "10m",
-     "the reply after the end of the message data (RFC 5321 §4.5.3.2.6)", 1000, 3600000},
+     "the reply after the end of the message data (RFC 5321 §4.5.3.2.6)", 1000, 3600000, RELOADS},
     {"delivery", "tls_timeout", T_DURATION, OFF(tls_timeout_ms), "1m", "a TLS handshake", 1000,
-     3600000},
+     3600000, RELOADS},
     {"delivery", "log_retention", T_DURATION, OFF(log_retention_ms), "7d",
-     "how long a finished message and its delivery log stay visible", 0, BIG},
+     "how long a finished message and its delivery log stay visible", 0, BIG, RELOADS},
     {"tls", "ca_file", T_STRING, OFF(ca_file), "",
      "extra PEM trust anchors for PKIX (SMTP and MTA-STS HTTPS)"},
     {"dane", "enabled", T_BOOL, OFF(dane_enabled), "yes",
-     "look up TLSA records of DNSSEC-signed MX hosts and require what they say (RFC 7672)"},
+     "look up TLSA records of DNSSEC-signed MX hosts and require what they say (RFC 7672)",
+     RELOADS},
     {"mtasts", "enabled", T_BOOL, OFF(mtasts_enabled), "yes",
      "fetch, cache and apply recipient domains' MTA-STS policies (RFC 8461)"},
     {"mtasts", "fetch_timeout", T_DURATION, OFF(mtasts_fetch_timeout_ms), "1m",
      "the TXT lookup and HTTPS fetch of a policy together (RFC 8461 §3.3)", 1000, 600000},
     {"mtasts", "refresh_interval", T_DURATION, OFF(mtasts_refresh_interval_ms), "12h",
-     "cached policies older than this are fetched again in the background (RFC 8461 §5.1)",
-     60000, BIG},
+     "cached policies older than this are fetched again in the background (RFC 8461 §5.1)", 60000,
+     BIG},
     {"tlsrpt", "enabled", T_BOOL, OFF(tlsrpt_enabled), "no", "send daily TLS reports (RFC 8460)"},
     {"tlsrpt", "organization", T_STRING, OFF(tlsrpt_organization), "",
      "organization-name in TLS reports; empty: the submitter"},
@@ -137,7 +145,7 @@ static const struct key keys[] = {
      "our domain in TLS reports (report-id, From, DKIM); empty: the hostname or its nearest "
      "parent domain with [dkim] keys"},
     {"tlsrpt", "all_success", T_BOOL, OFF(tlsrpt_all_success), "no",
-     "also report days on which every TLS session succeeded"},
+     "also report days on which every TLS session succeeded", RELOADS},
     {"dkim", "key", T_LIST, OFF(dkim_keys), "",
      "DOMAIN SELECTOR PATH: sign mail from DOMAIN with the PEM private key at PATH (RSA of "
      "1024 bits or more, or Ed25519; relative to data_dir); repeatable, several selectors "
@@ -375,14 +383,31 @@ static void print_error(const char *file, int line, const char *msg, void *arg)
 	fprintf(stderr, "%s:%d: %s\n", file, line, msg);
 }
 
+#ifndef OUTPOST_SYSTEM_CONFIG
+#define OUTPOST_SYSTEM_CONFIG ""
+#endif
+
+const char *conf_system_path(void)
+{
+	return OUTPOST_SYSTEM_CONFIG;
+}
+
+const char *conf_default_path(void)
+{
+	if (access("outpost.conf", R_OK) == 0)
+		return "outpost.conf";
+	if (OUTPOST_SYSTEM_CONFIG[0] != '\0' && access(OUTPOST_SYSTEM_CONFIG, R_OK) == 0)
+		return OUTPOST_SYSTEM_CONFIG;
+	return NULL;
+}
+
 int conf_load_default(struct conf *c, const char *path)
 {
 	conf_defaults(c);
-	if (path == NULL) {
-		if (access("outpost.conf", R_OK) != 0)
-			return 0;
-		path = "outpost.conf";
-	}
+	if (path == NULL)
+		path = conf_default_path();
+	if (path == NULL)
+		return 0;
 	int n = conf_load_file(c, path, print_error, NULL);
 	if (n < 0) {
 		fprintf(stderr, "%s: cannot read: %s\n", path, strerror(errno));
@@ -391,17 +416,41 @@ int conf_load_default(struct conf *c, const char *path)
 	return n == 0 ? 0 : -1;
 }
 
+/* The default as the reference prints it. */
+static const char *key_default_text(const struct key *k)
+{
+	if (k->offset == OFF(hostname))
+		return "(system)";
+	return k->def[0] ? k->def : "\"\"";
+}
+
 void conf_print_defaults(FILE *out)
 {
 	fprintf(out, "%-12s %-24s %-9s %-16s %s\n", "SECTION", "KEY", "TYPE", "DEFAULT", "DOC");
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct key *k = &keys[i];
-		const char *def = k->def[0] ? k->def : "\"\"";
-		if (k->offset == OFF(hostname))
-			def = "(system)";
 		fprintf(out, "%-12s %-24s %-9s %-16s %s\n", k->section, k->name,
-		        type_names[k->type], def, k->doc);
+		        type_names[k->type], key_default_text(k), k->doc);
 	}
+}
+
+size_t conf_key_count(void)
+{
+	return NKEYS;
+}
+
+void conf_key_get(size_t i, struct conf_key_info *out)
+{
+	const struct key *k = &keys[i];
+	*out = (struct conf_key_info){
+	    .section = k->section,
+	    .name = k->name,
+	    .type = type_names[k->type],
+	    .def = key_default_text(k),
+	    .doc = k->doc,
+	    .values = k->type == T_ENUM ? k->values : NULL,
+	    .reload = k->reload && k->type != T_STRING && k->type != T_LIST,
+	};
 }
 
 static void print_value(const struct conf *c, const struct key *k, FILE *out)
@@ -431,6 +480,90 @@ static void print_value(const struct conf *c, const struct key *k, FILE *out)
 	default:
 		fprintf(out, "%s = %lld\n", k->name, (long long)*(const int64_t *)field);
 	}
+}
+
+/* The value of k in c as a config file spells it (a list joined with ", "),
+ * cut to n bytes. */
+static void key_format(const struct conf *c, const struct key *k, char *buf, size_t n)
+{
+	const void *field = (const char *)c + k->offset;
+	int64_t v = k->type == T_STRING || k->type == T_LIST || k->type == T_BOOL
+	                ? 0
+	                : *(const int64_t *)field;
+	buf[0] = '\0';
+	switch (k->type) {
+	case T_STRING:
+		snprintf(buf, n, "%s", *(char *const *)field ? *(char *const *)field : "");
+		break;
+	case T_LIST: {
+		const struct strlist *l = field;
+		size_t len = 0;
+		for (size_t i = 0; i < l->len && len < n; i++)
+			len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? ", " : "",
+			                        l->items[i]);
+		break;
+	}
+	case T_BOOL:
+		snprintf(buf, n, "%s", *(const bool *)field ? "yes" : "no");
+		break;
+	case T_ENUM:
+		snprintf(buf, n, "%s", k->values[v]);
+		break;
+	case T_DURATION:
+		duration_format(v, buf, n);
+		break;
+	default:
+		snprintf(buf, n, "%lld", (long long)v);
+	}
+}
+
+static bool key_equal(const struct conf *a, const struct conf *b, const struct key *k)
+{
+	const void *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
+	switch (k->type) {
+	case T_STRING: {
+		const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
+		return strcmp(sa ? sa : "", sb ? sb : "") == 0;
+	}
+	case T_LIST: {
+		const struct strlist *la = fa, *lb = fb;
+		if (la->len != lb->len)
+			return false;
+		for (size_t i = 0; i < la->len; i++)
+			if (strcmp(la->items[i], lb->items[i]) != 0)
+				return false;
+		return true;
+	}
+	case T_BOOL:
+		return *(const bool *)fa == *(const bool *)fb;
+	default:
+		return *(const int64_t *)fa == *(const int64_t *)fb;
+	}
+}
+
+int conf_reload(struct conf *live, const struct conf *fresh, conf_change_fn fn, void *arg)
+{
+	int restart = 0;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		if (key_equal(live, fresh, k))
+			continue;
+		char was[512], now[512];
+		key_format(live, k, was, sizeof was);
+		key_format(fresh, k, now, sizeof now);
+		struct conf_key_info info;
+		conf_key_get(i, &info);
+		if (info.reload) {
+			void *dst = (char *)live + k->offset;
+			const void *src = (const char *)fresh + k->offset;
+			memcpy(dst, src, k->type == T_BOOL ? sizeof(bool) : sizeof(int64_t));
+		} else {
+			restart++;
+		}
+		if (fn)
+			fn(k->section, k->name, was, now, info.reload, arg);
+	}
+	return restart;
 }
 
 void conf_print(const struct conf *c, FILE *out)

@@ -96,9 +96,44 @@ void conf_defaults(struct conf *c);
  * (each reported through err), or -1 when the file cannot be read. */
 int conf_load_file(struct conf *c, const char *path, conf_error_fn err, void *arg);
 
-/* Resolves the default: path when given, else ./outpost.conf when it exists,
- * else defaults only. Errors are printed on stderr. Returns 0 or -1. */
+/* The file read when no -c FILE is given: ./outpost.conf when it exists,
+ * else the system file (OUTPOST_SYSTEM_CONFIG, set at build time, e.g.
+ * /etc/outpost/outpost.conf) when it exists, else NULL: built-in defaults. */
+const char *conf_default_path(void);
+
+/* OUTPOST_SYSTEM_CONFIG: the system file of this build, or "" for none. */
+const char *conf_system_path(void);
+
+/* Resolves the default: path when given, else conf_default_path(). Errors
+ * are printed on stderr. Returns 0 or -1. */
 int conf_load_default(struct conf *c, const char *path);
+
+/* Called by conf_reload for each key whose value changed. The values are
+ * as a config file would spell them (lists joined with ", "); applied says
+ * whether the running daemon takes the new value now or at its next start. */
+typedef void (*conf_change_fn)(const char *section, const char *name, const char *old_value,
+                               const char *new_value, bool applied, void *arg);
+
+/* A reload: compares fresh (a newly loaded configuration) with live, key by
+ * key. A changed key marked as reloadable in the table is copied into live;
+ * any other change is only reported, and live keeps its value until a
+ * restart. Reloadable keys are scalars, so no pointer into live that a
+ * module holds changes. Returns the number of changes that need a restart. */
+int conf_reload(struct conf *live, const struct conf *fresh, conf_change_fn fn, void *arg);
+
+/* One key of the table, for the documentation generated from it. */
+struct conf_key_info {
+	const char *section, *name;
+	const char *type; /* "string", "integer", "size", "duration", "bool", "list", "enum" */
+	const char *def;  /* as `config defaults` prints it: "" for empty, "(system)" */
+	const char *doc;
+	const char *const *values; /* enum: the allowed names; else NULL */
+	bool reload;               /* conf_reload applies a change at run time */
+};
+
+/* The number of keys, and key i (0 <= i < conf_key_count()) in table order. */
+size_t conf_key_count(void);
+void conf_key_get(size_t i, struct conf_key_info *out);
 
 /* Prints every key: section, name, type, default, doc. */
 void conf_print_defaults(FILE *out);

@@ -31,6 +31,11 @@ struct attempt {
 	int64_t started_ms;
 	int64_t started_us;
 	char qid[17];
+	/* [delivery] retry settings as the attempt started: its outcome is
+	 * written on the writer thread, and a reload may change the live ones
+	 * meanwhile (docs/install.md, "Reload") */
+	struct notice_settings notice_cfg;
+	int delay_notice_after;
 
 	struct spool_envelope env;
 	struct smtp_body body; /* reads the spool as the connection takes it */
@@ -728,7 +733,7 @@ static void decide_rest(struct attempt *a)
 	if (all > 0 && a->hosts_lacking == all)
 		final = e.permanent = true; /* no MX host supports what the message needs */
 	settle_undecided(a, final ? RCPT_FAILED : RCPT_DEFERRED, &e);
-	int64_t max_attempts = a->ctx->conf->max_attempts;
+	int64_t max_attempts = a->notice_cfg.max_attempts;
 	if ((a->env.flags & SPOOL_F_TLSRPT) && max_attempts > TLSRPT_MAX_ATTEMPTS)
 		max_attempts = TLSRPT_MAX_ATTEMPTS; /* a day's report is not worth more */
 	for (size_t i = 0; i < a->job->n; i++) {
@@ -753,7 +758,7 @@ struct outcome_job {
  * delivery.delay_notice_after (notice.h gathers them per message). */
 static enum spool_notice notice_for(const struct attempt *a, const struct job_rcpt *r)
 {
-	int after = (int)a->ctx->conf->delay_notice_after;
+	int after = a->delay_notice_after;
 	if (r->state == RCPT_FAILED)
 		return SPOOL_NOTICE_FAILURE;
 	if (r->state == RCPT_DEFERRED && after > 0 && r->attempt == after)
@@ -832,7 +837,7 @@ static int outcome_write(struct spool *sp, void *arg, char *why, size_t whylen)
 		                                            a->dialed[i].ips, why, whylen) < 0)
 			return -1;
 	if (record_tls_results(sp, a, why, whylen) < 0 ||
-	    notice_flush(sp, a->ctx->conf, a->ctx->dkim, a->job->msg_id, now, &o->notice, why,
+	    notice_flush(sp, &a->notice_cfg, a->ctx->dkim, a->job->msg_id, now, &o->notice, why,
 	                 whylen) < 0)
 		return -1;
 	return spool_message_settle(sp, a->job->msg_id, now, why, whylen);
@@ -1036,6 +1041,8 @@ struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
 	a->done_arg = arg;
 	a->started_ms = time_now_ms();
 	a->started_us = time_mono_us();
+	a->notice_cfg = notice_settings_of(ctx->conf);
+	a->delay_notice_after = (int)ctx->conf->delay_notice_after;
 	spool_id_format(job->msg_id, a->qid);
 	for (size_t i = 0; i < job->n; i++)
 		job->rcpts[i].state = RCPT_QUEUED;

@@ -91,9 +91,10 @@ static char *notice_signed(const struct dkim_signer *dkim, char *text, size_t *l
 	return out.data;
 }
 
-static int queue_notice(struct spool *sp, const struct conf *conf, const struct dkim_signer *dkim,
-                        const struct spool_envelope *env, struct pending *p, int64_t now_ms,
-                        struct notice_result *res, char *why, size_t whylen)
+static int queue_notice(struct spool *sp, const struct notice_settings *ns,
+                        const struct dkim_signer *dkim, const struct spool_envelope *env,
+                        struct pending *p, int64_t now_ms, struct notice_result *res, char *why,
+                        size_t whylen)
 {
 	char *headers = NULL, qid[17];
 	size_t hlen = 0;
@@ -102,13 +103,13 @@ static int queue_notice(struct spool *sp, const struct conf *conf, const struct 
 	if (spool_body_headers(sp, env->id, MAX_ORIGINAL_HEADERS, &headers, &hlen, why, whylen) < 0)
 		return -1;
 	if (p->last_attempt_no > 0)
-		nnext = retry_remaining(conf->first_retry_ms, (int)conf->max_attempts,
-		                        p->last_attempt_no, p->last_attempt_ms, next, 64);
+		nnext = retry_remaining(ns->first_retry_ms, ns->max_attempts, p->last_attempt_no,
+		                        p->last_attempt_ms, next, 64);
 	spool_id_format(env->id, qid);
 	struct dsn_report rep = {
 	    .utf8 = env->flags & SPOOL_F_SMTPUTF8,
 	    .redact = env->flags & SPOOL_F_REQUIRETLS,
-	    .reporting_mta = conf->hostname,
+	    .reporting_mta = ns->reporting_mta,
 	    .original_sender = env->sender,
 	    .original_id = qid,
 	    .arrival_ms = env->queued_ms,
@@ -153,7 +154,14 @@ static int queue_notice(struct spool *sp, const struct conf *conf, const struct 
 	return rc;
 }
 
-int notice_flush(struct spool *sp, const struct conf *conf, const struct dkim_signer *dkim,
+struct notice_settings notice_settings_of(const struct conf *conf)
+{
+	return (struct notice_settings){.reporting_mta = conf->hostname,
+	                                .first_retry_ms = conf->first_retry_ms,
+	                                .max_attempts = (int)conf->max_attempts};
+}
+
+int notice_flush(struct spool *sp, const struct notice_settings *ns, const struct dkim_signer *dkim,
                  uint64_t msg_id, int64_t now_ms, struct notice_result *res, char *why,
                  size_t whylen)
 {
@@ -172,7 +180,7 @@ int notice_flush(struct spool *sp, const struct conf *conf, const struct dkim_si
 	for (size_t i = 0; i < p.n; i++)
 		p.r[i].delayed ? res->delayed++ : res->failed++;
 	if (p.n > 0 && env.sender[0] != '\0')
-		rc = queue_notice(sp, conf, dkim, &env, &p, now_ms, res, why, whylen);
+		rc = queue_notice(sp, ns, dkim, &env, &p, now_ms, res, why, whylen);
 	pending_free(&p);
 	return rc;
 }

@@ -22,6 +22,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What a notice takes from the configuration, copied on the loop thread
+ * when the job is made: the flush runs on the writer thread, and a reload
+ * may change [delivery] meanwhile (docs/install.md, "Reload"). */
+struct notice_settings {
+	const char *reporting_mta; /* [server] hostname, which no reload changes */
+	int64_t first_retry_ms;
+	int max_attempts;
+};
+
+/* The settings of conf now. */
+struct notice_settings notice_settings_of(const struct conf *conf);
+
 struct notice_result {
 	int failed, delayed; /* recipients reported */
 	uint64_t dsn_id;     /* the notice queued, 0 when none */
@@ -31,7 +43,7 @@ struct notice_result {
  * recipients (if any), signed with dkim's keys of the notice's From domain
  * (our hostname; dkim may be NULL). Returns 0 (res says what was done) or
  * -1, also when the notice cannot be signed: it is never queued unsigned. */
-int notice_flush(struct spool *sp, const struct conf *conf, const struct dkim_signer *dkim,
+int notice_flush(struct spool *sp, const struct notice_settings *ns, const struct dkim_signer *dkim,
                  uint64_t msg_id, int64_t now_ms, struct notice_result *res, char *why,
                  size_t whylen);
 

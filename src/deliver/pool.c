@@ -39,6 +39,15 @@ struct pool *pool_new(struct event_base *base, int64_t idle_timeout_ms, int max_
 	return p;
 }
 
+void pool_set_limits(struct pool *p, int64_t idle_timeout_ms, int max_messages, size_t max_idle)
+{
+	p->idle_timeout_ms = idle_timeout_ms;
+	p->max_messages = max_messages;
+	p->max_idle = max_idle;
+	while (p->nidle > p->max_idle)
+		pool_close_oldest(p);
+}
+
 static void unlink_conn(struct idle_conn *ic)
 {
 	struct pool *p = ic->pool;

@@ -40,6 +40,10 @@ struct pool_conn_info {
 struct pool *pool_new(struct event_base *base, int64_t idle_timeout_ms, int max_messages,
                       size_t max_idle);
 
+/* New limits (a reload): they apply to connections parked from now on;
+ * those parked already keep the idle timeout they got. */
+void pool_set_limits(struct pool *p, int64_t idle_timeout_ms, int max_messages, size_t max_idle);
+
 /* An idle connection to dest set up under tag, or NULL; info is filled. */
 struct smtp_client *pool_take(struct pool *p, const char *dest, const char *tag,
                               struct pool_conn_info *info);

@@ -471,7 +471,7 @@ static void on_cleanup(evutil_socket_t fd, short what, void *arg)
 /* After a restart: notices that waited for an attempt the stop cut short
  * are sent now (notice.h), a batch at a time. */
 struct waiting_notices {
-	const struct conf *conf;
+	struct notice_settings ns; /* copied on the loop thread (notice.h) */
 	const struct dkim_signer *dkim;
 	struct spool_writer *writer;
 	int found;
@@ -485,7 +485,7 @@ static int notices_job(struct spool *sp, void *arg, char *why, size_t whylen)
 	w->found = spool_notices_waiting(sp, ids, NOTICE_BATCH, why, whylen);
 	for (int i = 0; i < w->found; i++) {
 		struct notice_result res;
-		if (notice_flush(sp, w->conf, w->dkim, ids[i], now, &res, why, whylen) < 0 ||
+		if (notice_flush(sp, &w->ns, w->dkim, ids[i], now, &res, why, whylen) < 0 ||
 		    spool_message_settle(sp, ids[i], now, why, whylen) < 0)
 			return -1;
 	}
@@ -509,7 +509,7 @@ static void send_waiting_notices(struct scheduler *s)
 	struct waiting_notices *w = calloc(1, sizeof *w);
 	if (w == NULL)
 		abort();
-	w->conf = s->ctx.conf;
+	w->ns = notice_settings_of(s->ctx.conf);
 	w->dkim = s->ctx.dkim;
 	w->writer = s->ctx.writer;
 	spool_writer_submit_alone(s->ctx.writer, notices_job, notices_done, w);
@@ -582,6 +582,14 @@ struct scheduler *scheduler_start(struct event_base *base, const struct conf *co
 	send_waiting_notices(s);
 	arm(s, 0);
 	return s;
+}
+
+void scheduler_reconfigure(struct scheduler *s)
+{
+	const struct conf *conf = s->ctx.conf;
+	pool_set_limits(s->ctx.pool, conf->connection_idle_timeout_ms,
+	                (int)conf->connection_max_messages, (size_t)conf->delivery_max_connections);
+	scheduler_wake(s);
 }
 
 void scheduler_set_paused(struct scheduler *s, bool paused)

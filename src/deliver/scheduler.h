@@ -38,6 +38,12 @@ struct scheduler *scheduler_start(struct event_base *base, const struct conf *co
  * work now rather than at the next timer. Cheap; calls coalesce. */
 void scheduler_wake(struct scheduler *s);
 
+/* The [delivery] settings in conf changed (a reload, docs/install.md):
+ * the connection pool takes its limits again, and due work is looked for
+ * at once (a higher limit may let more attempts start). Attempts running
+ * keep what they started with. */
+void scheduler_reconfigure(struct scheduler *s);
+
 void scheduler_set_paused(struct scheduler *s, bool paused);
 bool scheduler_paused(const struct scheduler *s);
 

@@ -509,6 +509,8 @@ struct post {
 	struct post *next;
 	bool outcome_ok;
 	char error[256];
+	int64_t next_ms; /* when to post again: set on the loop thread (a reload may
+	                  * change [delivery] first_retry, docs/install.md) */
 };
 
 static void post_free(struct post *p)
@@ -531,8 +533,7 @@ static int post_outcome_run(struct spool *sp, void *arg, char *why, size_t whyle
 	struct post *p = arg;
 	if (p->outcome_ok || p->attempts + 1 >= POST_ATTEMPTS)
 		return spool_tls_post_gone(sp, p->id, why, whylen);
-	int64_t next = time_now_ms() + retry_backoff_ms(p->s->cfg.conf->first_retry_ms, p->attempts);
-	return spool_tls_post_retry(sp, p->id, next, p->error, why, whylen);
+	return spool_tls_post_retry(sp, p->id, p->next_ms, p->error, why, whylen);
 }
 
 /* The posts are looked at again when the earliest retry is due. */
@@ -567,6 +568,7 @@ static void post_finish(struct post *p, bool ok, const char *error)
 	log_event(ok ? LOG_INFO : LOG_WARN, "tlsrpt_post", "url=%s attempt=%d result=%s error=%s",
 	          log_quote(p->url), p->attempts + 1, ok ? "sent" : last ? "failed" : "deferred",
 	          ok ? "-" : log_quote(p->error));
+	p->next_ms = time_now_ms() + retry_backoff_ms(p->s->cfg.conf->first_retry_ms, p->attempts);
 	spool_writer_submit_alone(p->s->cfg.writer, post_outcome_run, post_outcome_done, p);
 }
 

@@ -9,7 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level min_level = LOG_INFO;
+/* Set on the loop thread (at start, at a reload), read on every thread. */
+static _Atomic int min_level = LOG_INFO;
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
 void log_set_level(enum log_level min)
@@ -27,7 +28,7 @@ int log_level_parse(const char *s)
 
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
 {
-	if (level < min_level)
+	if ((int)level < min_level)
 		return;
 	char line[4096];
 	struct timeval tv;

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "conf/conf.h"
+#include "conf/confdoc.h"
 #include "util/timeutil.h"
 
 #include <stdio.h>
@@ -183,6 +184,140 @@ static void test_reference_doc_matches_the_table(void **state)
 	free(out);
 }
 
+struct change_log {
+	int n, applied;
+	char keys[64][64];
+};
+
+static void note_change(const char *section, const char *name, const char *was, const char *now,
+                        bool applied, void *arg)
+{
+	struct change_log *l = arg;
+	if (l->n < 64)
+		snprintf(l->keys[l->n], sizeof l->keys[0], "%s%s.%s", applied ? "+" : "-", section,
+		         name);
+	l->n++;
+	l->applied += applied;
+}
+
+static bool logged(const struct change_log *l, const char *key)
+{
+	for (int i = 0; i < l->n && i < 64; i++)
+		if (strcmp(l->keys[i], key) == 0)
+			return true;
+	return false;
+}
+
+/* A reload copies the scalars the table marks and only reports the rest:
+ * the live strings and lists, which modules point into, stay as they are. */
+static void test_reload_applies_marked_keys_and_reports_the_rest(void **state)
+{
+	struct conf live, fresh;
+	struct errors e = {0};
+	assert_int_equal(load_text(&live,
+	                           "[server]\nhostname = a.example\ndata_dir = /tmp/a\n"
+	                           "[delivery]\nmax_connections = 10\n",
+	                           &e),
+	                 0);
+	assert_int_equal(load_text(&fresh,
+	                           "[server]\nhostname = b.example\ndata_dir = /tmp/a\n"
+	                           "log_level = debug\n[submission]\nlisten = 127.0.0.1:2600\n"
+	                           "[delivery]\nmax_connections = 3\npaused = yes\n"
+	                           "first_retry = 1m\n",
+	                           &e),
+	                 0);
+	const char *host_before = live.hostname;
+	struct change_log l = {0};
+	int restart = conf_reload(&live, &fresh, note_change, &l);
+	assert_int_equal(restart, 2); /* hostname, listen */
+	assert_int_equal(l.applied, 4);
+	assert_true(logged(&l, "+server.log_level"));
+	assert_true(logged(&l, "+delivery.max_connections"));
+	assert_true(logged(&l, "+delivery.paused"));
+	assert_true(logged(&l, "+delivery.first_retry"));
+	assert_true(logged(&l, "-server.hostname"));
+	assert_true(logged(&l, "-submission.listen"));
+	assert_int_equal(live.log_level, 0);
+	assert_int_equal(live.delivery_max_connections, 3);
+	assert_true(live.paused);
+	assert_int_equal(live.first_retry_ms, 60000);
+	assert_ptr_equal(live.hostname, host_before);
+	assert_string_equal(live.hostname, "a.example");
+	assert_string_equal(live.submission_listen.items[0], "127.0.0.1:2525");
+	l = (struct change_log){0};
+	assert_int_equal(conf_reload(&live, &live, note_change, &l), 0);
+	assert_int_equal(l.n, 0);
+	conf_free(&live);
+	conf_free(&fresh);
+}
+
+/* Only scalars may be marked: a string or list changed in place would pull
+ * memory from under the modules that hold it. */
+static void test_only_scalars_reload(void **state)
+{
+	size_t marked = 0;
+	for (size_t i = 0; i < conf_key_count(); i++) {
+		struct conf_key_info k;
+		conf_key_get(i, &k);
+		if (!k.reload)
+			continue;
+		marked++;
+		assert_true(strcmp(k.type, "string") != 0 && strcmp(k.type, "list") != 0);
+	}
+	assert_true(marked > 10);
+}
+
+static char *read_doc(const char *path)
+{
+	FILE *doc = fopen(path, "r");
+	assert_non_null(doc);
+	char *text = calloc(1, 1 << 20);
+	size_t n = fread(text, 1, (1 << 20) - 1, doc);
+	fclose(doc);
+	assert_true(n > 0);
+	return text;
+}
+
+/* docs/install.md lists the keys a reload applies; the table decides. */
+static void test_install_doc_lists_the_reloadable_keys(void **state)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	confdoc_print_reloadable(f);
+	fclose(f);
+	char *text = read_doc(OUTPOST_SOURCE_DIR "/docs/install.md");
+	if (strstr(text, out) == NULL)
+		fail_msg("docs/install.md is stale: its reload list is "
+		         "`outpost config defaults --reloadable`");
+	free(text);
+	free(out);
+}
+
+/* outpost.conf(5): every key, plain ASCII, no line a stray request. */
+static void test_man_page_has_every_key(void **state)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	confdoc_print_man(f);
+	fclose(f);
+	for (size_t i = 0; i < len; i++)
+		assert_true((unsigned char)out[i] < 0x80);
+	for (size_t i = 0; i < conf_key_count(); i++) {
+		struct conf_key_info k;
+		conf_key_get(i, &k);
+		char want[128];
+		snprintf(want, sizeof want, "\n.SS [%s]\n", k.section);
+		assert_non_null(strstr(out, want));
+		snprintf(want, sizeof want, ".TP\n\\fB%s\\fR = ", k.name);
+		if (strstr(out, want) == NULL)
+			fail_msg("outpost.conf(5) lacks %s.%s", k.section, k.name);
+	}
+	assert_non_null(strstr(out, ".TH OUTPOST.CONF 5"));
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +328,10 @@ int main(void)
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_defaults_table_prints_every_section),
 	    cmocka_unit_test(test_reference_doc_matches_the_table),
+	    cmocka_unit_test(test_reload_applies_marked_keys_and_reports_the_rest),
+	    cmocka_unit_test(test_only_scalars_reload),
+	    cmocka_unit_test(test_install_doc_lists_the_reloadable_keys),
+	    cmocka_unit_test(test_man_page_has_every_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
