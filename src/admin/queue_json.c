@@ -69,10 +69,11 @@ static int collect_message(void *arg, const struct spool_message_row *m,
 	return 0;
 }
 
-json_t *queue_json_list(struct spool *s, const struct spool_filter *f, char *why, size_t whylen)
+json_t *queue_json_page(struct spool *s, const struct spool_list_query *q, struct spool_page *p,
+                        char *why, size_t whylen)
 {
 	struct collect c = {.list = json_array()};
-	if (spool_list(s, f, collect_message, &c, why, whylen) < 0) {
+	if (spool_list_page(s, q, p, collect_message, &c, why, whylen) < 0) {
 		json_decref(c.list);
 		return NULL;
 	}
@@ -85,9 +86,9 @@ static const char *const result_names[] = {
     [SPOOL_ATTEMPT_FAILED] = "failed",
 };
 
-static void collect_attempt(void *arg, const struct spool_attempt_row *a)
+static json_t *attempt_json(const struct spool_attempt_row *a)
 {
-	json_t *list = arg, *o = json_object();
+	json_t *o = json_object();
 	json_object_set_new(o, "recipient", text_or_null(a->recipient));
 	json_object_set_new(o, "time", time_or_null(a->started_ms));
 	json_object_set_new(o, "duration_ms", json_integer(a->duration_ms));
@@ -107,7 +108,36 @@ static void collect_attempt(void *arg, const struct spool_attempt_row *a)
 	                                    ? result_names[a->result]
 	                                    : "unknown"));
 	json_object_set_new(o, "reply", text_or_null(a->reply));
-	json_array_append_new(list, o);
+	return o;
+}
+
+static void collect_attempt(void *arg, const struct spool_attempt_row *a)
+{
+	json_array_append_new(arg, attempt_json(a));
+}
+
+/* An attempt of the history: the log line with its message's id, sender
+ * and end. */
+static void collect_history(void *arg, const struct spool_history_row *h)
+{
+	char id[17];
+	json_t *o = attempt_json(&h->a);
+	spool_id_format(h->msg_id, id);
+	json_object_set_new(o, "id", json_string(id));
+	json_object_set_new(o, "sender", json_string(h->sender ? h->sender : ""));
+	json_object_set_new(o, "done", time_or_null(h->done_ms));
+	json_array_append_new(arg, o);
+}
+
+json_t *queue_json_history(struct spool *s, const struct spool_history_query *q,
+                           struct spool_page *p, char *why, size_t whylen)
+{
+	json_t *list = json_array();
+	if (spool_history_page(s, q, p, collect_history, list, why, whylen) < 0) {
+		json_decref(list);
+		return NULL;
+	}
+	return list;
 }
 
 json_t *queue_json_show(struct spool *s, uint64_t id, bool *not_found, char *why, size_t whylen)

@@ -1479,37 +1479,6 @@ int spool_list_page(struct spool *s, const struct spool_list_query *q, struct sp
 	return emit_messages(s, st, page_message, &g, &count, why, whylen);
 }
 
-int spool_list(struct spool *s, const struct spool_filter *f, spool_message_fn fn, void *arg,
-               char *why, size_t whylen)
-{
-	const char *head = f->state >= 0 ? "SELECT r.msg_id FROM recipients r WHERE "
-	                                   "r.drop_requested = 0"
-	                                 : "SELECT r.msg_id FROM recipients r WHERE "
-	                                   "r.drop_requested = 0 AND r.state IN (0, 1, 2)";
-	size_t sublen = strlen(head) + 256 + f->nids * 2;
-	char *sub = malloc(sublen);
-	if (sub == NULL)
-		abort();
-	snprintf(sub, sublen, "%s", head);
-	filter_where(f, sub, sublen);
-	size_t n = strlen(MSG_COLUMNS) + 128 + strlen(sub);
-	char *sql = malloc(n);
-	if (sql == NULL)
-		abort();
-	snprintf(sql, n,
-	         MSG_COLUMNS "WHERE m.id IN (%s) AND r.drop_requested = 0 ORDER BY m.id, r.id",
-	         sub);
-	free(sub);
-	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-	free(sql);
-	if (rc != SQLITE_OK)
-		return spool_db_error(s, "preparing the queue listing", why, whylen);
-	int i = 1, count;
-	filter_bind(f, st, &i);
-	return emit_messages(s, st, fn, arg, &count, why, whylen);
-}
-
 int spool_show(struct spool *s, uint64_t id, spool_message_fn fn, void *arg, char *why,
                size_t whylen)
 {

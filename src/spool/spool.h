@@ -326,11 +326,6 @@ struct spool_recipient_row {
 typedef int (*spool_message_fn)(void *arg, const struct spool_message_row *m,
                                 const struct spool_recipient_row *r, size_t nr);
 
-/* The messages that have a recipient matching f (by default a pending one:
- * queued, held or deferred), each with all its recipients, by id. */
-int spool_list(struct spool *s, const struct spool_filter *f, spool_message_fn fn, void *arg,
-               char *why, size_t whylen);
-
 /* Listings come in pages (docs/api.md, "Pages"): keyset pagination on a
  * unique key (time, id) that never changes for a row, never OFFSET. A
  * page starts after the last key of the one before, so a walk from page to
