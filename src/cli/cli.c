@@ -5,7 +5,10 @@
  * through the first [admin] listen address and prints the answer: JSON
  * with --json, else a form meant for people. A listing follows the pages'
  * cursors to the end and prints as it goes: `list --json` is one JSON array
- * however many pages it took. Every failure is one line on stderr and exit 1.
+ * however many pages it took. When no daemon listens, the reads (list,
+ * show, history) go to the spool itself, read-only, through the very
+ * functions the daemon answers them with (admin/reads.h); the actions need
+ * the daemon. Every failure is one line on stderr and exit 1.
  */
 #include "cli/cli.h"
 
@@ -25,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef OUTPOST_VERSION
 #define OUTPOST_VERSION "unknown"
@@ -43,6 +47,9 @@ struct client {
 	char where[300]; /* the daemon as messages name it */
 	char auth[200];  /* "Authorization: Bearer <the daemon's token>" */
 	char err[CURL_ERROR_SIZE];
+	bool unreachable;     /* nothing listens: refused, or no such socket */
+	bool may_read_spool;  /* the command reads only: it may read the spool itself */
+	struct spool *direct; /* reading the spool itself, the daemon not running */
 };
 
 struct response {
@@ -146,6 +153,7 @@ static int client_open(struct client *c, const struct conf *conf, long connect_m
 static void client_close(struct client *c)
 {
 	curl_easy_cleanup(c->curl);
+	spool_close(c->direct);
 }
 
 static void transport_error(struct client *c, CURLcode rc, const struct response *r, char *why,
@@ -154,6 +162,8 @@ static void transport_error(struct client *c, CURLcode rc, const struct response
 	long oserr = 0;
 	curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &oserr);
 	const char *reason = c->err[0] ? c->err : curl_easy_strerror(rc);
+	/* no daemon: nothing listens on the port, or no socket at the path */
+	c->unreachable = rc == CURLE_COULDNT_CONNECT && (oserr == ECONNREFUSED || oserr == ENOENT);
 	if (rc == CURLE_WRITE_ERROR && r->write_errno)
 		snprintf(why, whylen, "cannot write the output: %s", strerror(r->write_errno));
 	else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
@@ -231,6 +241,26 @@ static json_t *call_json(struct client *c, const char *method, const char *path,
 	return v;
 }
 
+/* The daemon is not running: a read goes to the spool itself, read-only,
+ * when the caller may read spool.db (its owner: it is mode 0600). Returns
+ * false, with why extended, when it cannot. */
+static bool client_go_direct(struct client *c, char *why, size_t whylen)
+{
+	char path[4200], err[512];
+	size_t used = strlen(why);
+	if (!c->unreachable || !c->may_read_spool)
+		return false;
+	snprintf(path, sizeof path, "%s/spool.db", c->conf->data_dir);
+	if (access(path, R_OK) != 0)
+		return false;
+	if ((c->direct = spool_open_readonly(c->conf->data_dir, err, sizeof err)) == NULL) {
+		snprintf(why + used, whylen - used, "; reading the spool directly: %s", err);
+		return false;
+	}
+	fprintf(stderr, "outpost: daemon not running: reading the spool directly\n");
+	return true;
+}
+
 static const char *const read_paths[] = {
     [API_READ_QUEUE] = "/api/v1/queue",
     [API_READ_MESSAGE] = "/api/v1/queue/",
@@ -239,18 +269,37 @@ static const char *const read_paths[] = {
     [API_READ_TLS_RESULTS] = "/api/v1/tlsrpt/results",
 };
 
-/* A read of the API (query: the query string, or NULL); the JSON answer,
- * or NULL after printing why. */
+/* A read of the API (query: the query string, or NULL) from the daemon, or
+ * from the spool when the daemon is not running; the JSON answer, or NULL
+ * after printing why. */
 static json_t *read_json(struct client *c, enum api_read what, uint64_t id, const char *query)
 {
-	char *path, hex[17] = "";
-	if (what == API_READ_MESSAGE || what == API_READ_RAW)
-		spool_id_format(id, hex);
-	if (asprintf(&path, "%s%s%s%s%s", read_paths[what], hex, what == API_READ_RAW ? "/raw" : "",
-	             query ? "?" : "", query ? query : "") < 0)
-		abort();
-	json_t *v = call_json(c, "GET", path, NULL);
-	free(path);
+	char why[1024], hex[17] = "";
+	struct response r = {0};
+	json_t *v = NULL;
+	if (c->direct == NULL) {
+		char *path;
+		if (what == API_READ_MESSAGE || what == API_READ_RAW)
+			spool_id_format(id, hex);
+		if (asprintf(&path, "%s%s%s%s%s", read_paths[what], hex,
+		             what == API_READ_RAW ? "/raw" : "", query ? "?" : "",
+		             query ? query : "") < 0)
+			abort();
+		int rc = client_request(c, "GET", path, NULL, &r, why, sizeof why);
+		free(path);
+		if (rc == 0)
+			v = response_json(&r);
+		else if (!client_go_direct(c, why, sizeof why))
+			fprintf(stderr, "outpost: %s\n", why);
+		free(r.body);
+		if (rc == 0 || c->direct == NULL)
+			return v;
+	}
+	struct api_answer ans;
+	api_read(c->direct, what, id, query, time_now_ms(), &ans);
+	r = (struct response){.status = ans.status, .body = ans.body, .len = ans.len};
+	v = response_json(&r);
+	free(ans.body);
 	return v;
 }
 
@@ -883,6 +932,7 @@ static int run_command(const struct command *cmd, const struct cli_opts *o, cons
 		fprintf(stderr, "outpost: %s\n", why);
 		return 1;
 	}
+	c.may_read_spool = cmd->run == cmd_list || cmd->run == cmd_show;
 	int rc = cmd->run(&c, cmd, o);
 	client_close(&c);
 	return rc;
