@@ -3,6 +3,7 @@
 
 #include "admin/queue_json.h"
 #include "spool/tls_rows.h"
+#include "util/buf.h"
 #include "util/timeutil.h"
 
 #include <event2/http.h>
@@ -20,29 +21,25 @@
 
 /* ---- answers ---- */
 
-static int stream_write(const char *data, size_t len, void *arg)
-{
-	FILE *out = arg;
-	return fwrite(data, 1, len, out) == len ? 0 : -1;
-}
-
-/* Answers v as JSON (one line) and releases it; NULL is a 500. */
+/* Answers v as JSON (one line) and releases it; NULL is a 500. jansson
+ * builds the text in one growing buffer (a stream would take a lock for
+ * each of its many small pieces). */
 static void answer_json(struct api_answer *out, int status, json_t *v)
 {
-	FILE *f = open_memstream(&out->body, &out->len);
-	if (f == NULL)
-		abort();
-	if (v == NULL) {
+	char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	if (text == NULL) {
 		status = 500;
-		fputs("{\"error\":\"cannot encode the answer\"}", f);
-	} else {
-		json_dump_callback(v, stream_write, f, JSON_COMPACT);
+		if ((text = strdup("{\"error\":\"cannot encode the answer\"}")) == NULL)
+			abort();
 	}
-	fputc('\n', f);
-	if (fclose(f) != 0)
+	size_t len = strlen(text);
+	char *body = realloc(text, len + 2);
+	if (body == NULL)
 		abort();
-	out->status = status;
-	out->type = "application/json";
+	body[len] = '\n';
+	body[len + 1] = '\0';
+	*out = (struct api_answer){.status = status, .type = "application/json", .body = body,
+	                           .len = len + 1};
 	json_decref(v);
 }
 
@@ -215,14 +212,31 @@ static int time_bound(const char *name, const char *value, int64_t now_ms, int64
 /* A cursor is opaque to clients: the listing it belongs to ('q'ueue or
  * 'h'istory), its order ('o'ldest or 'n'ewest first) and the key of the
  * page's last row, in hex. */
-static json_t *cursor_json(char listing, const struct spool_page *p)
+static void cursor_write(struct buf *out, char listing, const struct spool_page *p)
 {
-	char buf[64];
 	if (!p->more)
-		return json_null();
-	snprintf(buf, sizeof buf, "%c%c%" PRIx64 "-%016" PRIX64, listing,
-	         p->newest_first ? 'n' : 'o', (uint64_t)p->next.time_ms, p->next.id);
-	return json_string(buf);
+		buf_str(out, "null");
+	else
+		buf_fmt(out, "\"%c%c%" PRIx64 "-%016" PRIX64 "\"", listing, p->newest_first ? 'n' : 'o',
+		        (uint64_t)p->next.time_ms, p->next.id);
+}
+
+/* {"KEY":[the page's elements],"next_cursor":...}: written as it is read,
+ * never held as one tree. */
+static void answer_page(struct api_answer *out, const char *key, struct buf *elements,
+                        char listing, const struct spool_page *p)
+{
+	struct buf b = {0};
+	buf_fmt(&b, "{\"%s\":[", key);
+	buf_add(&b, elements->data ? elements->data : "", elements->len);
+	buf_str(&b, "],\"next_cursor\":");
+	cursor_write(&b, listing, p);
+	buf_str(&b, "}\n");
+	buf_free(elements);
+	if (b.failed)
+		abort(); /* out of memory */
+	*out = (struct api_answer){
+	    .status = 200, .type = "application/json", .body = b.data, .len = b.len};
 }
 
 static bool hex_field(const char *s, size_t len, uint64_t *v)
@@ -324,13 +338,13 @@ static void read_queue(struct spool *s, const struct list_params *lp, int64_t no
 		api_answer_error(out, 400, "%s", why);
 		return;
 	}
-	json_t *list = queue_json_page(s, &q, &p, why, sizeof why);
-	if (list == NULL) {
+	struct buf elements = {0};
+	if (queue_json_page(s, &q, &p, &elements, why, sizeof why) < 0) {
+		buf_free(&elements);
 		api_answer_error(out, 500, "%s", why);
 		return;
 	}
-	answer_json(out, 200,
-	            json_pack("{s:o, s:o}", "messages", list, "next_cursor", cursor_json('q', &p)));
+	answer_page(out, "messages", &elements, 'q', &p);
 }
 
 static const char *const result_names[] = {
@@ -375,13 +389,13 @@ static void read_history(struct spool *s, const struct list_params *lp, int64_t 
 		api_answer_error(out, 400, "%s", why);
 		return;
 	}
-	json_t *list = queue_json_history(s, &q, &p, why, sizeof why);
-	if (list == NULL) {
+	struct buf elements = {0};
+	if (queue_json_history(s, &q, &p, &elements, why, sizeof why) < 0) {
+		buf_free(&elements);
 		api_answer_error(out, 500, "%s", why);
 		return;
 	}
-	answer_json(out, 200,
-	            json_pack("{s:o, s:o}", "attempts", list, "next_cursor", cursor_json('h', &p)));
+	answer_page(out, "attempts", &elements, 'h', &p);
 }
 
 static void read_listing(struct spool *s, enum api_read what, const char *query, int64_t now_ms,
