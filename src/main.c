@@ -34,8 +34,11 @@ static int usage(void)
 	fputs("usage: outpost [-c FILE] COMMAND ...\n"
 	      "  serve                          run the daemon (SIGHUP: reload the config)\n"
 	      "  send [-f SENDER] [-t] [-i] [--requiretls] [RCPT...]   queue a message from stdin\n"
-	      "  queue list [--json] [--domain D] [--held]\n"
+	      "  queue list [--json] [--domain D] [--held] [--state S] [--recipient R] [--sender S]\n"
+	      "             [--older-than DURATION] [--newer-than DURATION] [--sort oldest|newest]\n"
 	      "  queue show ID [--json] | queue cat ID\n"
+	      "  queue history [--json] [--recipient R] [--domain D] [--result R] [--since T]\n"
+	      "                [--until T] [ID...]   delivery attempts, newest first\n"
 	      "  queue kick|hold|release|drop (ID... | --domain D | --recipient ADDR | --all)\n"
 	      "  queue pause|resume\n"
 	      "  check DOMAIN [--json]          what delivery to DOMAIN would do (MX, DNSSEC, TLSA,\n"
@@ -263,8 +266,8 @@ static int daemon_start(struct daemon *d)
 	                                why, sizeof why);
 	if (d->tlsrpt == NULL)
 		goto fail;
-	d->admin = admin_start(d->base, d->conf, d->reader, d->writer, d->sched, d->tlsrpt,
-	                       d->worker, why, sizeof why);
+	d->admin = admin_start(d->base, d->conf, d->writer, d->sched, d->tlsrpt, d->worker, why,
+	                       sizeof why);
 	if (d->admin == NULL)
 		goto fail;
 	return 0;

@@ -2,24 +2,28 @@
  *
  * Everything here runs on the loop thread. A request is first judged (the
  * Host and Origin checks, then its credential, auth.h); a Basic password is
- * checked on a worker thread, so the request waits for it. Reads use the
- * spool's reading connection directly; a queue action becomes one writer
- * job and is answered from its done callback, after the commit that
- * carries it. The request may be gone by then (client closed, daemon
- * stopping): whatever waits for it learns that through the connection's
- * close callback and then answers no one.
+ * checked on a worker thread, so the request waits for it. A read (reads.h)
+ * runs on one of the admin's read worker threads, each with a read-only
+ * spool connection of its own, so that listing a million recipients never
+ * holds up a submission or a delivery; its answer is sent from here. A
+ * queue action becomes one writer job and is answered from its done
+ * callback, after the commit that carries it. The request may be gone by
+ * then (client closed, daemon stopping): whatever waits for it learns that
+ * through the connection's close callback and then answers no one (a read
+ * not begun yet is skipped).
  */
 #include "admin/admin.h"
 
 #include "admin/auth.h"
 #include "admin/queue_json.h"
-#include "spool/tls_rows.h"
+#include "admin/reads.h"
 #include "tls/tls.h"
 #include "tlsrpt/sender.h"
 #include "util/listen.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/timeutil.h"
+#include "util/worker.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,10 +36,12 @@
 #include <jansson.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -43,8 +49,9 @@
 
 #define MAX_BODY     (1 << 20) /* a selector list is small; this bounds a hostile one */
 #define MAX_HEADERS  16384
-#define MAX_IDS      1000 /* ids per request: keeps the SQL within its bind limits */
-#define HTTP_TIMEOUT 60   /* seconds a slow client may take to send or read */
+#define HTTP_TIMEOUT 60 /* seconds a slow client may take to send or read */
+#define READ_THREADS 2  /* a long read does not hold up a `queue show` */
+#define READ_NICE    10 /* the read workers' nice value (setpriority(2)) */
 
 #ifndef OUTPOST_VERSION
 #define OUTPOST_VERSION "unknown"
@@ -52,11 +59,11 @@
 
 struct action_job;
 struct auth_wait;
+struct read_job;
 
 struct admin {
 	struct event_base *base;
 	const struct conf *conf;
-	struct spool *reader;
 	struct spool_writer *writer;
 	struct scheduler *sched;
 	struct tlsrpt_sender *tlsrpt;
@@ -67,6 +74,8 @@ struct admin {
 	struct strlist unix_paths;  /* sockets we created, unlinked at stop */
 	struct action_job *pending; /* actions waiting for their commit */
 	struct auth_wait *waiting;  /* requests waiting for a password check */
+	struct worker *readers;     /* the read workers, a spool connection each */
+	struct read_job *reading;   /* reads on the workers */
 	bool draining;              /* stopping: no new work for the writer */
 };
 
@@ -217,100 +226,6 @@ static bool api_request_trusted(const struct admin *a, struct evhttp_request *re
 
 /* ---- selectors ---- */
 
-static int ids_add(uint64_t **ids, size_t *n, const char *s, size_t len, char *why, size_t whylen)
-{
-	char buf[32];
-	uint64_t id;
-	if (len == 0 || len >= sizeof buf) {
-		snprintf(why, whylen, "bad queue id (expected up to 16 hex digits)");
-		return -1;
-	}
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	if (!spool_id_parse(buf, &id)) {
-		snprintf(why, whylen, "bad queue id %s (expected up to 16 hex digits)", buf);
-		return -1;
-	}
-	if (*n == MAX_IDS) {
-		snprintf(why, whylen, "too many ids (at most %d per request)", MAX_IDS);
-		return -1;
-	}
-	if (*ids == NULL && (*ids = calloc(MAX_IDS, sizeof **ids)) == NULL)
-		abort();
-	(*ids)[(*n)++] = id;
-	return 0;
-}
-
-/* "id=A,B" and "id=A&id=B" are the same. */
-static int ids_add_csv(uint64_t **ids, size_t *n, const char *csv, char *why, size_t whylen)
-{
-	for (const char *p = csv;;) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		if (ids_add(ids, n, p, len, why, whylen) < 0)
-			return -1;
-		if (comma == NULL)
-			return 0;
-		p = comma + 1;
-	}
-}
-
-struct list_query {
-	uint64_t *ids;
-	size_t nids;
-	const char *domain, *recipient, *state;
-};
-
-static int param_once(const char **slot, const struct evkeyval *kv, char *why, size_t whylen)
-{
-	if (*slot != NULL || kv->value[0] == '\0') {
-		snprintf(why, whylen, "parameter %s must be given once, not empty", kv->key);
-		return -1;
-	}
-	*slot = kv->value;
-	return 0;
-}
-
-static int list_param(struct list_query *q, const struct evkeyval *kv, char *why, size_t whylen)
-{
-	if (strcmp(kv->key, "id") == 0)
-		return ids_add_csv(&q->ids, &q->nids, kv->value, why, whylen);
-	if (strcmp(kv->key, "domain") == 0)
-		return param_once(&q->domain, kv, why, whylen);
-	if (strcmp(kv->key, "recipient") == 0)
-		return param_once(&q->recipient, kv, why, whylen);
-	if (strcmp(kv->key, "state") == 0)
-		return param_once(&q->state, kv, why, whylen);
-	snprintf(why, whylen, "unknown parameter %s (id, domain, recipient, state)", kv->key);
-	return -1;
-}
-
-/* Fills f from the query string; its strings point into params. */
-static int list_filter(struct evhttp_request *req, struct evkeyvalq *params, struct list_query *q,
-                       struct spool_filter *f, char *why, size_t whylen)
-{
-	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	if (evhttp_parse_query_str(query ? query : "", params) < 0) {
-		snprintf(why, whylen, "malformed query string");
-		return -1;
-	}
-	for (const struct evkeyval *kv = params->tqh_first; kv; kv = kv->next.tqe_next)
-		if (list_param(q, kv, why, whylen) < 0)
-			return -1;
-	int state = -1;
-	if (q->state && (state = rcpt_state_parse(q->state)) < 0) {
-		snprintf(why, whylen,
-		         "unknown state %s (queued, held, deferred, delivered, failed)", q->state);
-		return -1;
-	}
-	*f = (struct spool_filter){.ids = q->ids,
-	                           .nids = q->nids,
-	                           .domain = q->domain,
-	                           .recipient = q->recipient,
-	                           .state = state};
-	return 0;
-}
-
 static int body_string(const char *key, json_t *v, char **out, char *why, size_t whylen)
 {
 	if (!json_is_string(v) || json_string_length(v) == 0) {
@@ -336,8 +251,8 @@ static int body_ids(struct action_job *j, json_t *v, char *why, size_t whylen)
 			snprintf(why, whylen, "ids must be an array of queue ids");
 			return -1;
 		}
-		if (ids_add(&j->ids, &j->nids, json_string_value(e), json_string_length(e), why,
-		            whylen) < 0)
+		if (api_ids_add(&j->ids, &j->nids, json_string_value(e), json_string_length(e), why,
+		                whylen) < 0)
 			return -1;
 	}
 	return 0;
@@ -530,36 +445,98 @@ static void handle_action(struct admin *a, struct evhttp_request *req, int actio
 	spool_writer_submit(a->writer, action_run, action_done, j);
 }
 
-/* ---- reads and delivery control ---- */
+/* ---- reads: request -> read worker -> answer ---- */
 
-static void handle_list(struct admin *a, struct evhttp_request *req, int unused)
+/* Each read worker thread's own read-only connection: SQLite connections
+ * are not shared between threads. Opened at the thread's first read (again
+ * after a failed open), closed when the workers stop. */
+struct read_conn {
+	const char *data_dir;
+	struct spool *spool;
+};
+
+/* On the worker thread as it starts. Reads are background work: the loop
+ * thread (SMTP sessions, deliveries) and the writer (commits that
+ * acknowledge mail) get the CPU before them when both want it. On Linux a
+ * thread id given to setpriority() renices that thread alone; a failure
+ * leaves it at the process's priority, which is no worse than before. */
+static void *read_conn_new(void *data_dir)
 {
-	char why[256];
-	struct evkeyvalq params = {0};
-	struct list_query q = {0};
-	struct spool_filter f;
-	if (list_filter(req, &params, &q, &f, why, sizeof why) < 0) {
-		reply_error(req, 400, "%s", why);
-	} else {
-		json_t *list = queue_json_list(a->reader, &f, why, sizeof why);
-		if (list)
-			reply_json(req, 200, list);
-		else
-			reply_error(req, 500, "%s", why);
-	}
-	evhttp_clear_headers(&params);
-	free(q.ids);
+	struct read_conn *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		abort();
+	c->data_dir = data_dir;
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), READ_NICE) < 0)
+		log_event(LOG_WARN, "admin_read_priority", "reason=%s", log_quote(strerror(errno)));
+	return c;
 }
 
-static void handle_show(struct admin *a, struct evhttp_request *req, uint64_t id)
+static void read_conn_free(void *state)
 {
-	char why[256];
-	bool not_found;
-	json_t *m = queue_json_show(a->reader, id, &not_found, why, sizeof why);
-	if (m)
-		reply_json(req, 200, m);
+	struct read_conn *c = state;
+	spool_close(c->spool);
+	free(c);
+}
+
+/* One read from request to answer. The worker writes answer; the loop
+ * thread reads it after done. */
+struct read_job {
+	struct admin *admin;        /* NULL once admin_stop let go of it */
+	struct evhttp_request *req; /* NULL once the client is gone */
+	struct evhttp_connection *evcon;
+	atomic_bool abandoned; /* nobody waits any more: a read not begun is skipped */
+	enum api_read what;
+	uint64_t id;
+	char *query;
+	struct api_answer answer;
+	struct read_job *prev, *next;
+};
+
+static void reading_add(struct admin *a, struct read_job *j)
+{
+	j->admin = a;
+	j->next = a->reading;
+	if (a->reading)
+		a->reading->prev = j;
+	a->reading = j;
+}
+
+static void reading_remove(struct read_job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
 	else
-		reply_error(req, not_found ? 404 : 500, "%s", why);
+		j->admin->reading = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	j->admin = NULL;
+}
+
+/* As action_client_gone; the read, if not begun, is skipped. */
+static void read_client_gone(struct evhttp_connection *evcon, void *arg)
+{
+	struct read_job *j = arg;
+	atomic_store(&j->abandoned, true);
+	if (j->req && evhttp_request_get_connection(j->req) == NULL)
+		evhttp_request_free(j->req);
+	j->req = NULL;
+	j->evcon = NULL;
+}
+
+/* Worker thread: touches the job and the thread's connection only. */
+static void read_run(void *arg)
+{
+	struct read_job *j = arg;
+	struct read_conn *c = worker_thread_state();
+	char why[300];
+	if (atomic_load(&j->abandoned))
+		return;
+	if (c->spool == NULL &&
+	    (c->spool = spool_open_readonly(c->data_dir, why, sizeof why)) == NULL) {
+		api_answer_error(&j->answer, 500, "%s", why);
+		return;
+	}
+	api_read(c->spool, j->what, j->id, j->query, time_now_ms(), &j->answer);
 }
 
 static void free_body(const void *data, size_t len, void *arg)
@@ -567,20 +544,62 @@ static void free_body(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
-static void handle_raw(struct admin *a, struct evhttp_request *req, uint64_t id)
+/* Sends the answer; the request's buffer takes over its body. */
+static void reply_answer(struct evhttp_request *req, struct api_answer *ans)
 {
-	char why[256], *body;
-	size_t len;
-	int rc = spool_message_body(a->reader, id, &body, &len, why, sizeof why);
-	if (rc != 0) {
-		reply_error(req, rc == SPOOL_NOT_FOUND ? 404 : 500, "%s", why);
+	if (ans->status == 0) {
+		reply_error(req, 500, "the read did not run");
 		return;
 	}
 	struct evbuffer *b = evbuffer_new();
-	evbuffer_add_reference(b, body, len, free_body, NULL);
-	reply_send(req, 200, "message/rfc822", b);
+	if (ans->len > 0)
+		evbuffer_add_reference(b, ans->body, ans->len, free_body, NULL);
+	else
+		free(ans->body);
+	ans->body = NULL;
+	reply_send(req, ans->status, ans->type, b);
 	evbuffer_free(b);
 }
+
+/* Loop thread, after the read. */
+static void read_done(void *arg)
+{
+	struct read_job *j = arg;
+	if (j->admin)
+		reading_remove(j);
+	if (j->req) {
+		evhttp_connection_set_closecb(j->evcon, NULL, NULL);
+		reply_answer(j->req, &j->answer);
+	}
+	free(j->answer.body);
+	free(j->query);
+	free(j);
+}
+
+static void read_submit(struct admin *a, struct evhttp_request *req, enum api_read what,
+                        uint64_t id)
+{
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct read_job *j = calloc(1, sizeof *j);
+	if (j == NULL || (query && (j->query = strdup(query)) == NULL))
+		abort();
+	j->what = what;
+	j->id = id;
+	atomic_init(&j->abandoned, false);
+	j->req = req;
+	j->evcon = evhttp_request_get_connection(req);
+	evhttp_connection_set_closecb(j->evcon, read_client_gone, j);
+	reading_add(a, j);
+	worker_submit(a->readers, read_run, read_done, j);
+}
+
+/* GET queue, history, tlsrpt/results (the route's arg is the read). */
+static void handle_read(struct admin *a, struct evhttp_request *req, int what)
+{
+	read_submit(a, req, (enum api_read)what, 0);
+}
+
+/* ---- status and delivery control ---- */
 
 /* The counts come from the writer, kept exact by each commit (writer.h):
  * no scan of the spool per request. */
@@ -599,59 +618,6 @@ static void handle_status(struct admin *a, struct evhttp_request *req, int unuse
 	                     spool_writer_healthy(a->writer), "commits_pending",
 	                     (json_int_t)spool_writer_outstanding(a->writer), "recipients",
 	                     by_state));
-}
-
-/* "YYYY-MM-DD" and nothing else: it selects rows, it is not a date parser. */
-static bool day_valid(const char *d)
-{
-	static const char shape[] = "dddd-dd-dd";
-	if (strlen(d) != sizeof shape - 1)
-		return false;
-	for (size_t i = 0; shape[i]; i++)
-		if (shape[i] == 'd' ? (d[i] < '0' || d[i] > '9') : d[i] != shape[i])
-			return false;
-	return true;
-}
-
-static void collect_result(void *arg, const struct tlsrpt_result *r)
-{
-	tlsrpt_set_merge(arg, r);
-}
-
-/* GET tlsrpt/results?day=YYYY-MM-DD&domain=D: the RFC 8460 §4.4
- * "policies" recorded for a UTC day (docs/api.md). */
-static void handle_tls_results(struct admin *a, struct evhttp_request *req, int unused)
-{
-	char why[256], today[32];
-	struct evkeyvalq params = {0};
-	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	if (evhttp_parse_query_str(query ? query : "", &params) < 0) {
-		reply_error(req, 400, "malformed query string");
-		return;
-	}
-	time_format_rfc3339(time_now_ms(), today, sizeof today);
-	today[10] = '\0';
-	const char *day = evhttp_find_header(&params, "day");
-	const char *domain = evhttp_find_header(&params, "domain");
-	if (day == NULL)
-		day = today;
-	if (!day_valid(day)) {
-		reply_error(req, 400, "day must be YYYY-MM-DD");
-	} else {
-		/* every result, those of delivering reports merged in */
-		struct tlsrpt_set set = {0};
-		if (spool_tls_results_read(a->reader, day, domain && domain[0] ? domain : NULL, false,
-		                           collect_result, &set, why, sizeof why) < 0) {
-			reply_error(req, 500, "%s", why);
-		} else {
-			json_t *list = json_array();
-			for (size_t i = 0; i < set.n; i++)
-				json_array_append_new(list, tlsrpt_result_json(&set.r[i]));
-			reply_json(req, 200, list);
-		}
-		tlsrpt_set_clear(&set);
-	}
-	evhttp_clear_headers(&params);
 }
 
 static const char *query_day(struct evkeyvalq *params, char today[32])
@@ -675,7 +641,7 @@ static void handle_tls_report(struct admin *a, struct evhttp_request *req, int u
 	}
 	const char *day = query_day(&params, today);
 	const char *domain = evhttp_find_header(&params, "domain");
-	if (!day_valid(day) || domain == NULL || domain[0] == '\0') {
+	if (!api_day_valid(day) || domain == NULL || domain[0] == '\0') {
 		reply_error(req, 400, "domain=D is needed, and day must be YYYY-MM-DD");
 	} else {
 		json_t *r = tlsrpt_sender_report(a->tlsrpt, domain, day, why, sizeof why);
@@ -732,7 +698,7 @@ static void handle_tls_send(struct admin *a, struct evhttp_request *req, int unu
 	bool dry = json_is_true(json_object_get(body, "dry_run"));
 	if (a->draining) {
 		reply_error(req, 503, "shutting down");
-	} else if (!json_is_object(body) || !day_valid(day ? day : today)) {
+	} else if (!json_is_object(body) || !api_day_valid(day ? day : today)) {
 		reply_error(req, 400, "the body must be {\"day\": \"YYYY-MM-DD\", \"dry_run\": bool}");
 	} else {
 		struct send_wait *w = calloc(1, sizeof *w);
@@ -790,7 +756,7 @@ struct route {
 };
 
 static const struct route routes[] = {
-    {"queue", GET_METHODS, handle_list, 0},
+    {"queue", GET_METHODS, handle_read, API_READ_QUEUE},
     {"queue/hold", EVHTTP_REQ_POST, handle_action, SPOOL_HOLD},
     {"queue/release", EVHTTP_REQ_POST, handle_action, SPOOL_RELEASE},
     {"queue/kick", EVHTTP_REQ_POST, handle_action, SPOOL_KICK},
@@ -798,7 +764,8 @@ static const struct route routes[] = {
     {"delivery/pause", EVHTTP_REQ_POST, handle_pause, 1},
     {"delivery/resume", EVHTTP_REQ_POST, handle_pause, 0},
     {"status", GET_METHODS, handle_status, 0},
-    {"tlsrpt/results", GET_METHODS, handle_tls_results, 0},
+    {"history", GET_METHODS, handle_read, API_READ_HISTORY},
+    {"tlsrpt/results", GET_METHODS, handle_read, API_READ_TLS_RESULTS},
     {"tlsrpt/report", GET_METHODS, handle_tls_report, 0},
     {"tlsrpt/send", EVHTTP_REQ_POST, handle_tls_send, 0},
 };
@@ -831,10 +798,8 @@ static void route_queue_item(struct admin *a, struct evhttp_request *req, const 
 	}
 	if (!method_is(req, GET_METHODS))
 		reply_bad_method(req, "GET, HEAD");
-	else if (raw)
-		handle_raw(a, req, id);
 	else
-		handle_show(a, req, id);
+		read_submit(a, req, raw ? API_READ_RAW : API_READ_MESSAGE, id);
 }
 
 static void route_api(struct admin *a, struct evhttp_request *req, const char *path)
@@ -1269,7 +1234,7 @@ static struct evhttp *http_new(struct admin *a)
 	return http;
 }
 
-struct admin *admin_start(struct event_base *base, const struct conf *conf, struct spool *reader,
+struct admin *admin_start(struct event_base *base, const struct conf *conf,
                           struct spool_writer *writer, struct scheduler *sched,
                           struct tlsrpt_sender *tlsrpt, struct worker *worker, char *why,
                           size_t whylen)
@@ -1279,11 +1244,12 @@ struct admin *admin_start(struct event_base *base, const struct conf *conf, stru
 		abort();
 	*a = (struct admin){.base = base,
 	                    .conf = conf,
-	                    .reader = reader,
 	                    .writer = writer,
 	                    .sched = sched,
 	                    .tlsrpt = tlsrpt};
 	a->http = http_new(a);
+	a->readers = worker_start_with_state(base, READ_THREADS, read_conn_new, read_conn_free,
+	                                     conf->data_dir);
 	a->auth = admin_auth_new(conf, worker, why, whylen);
 	if (a->auth == NULL) {
 		admin_stop(a);
@@ -1323,11 +1289,17 @@ void admin_stop(struct admin *a)
 	 * scheduler. */
 	while (a->pending)
 		pending_remove(a->pending);
+	/* Reads not begun are skipped; those running end on their own. */
+	while (a->reading) {
+		atomic_store(&a->reading->abandoned, true);
+		reading_remove(a->reading);
+	}
 	evhttp_free(a->http); /* closes listeners and connections */
 	if (a->https)
 		evhttp_free(a->https);
 	if (a->tls)
 		SSL_CTX_free(a->tls);
+	worker_stop(a->readers); /* after: the reads left answer no one */
 	for (size_t i = 0; i < a->unix_paths.len; i++)
 		unlink(a->unix_paths.items[i]);
 	strlist_clear(&a->unix_paths);

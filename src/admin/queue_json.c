@@ -1,6 +1,7 @@
 /* queue_json.c - spool rows to the API's JSON. */
 #include "admin/queue_json.h"
 
+#include "util/buf.h"
 #include "util/timeutil.h"
 
 #include <stdio.h>
@@ -61,6 +62,32 @@ struct collect {
 	bool detailed;
 };
 
+static int buf_append(const char *data, size_t len, void *arg)
+{
+	buf_add(arg, data, len);
+	return 0;
+}
+
+/* Appends v to out as one more element of a JSON array, and releases it. */
+static void element_write(struct buf *out, json_t *v)
+{
+	if (out->len > 0)
+		buf_add(out, ",", 1);
+	if (v == NULL)
+		out->failed = true;
+	else
+		json_dump_callback(v, buf_append, out, JSON_COMPACT);
+	json_decref(v);
+}
+
+/* A page is written a message at a time: never a tree of a thousand. */
+static int write_message(void *arg, const struct spool_message_row *m,
+                         const struct spool_recipient_row *r, size_t nr)
+{
+	element_write(arg, message_json(m, r, nr, false));
+	return 0;
+}
+
 static int collect_message(void *arg, const struct spool_message_row *m,
                            const struct spool_recipient_row *r, size_t nr)
 {
@@ -69,14 +96,20 @@ static int collect_message(void *arg, const struct spool_message_row *m,
 	return 0;
 }
 
-json_t *queue_json_list(struct spool *s, const struct spool_filter *f, char *why, size_t whylen)
+static int written(const struct buf *out, char *why, size_t whylen)
 {
-	struct collect c = {.list = json_array()};
-	if (spool_list(s, f, collect_message, &c, why, whylen) < 0) {
-		json_decref(c.list);
-		return NULL;
-	}
-	return c.list;
+	if (!out->failed)
+		return 0;
+	snprintf(why, whylen, "cannot encode the answer");
+	return -1;
+}
+
+int queue_json_page(struct spool *s, const struct spool_list_query *q, struct spool_page *p,
+                    struct buf *out, char *why, size_t whylen)
+{
+	if (spool_list_page(s, q, p, write_message, out, why, whylen) < 0)
+		return -1;
+	return written(out, why, whylen);
 }
 
 static const char *const result_names[] = {
@@ -85,9 +118,9 @@ static const char *const result_names[] = {
     [SPOOL_ATTEMPT_FAILED] = "failed",
 };
 
-static void collect_attempt(void *arg, const struct spool_attempt_row *a)
+static json_t *attempt_json(const struct spool_attempt_row *a)
 {
-	json_t *list = arg, *o = json_object();
+	json_t *o = json_object();
 	json_object_set_new(o, "recipient", text_or_null(a->recipient));
 	json_object_set_new(o, "time", time_or_null(a->started_ms));
 	json_object_set_new(o, "duration_ms", json_integer(a->duration_ms));
@@ -107,7 +140,33 @@ static void collect_attempt(void *arg, const struct spool_attempt_row *a)
 	                                    ? result_names[a->result]
 	                                    : "unknown"));
 	json_object_set_new(o, "reply", text_or_null(a->reply));
-	json_array_append_new(list, o);
+	return o;
+}
+
+static void collect_attempt(void *arg, const struct spool_attempt_row *a)
+{
+	json_array_append_new(arg, attempt_json(a));
+}
+
+/* An attempt of the history: the log line with its message's id, sender
+ * and end. */
+static void write_history(void *arg, const struct spool_history_row *h)
+{
+	char id[17];
+	json_t *o = attempt_json(&h->a);
+	spool_id_format(h->msg_id, id);
+	json_object_set_new(o, "id", json_string(id));
+	json_object_set_new(o, "sender", json_string(h->sender ? h->sender : ""));
+	json_object_set_new(o, "done", time_or_null(h->done_ms));
+	element_write(arg, o);
+}
+
+int queue_json_history(struct spool *s, const struct spool_history_query *q, struct spool_page *p,
+                       struct buf *out, char *why, size_t whylen)
+{
+	if (spool_history_page(s, q, p, write_history, out, why, whylen) < 0)
+		return -1;
+	return written(out, why, whylen);
 }
 
 json_t *queue_json_show(struct spool *s, uint64_t id, bool *not_found, char *why, size_t whylen)

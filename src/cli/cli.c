@@ -1,17 +1,23 @@
 /* cli.c - `outpost queue ...`: a blocking libcurl client of the admin API.
  *
  * Each command checks its arguments first (usage errors exit 2 without
- * touching the network), then makes one request to the daemon found through
- * the first [admin] listen address and prints the answer: JSON as received
- * with --json, else a form meant for people. Every failure is one line on
- * stderr and exit 1.
+ * touching the network), then makes its requests to the daemon found
+ * through the first [admin] listen address and prints the answer: JSON
+ * with --json, else a form meant for people. A listing follows the pages'
+ * cursors to the end and prints as it goes: `list --json` is one JSON array
+ * however many pages it took. When no daemon listens, the reads (list,
+ * show, history) go to the spool itself, read-only, through the very
+ * functions the daemon answers them with (admin/reads.h); the actions need
+ * the daemon. Every failure is one line on stderr and exit 1.
  */
 #include "cli/cli.h"
 
 #include "admin/auth.h"
-#include "util/listen.h"
+#include "admin/reads.h"
 #include "spool/spool.h"
+#include "util/listen.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 #include <curl/curl.h>
 #include <ctype.h>
@@ -22,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef OUTPOST_VERSION
 #define OUTPOST_VERSION "unknown"
@@ -29,15 +36,20 @@
 
 #define CONNECT_MS 5000
 #define TOTAL_MS   60000
+#define PAGE_LIMIT "1000" /* the API's largest page: fewest round trips */
 
 /* ---- HTTP ---- */
 
 struct client {
 	CURL *curl;
+	const struct conf *conf;
 	char base[300];  /* "http://127.0.0.1:8025", "http://localhost" on a socket */
 	char where[300]; /* the daemon as messages name it */
 	char auth[200];  /* "Authorization: Bearer <the daemon's token>" */
 	char err[CURL_ERROR_SIZE];
+	bool unreachable;     /* nothing listens: refused, or no such socket */
+	bool may_read_spool;  /* the command reads only: it may read the spool itself */
+	struct spool *direct; /* reading the spool itself, the daemon not running */
 };
 
 struct response {
@@ -107,6 +119,7 @@ static int client_open(struct client *c, const struct conf *conf, long connect_m
                        char *why, size_t whylen)
 {
 	memset(c, 0, sizeof *c);
+	c->conf = conf;
 	if ((c->curl = curl_easy_init()) == NULL) {
 		snprintf(why, whylen, "cannot initialise libcurl");
 		return -1;
@@ -140,6 +153,7 @@ static int client_open(struct client *c, const struct conf *conf, long connect_m
 static void client_close(struct client *c)
 {
 	curl_easy_cleanup(c->curl);
+	spool_close(c->direct);
 }
 
 static void transport_error(struct client *c, CURLcode rc, const struct response *r, char *why,
@@ -148,6 +162,8 @@ static void transport_error(struct client *c, CURLcode rc, const struct response
 	long oserr = 0;
 	curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &oserr);
 	const char *reason = c->err[0] ? c->err : curl_easy_strerror(rc);
+	/* no daemon: nothing listens on the port, or no socket at the path */
+	c->unreachable = rc == CURLE_COULDNT_CONNECT && (oserr == ECONNREFUSED || oserr == ENOENT);
 	if (rc == CURLE_WRITE_ERROR && r->write_errno)
 		snprintf(why, whylen, "cannot write the output: %s", strerror(r->write_errno));
 	else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
@@ -225,6 +241,121 @@ static json_t *call_json(struct client *c, const char *method, const char *path,
 	return v;
 }
 
+/* The daemon is not running: a read goes to the spool itself, read-only,
+ * when the caller may read spool.db (its owner: it is mode 0600). Returns
+ * false, with why extended, when it cannot. */
+static bool client_go_direct(struct client *c, char *why, size_t whylen)
+{
+	char path[4200], err[512];
+	size_t used = strlen(why);
+	if (!c->unreachable || !c->may_read_spool)
+		return false;
+	snprintf(path, sizeof path, "%s/spool.db", c->conf->data_dir);
+	if (access(path, R_OK) != 0)
+		return false;
+	if ((c->direct = spool_open_readonly(c->conf->data_dir, err, sizeof err)) == NULL) {
+		snprintf(why + used, whylen - used, "; reading the spool directly: %s", err);
+		return false;
+	}
+	fprintf(stderr, "outpost: daemon not running: reading the spool directly\n");
+	return true;
+}
+
+static const char *const read_paths[] = {
+    [API_READ_QUEUE] = "/api/v1/queue",
+    [API_READ_MESSAGE] = "/api/v1/queue/",
+    [API_READ_RAW] = "/api/v1/queue/",
+    [API_READ_HISTORY] = "/api/v1/history",
+    [API_READ_TLS_RESULTS] = "/api/v1/tlsrpt/results",
+};
+
+/* A read of the API (query: the query string, or NULL) from the daemon, or
+ * from the spool when the daemon is not running; the JSON answer, or NULL
+ * after printing why. */
+static json_t *read_json(struct client *c, enum api_read what, uint64_t id, const char *query)
+{
+	char why[1024], hex[17] = "";
+	struct response r = {0};
+	json_t *v = NULL;
+	if (c->direct == NULL) {
+		char *path;
+		if (what == API_READ_MESSAGE || what == API_READ_RAW)
+			spool_id_format(id, hex);
+		if (asprintf(&path, "%s%s%s%s%s", read_paths[what], hex,
+		             what == API_READ_RAW ? "/raw" : "", query ? "?" : "",
+		             query ? query : "") < 0)
+			abort();
+		int rc = client_request(c, "GET", path, NULL, &r, why, sizeof why);
+		free(path);
+		if (rc == 0)
+			v = response_json(&r);
+		else if (!client_go_direct(c, why, sizeof why))
+			fprintf(stderr, "outpost: %s\n", why);
+		free(r.body);
+		if (rc == 0 || c->direct == NULL)
+			return v;
+	}
+	struct api_answer ans;
+	api_read(c->direct, what, id, query, time_now_ms(), &ans);
+	r = (struct response){.status = ans.status, .body = ans.body, .len = ans.len};
+	v = response_json(&r);
+	free(ans.body);
+	return v;
+}
+
+/* Appends "?key=value" or "&key=value", the value URL-encoded. */
+static void query_add(FILE *q, CURL *curl, char *sep, const char *key, const char *value)
+{
+	if (value == NULL)
+		return;
+	char *esc = curl_easy_escape(curl, value, 0);
+	if (esc == NULL)
+		abort();
+	fprintf(q, "%c%s=%s", *sep, key, esc);
+	*sep = '&';
+	curl_free(esc);
+}
+
+/* Follows next_cursor from the first page to the last, handing each page's
+ * array `key` to fn. query starts "limit=..."; 0, or -1 after printing why
+ * (what was printed so far stays printed). */
+static int walk_pages(struct client *c, enum api_read what, const char *query, const char *key,
+                      void (*fn)(void *arg, const json_t *items), void *arg)
+{
+	char *cursor = NULL;
+	for (;;) {
+		char *q = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&q, &len);
+		if (f == NULL)
+			abort();
+		char sep = '&';
+		fputs(query, f);
+		query_add(f, c->curl, &sep, "cursor", cursor);
+		fclose(f);
+		json_t *page = read_json(c, what, 0, q);
+		free(q);
+		free(cursor);
+		cursor = NULL;
+		if (page == NULL)
+			return -1;
+		const json_t *items = json_object_get(page, key);
+		const char *next = json_string_value(json_object_get(page, "next_cursor"));
+		if (!json_is_array(items)) {
+			fprintf(stderr, "outpost: the answer has no \"%s\" array (an older daemon?)\n",
+			        key);
+			json_decref(page);
+			return -1;
+		}
+		fn(arg, items);
+		if (next && (cursor = strdup(next)) == NULL)
+			abort();
+		json_decref(page);
+		if (cursor == NULL)
+			return 0;
+	}
+}
+
 /* ---- printing ---- */
 
 static const char *str_field(const json_t *o, const char *key)
@@ -297,15 +428,65 @@ static void print_message_summary(const json_t *m)
 	json_array_foreach(json_object_get(m, "recipients"), i, r) print_recipient(r, false);
 }
 
-static void print_list(const json_t *list, bool filtered)
+/* "TIME  ID  recipient result mx=... ip=... tls=... reply=..." */
+static void print_attempt_line(const json_t *a)
 {
-	size_t i, n = json_array_size(list);
-	json_t *m;
-	json_array_foreach(list, i, m) print_message_summary(m);
-	if (n == 0)
-		puts(filtered ? "no message matches" : "queue is empty");
-	else
-		printf("%zu message%s\n", n, n == 1 ? "" : "s");
+	static const char *const extra[] = {"mx", "ip", "tls", "tls_policy", "tls_verified", NULL};
+	printf("%s  %s  %s %s", str_field(a, "time"), str_field(a, "id"), str_field(a, "recipient"),
+	       str_field(a, "result"));
+	for (const char *const *k = extra; *k; k++) {
+		const char *v = json_string_value(json_object_get(a, *k));
+		if (v)
+			printf(" %s=%s", *k, log_quote(v));
+	}
+	const char *reply = json_string_value(json_object_get(a, "reply"));
+	if (reply && *reply)
+		printf(" reply=%s", log_quote(reply));
+	putchar('\n');
+}
+
+/* One element of a JSON array being printed a page at a time: what
+ * json_dumpf(array, JSON_INDENT(2)) would print, without holding the whole
+ * array (JSON strings hold no raw newline, so each line is indented). */
+static void print_json_element(const json_t *v, size_t index)
+{
+	char *text = json_dumps(v, JSON_INDENT(2));
+	if (text == NULL)
+		abort();
+	fputs(index == 0 ? "[\n  " : ",\n  ", stdout);
+	for (const char *p = text; *p; p++) {
+		putchar(*p);
+		if (*p == '\n')
+			fputs("  ", stdout);
+	}
+	free(text);
+}
+
+static void print_json_end(size_t n)
+{
+	puts(n == 0 ? "[]" : "\n]");
+}
+
+/* A listing printed as its pages come. */
+struct listing {
+	bool json;
+	size_t n;
+	void (*print)(const json_t *item); /* the text form */
+};
+
+static void listing_page(void *arg, const json_t *items)
+{
+	struct listing *l = arg;
+	size_t i;
+	json_t *v;
+	json_array_foreach(items, i, v)
+	{
+		if (l->json)
+			print_json_element(v, l->n);
+		else
+			l->print(v);
+		l->n++;
+	}
 }
 
 static const char *const msg_keys[] = {"id", "sender", "queued", "size", "recipients", NULL};
@@ -380,11 +561,19 @@ enum {
 	OPT_STATE = 1 << 3,
 	OPT_RECIPIENT = 1 << 4,
 	OPT_ALL = 1 << 5,
+	OPT_SENDER = 1 << 6,
+	OPT_OLDER = 1 << 7,
+	OPT_NEWER = 1 << 8,
+	OPT_SORT = 1 << 9,
+	OPT_RESULT = 1 << 10,
+	OPT_SINCE = 1 << 11,
+	OPT_UNTIL = 1 << 12,
 };
 
 struct cli_opts {
 	unsigned given; /* OPT_* */
-	const char *domain, *state, *recipient;
+	const char *domain, *state, *recipient, *sender, *older_than, *newer_than, *sort;
+	const char *result, *since, *until;
 	char **args; /* positional arguments */
 	int nargs;
 	uint64_t *ids; /* the positional arguments as queue ids */
@@ -417,6 +606,13 @@ static const struct option long_options[] = {
     {"state", required_argument, NULL, OPT_STATE},
     {"recipient", required_argument, NULL, OPT_RECIPIENT},
     {"all", no_argument, NULL, OPT_ALL},
+    {"sender", required_argument, NULL, OPT_SENDER},
+    {"older-than", required_argument, NULL, OPT_OLDER},
+    {"newer-than", required_argument, NULL, OPT_NEWER},
+    {"sort", required_argument, NULL, OPT_SORT},
+    {"result", required_argument, NULL, OPT_RESULT},
+    {"since", required_argument, NULL, OPT_SINCE},
+    {"until", required_argument, NULL, OPT_UNTIL},
     {NULL, 0, NULL, 0},
 };
 
@@ -435,12 +631,19 @@ static int take_option(const struct command *cmd, struct cli_opts *o, int opt)
 	if (o->given & (unsigned)opt)
 		return usage_error(cmd, "--%s given twice", option_name(opt));
 	o->given |= (unsigned)opt;
-	if (opt == OPT_DOMAIN)
-		o->domain = optarg;
-	else if (opt == OPT_STATE)
-		o->state = optarg;
-	else if (opt == OPT_RECIPIENT)
-		o->recipient = optarg;
+	const char **slot = opt == OPT_DOMAIN      ? &o->domain
+	                    : opt == OPT_STATE     ? &o->state
+	                    : opt == OPT_RECIPIENT ? &o->recipient
+	                    : opt == OPT_SENDER    ? &o->sender
+	                    : opt == OPT_OLDER     ? &o->older_than
+	                    : opt == OPT_NEWER     ? &o->newer_than
+	                    : opt == OPT_SORT      ? &o->sort
+	                    : opt == OPT_RESULT    ? &o->result
+	                    : opt == OPT_SINCE     ? &o->since
+	                    : opt == OPT_UNTIL     ? &o->until
+	                                           : NULL;
+	if (slot)
+		*slot = optarg;
 	return 0;
 }
 
@@ -478,8 +681,46 @@ static int check_ids(const struct command *cmd, struct cli_opts *o)
 	return 0;
 }
 
+static bool is_duration(const char *s)
+{
+	int64_t ms;
+	return duration_parse(s, &ms);
+}
+
+static bool is_time(const char *s)
+{
+	int64_t ms;
+	return time_parse_rfc3339(s, &ms) || is_duration(s);
+}
+
+/* The values the API would refuse, refused first (docs/api.md). */
+static int check_values(const struct command *cmd, const struct cli_opts *o)
+{
+	static const char *const results[] = {"delivered", "deferred", "failed", NULL};
+	static const char *const sorts[] = {"oldest", "newest", NULL};
+	if (o->older_than && !is_duration(o->older_than))
+		return usage_error(cmd, "--older-than %s is not a duration (30m, 2h, 7d)",
+		                   o->older_than);
+	if (o->newer_than && !is_duration(o->newer_than))
+		return usage_error(cmd, "--newer-than %s is not a duration (30m, 2h, 7d)",
+		                   o->newer_than);
+	if (o->since && !is_time(o->since))
+		return usage_error(cmd, "--since %s is neither a time (2026-11-29T10:00:00Z) nor a "
+		                        "duration (2h)", o->since);
+	if (o->until && !is_time(o->until))
+		return usage_error(cmd, "--until %s is neither a time (2026-11-29T10:00:00Z) nor a "
+		                        "duration (2h)", o->until);
+	if (o->result && !key_in(o->result, results))
+		return usage_error(cmd, "unknown result %s (delivered, deferred, failed)", o->result);
+	if (o->sort && !key_in(o->sort, sorts))
+		return usage_error(cmd, "--sort %s: oldest or newest", o->sort);
+	return 0;
+}
+
 static int check_selectors(const struct command *cmd, const struct cli_opts *o)
 {
+	if (check_values(cmd, o) != 0)
+		return 2;
 	if (o->state && rcpt_state_parse(o->state) < 0)
 		return usage_error(cmd, "unknown state %s", o->state);
 	if ((o->given & OPT_HELD) && o->state)
@@ -497,57 +738,68 @@ static int check_selectors(const struct command *cmd, const struct cli_opts *o)
 
 /* ---- commands ---- */
 
-/* Appends "?key=value" or "&key=value", the value URL-encoded. */
-static void query_add(FILE *q, CURL *curl, char *sep, const char *key, const char *value)
+/* "limit=1000&domain=...&state=..."; caller frees. */
+static char *list_query(CURL *curl, const struct cli_opts *o)
 {
-	if (value == NULL)
-		return;
-	char *esc = curl_easy_escape(curl, value, 0);
-	if (esc == NULL)
-		abort();
-	fprintf(q, "%c%s=%s", *sep, key, esc);
-	*sep = '&';
-	curl_free(esc);
-}
-
-/* "/api/v1/queue?domain=...&state=..."; caller frees. */
-static char *list_path(CURL *curl, const struct cli_opts *o)
-{
-	char *path = NULL;
+	char *query = NULL;
 	size_t len = 0;
-	FILE *q = open_memstream(&path, &len);
+	FILE *q = open_memstream(&query, &len);
 	if (q == NULL)
 		abort();
-	char sep = '?';
-	fputs("/api/v1/queue", q);
+	char sep = '&';
+	fputs("limit=" PAGE_LIMIT, q);
+	for (int i = 0; i < o->nargs; i++) {
+		char id[17];
+		spool_id_format(o->ids[i], id);
+		query_add(q, curl, &sep, "id", id);
+	}
 	query_add(q, curl, &sep, "domain", o->domain);
 	query_add(q, curl, &sep, "recipient", o->recipient);
 	query_add(q, curl, &sep, "state", (o->given & OPT_HELD) ? "held" : o->state);
+	query_add(q, curl, &sep, "sender", o->sender);
+	query_add(q, curl, &sep, "older_than", o->older_than);
+	query_add(q, curl, &sep, "newer_than", o->newer_than);
+	query_add(q, curl, &sep, "result", o->result);
+	query_add(q, curl, &sep, "since", o->since);
+	query_add(q, curl, &sep, "until", o->until);
+	query_add(q, curl, &sep, "sort", o->sort);
 	fclose(q);
-	return path;
+	return query;
 }
 
+static bool filtered(const struct cli_opts *o)
+{
+	return o->nargs > 0 || (o->given & ~(unsigned)(OPT_JSON | OPT_SORT)) != 0;
+}
+
+/* Every page, as one JSON array or as text with a count at the end. */
 static int cmd_list(struct client *c, const struct command *cmd, const struct cli_opts *o)
 {
-	char *path = list_path(c->curl, o);
-	json_t *list = call_json(c, "GET", path, NULL);
-	free(path);
-	if (list == NULL)
+	bool history = strcmp(cmd->name, "history") == 0;
+	struct listing l = {.json = o->given & OPT_JSON,
+	                    .print = history ? print_attempt_line : print_message_summary};
+	char *query = list_query(c->curl, o);
+	int rc = walk_pages(c, history ? API_READ_HISTORY : API_READ_QUEUE, query,
+	                    history ? "attempts" : "messages", listing_page, &l);
+	free(query);
+	if (rc < 0) {
+		fflush(stdout);
 		return 1;
-	if (o->given & OPT_JSON)
-		print_json(list);
+	}
+	if (l.json)
+		print_json_end(l.n);
+	else if (l.n > 0)
+		printf("%zu %s%s\n", l.n, history ? "attempt" : "message", l.n == 1 ? "" : "s");
+	else if (history)
+		puts(filtered(o) ? "no attempt matches" : "no attempt recorded");
 	else
-		print_list(list, o->domain || o->recipient || o->state || (o->given & OPT_HELD));
-	json_decref(list);
+		puts(filtered(o) ? "no message matches" : "queue is empty");
 	return finish_output();
 }
 
 static int cmd_show(struct client *c, const struct command *cmd, const struct cli_opts *o)
 {
-	char path[64], id[17];
-	spool_id_format(o->ids[0], id);
-	snprintf(path, sizeof path, "/api/v1/queue/%s", id);
-	json_t *m = call_json(c, "GET", path, NULL);
+	json_t *m = read_json(c, API_READ_MESSAGE, o->ids[0], NULL);
 	if (m == NULL)
 		return 1;
 	if (o->given & OPT_JSON)
@@ -626,9 +878,19 @@ static int cmd_pause(struct client *c, const struct command *cmd, const struct c
 #define SELECTORS "(ID... | --domain D | --recipient ADDR | --all)"
 
 static const struct command commands[] = {
-    {"list", OPT_JSON | OPT_DOMAIN | OPT_HELD | OPT_STATE | OPT_RECIPIENT, 0, 0,
-     "list [--json] [--domain D] [--held] [--state S] [--recipient R]", cmd_list, NULL},
+    {"list",
+     OPT_JSON | OPT_DOMAIN | OPT_HELD | OPT_STATE | OPT_RECIPIENT | OPT_SENDER | OPT_OLDER |
+         OPT_NEWER | OPT_SORT,
+     0, 0,
+     "list [--json] [--domain D] [--held] [--state S] [--recipient R] [--sender S]\n"
+     "                     [--older-than DURATION] [--newer-than DURATION] [--sort oldest|newest]",
+     cmd_list, NULL},
     {"show", OPT_JSON, 1, 1, "show ID [--json]", cmd_show, NULL},
+    {"history", OPT_JSON | OPT_DOMAIN | OPT_RECIPIENT | OPT_RESULT | OPT_SINCE | OPT_UNTIL | OPT_SORT,
+     0, -1,
+     "history [--json] [--recipient R] [--domain D] [--result delivered|deferred|failed]\n"
+     "                     [--since TIME] [--until TIME] [--sort newest|oldest] [ID...]",
+     cmd_list, NULL},
     {"cat", 0, 1, 1, "cat ID", cmd_cat, NULL},
     {"kick", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "kick " SELECTORS, cmd_action, "kicked"},
     {"hold", OPT_DOMAIN | OPT_RECIPIENT | OPT_ALL, 0, -1, "hold " SELECTORS, cmd_action, "held"},
@@ -670,6 +932,7 @@ static int run_command(const struct command *cmd, const struct cli_opts *o, cons
 		fprintf(stderr, "outpost: %s\n", why);
 		return 1;
 	}
+	c.may_read_spool = cmd->run == cmd_list || cmd->run == cmd_show;
 	int rc = cmd->run(&c, cmd, o);
 	client_close(&c);
 	return rc;

@@ -161,6 +161,11 @@ static const char *const migrations[] = {
     "  attempts INTEGER NOT NULL DEFAULT 0,"
     "  next_attempt INTEGER NOT NULL,"
     "  last_error TEXT);",
+    /* 7: keyset pagination of the API's listings (docs/api.md, "Pages"):
+     * messages by (queued, id) and the delivery log by (started, id), the
+     * rowid being the last column of every index */
+    "CREATE INDEX messages_by_queued ON messages(queued);"
+    "CREATE INDEX attempt_log_by_started ON attempt_log(started);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -366,6 +371,15 @@ static int create_private(const char *path, char *why, size_t whylen)
 	return 0;
 }
 
+static int prepare_all(struct spool *s, char *why, size_t whylen)
+{
+	for (int i = 0; i < ST_COUNT; i++)
+		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		                       &s->stmt[i], NULL) != SQLITE_OK)
+			return spool_db_error(s, "preparing statements", why, whylen);
+	return 0;
+}
+
 struct spool *spool_open(const char *data_dir, char *why, size_t whylen)
 {
 	if (mkdir(data_dir, 0711) < 0 && errno != EEXIST) {
@@ -386,14 +400,45 @@ struct spool *spool_open(const char *data_dir, char *why, size_t whylen)
 		return NULL;
 	}
 	if (configure(s, why, whylen) < 0 || migrate(s, why, whylen) < 0 ||
-	    create_temp_tables(s, why, whylen) < 0)
+	    create_temp_tables(s, why, whylen) < 0 || prepare_all(s, why, whylen) < 0)
 		goto fail;
-	for (int i = 0; i < ST_COUNT; i++)
-		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-		                       &s->stmt[i], NULL) != SQLITE_OK) {
-			spool_db_error(s, "preparing statements", why, whylen);
-			goto fail;
-		}
+	return s;
+fail:
+	spool_close(s);
+	return NULL;
+}
+
+/* A reading connection changes nothing, not even the schema: a spool of
+ * another version is refused rather than misread (the daemon migrates it
+ * when it starts). Its statements are prepared all the same, so that a
+ * write through it fails cleanly ("readonly database"). */
+struct spool *spool_open_readonly(const char *data_dir, char *why, size_t whylen)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/spool.db", data_dir);
+	struct spool *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		abort();
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		spool_db_error(s, path, why, whylen);
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 10000);
+	int v = user_version(s);
+	if (v < 0) {
+		spool_db_error(s, "reading schema version", why, whylen);
+		goto fail;
+	}
+	if (v != SCHEMA_VERSION) {
+		snprintf(why, whylen,
+		         "spool: schema version %d, this outpost reads %d (the daemon brings it "
+		         "up to date when it starts)",
+		         v, SCHEMA_VERSION);
+		goto fail;
+	}
+	if (prepare_all(s, why, whylen) < 0)
+		goto fail;
 	return s;
 fail:
 	spool_close(s);
@@ -1209,10 +1254,11 @@ int spool_probe_write(struct spool *s, int64_t now_ms, char *why, size_t whylen)
 
 /* ---- reads for the admin API ----------------------------------------------- */
 
-#define MSG_COLUMNS                                                                                \
+#define MSG_SELECT                                                                                 \
 	"SELECT m.id, m.sender, m.size, m.queued, m.flags, m.auth_user, m.client, m.done_at, "     \
 	"r.address, r.state, r.attempts, r.next_attempt, r.last_error, r.last_attempt, "           \
-	"r.in_flight FROM messages m JOIN recipients r ON r.msg_id = m.id "
+	"r.in_flight "
+#define MSG_COLUMNS MSG_SELECT "FROM messages m JOIN recipients r ON r.msg_id = m.id "
 
 /* One message's rows, copied out of SQLite's buffers until it is passed on. */
 struct message_acc {
@@ -1313,35 +1359,139 @@ static int emit_messages(struct spool *s, sqlite3_stmt *st, spool_message_fn fn,
 	return 0;
 }
 
-int spool_list(struct spool *s, const struct spool_filter *f, spool_message_fn fn, void *arg,
-               char *why, size_t whylen)
+/* ---- pages ---- */
+
+/* A page starts after the previous page's last key, in the listing's
+ * order. Row values compare column by column, and SQLite walks the index
+ * on (time, rowid) from there: no OFFSET, nothing before it is read. */
+static void page_after(FILE *sql, const char *time_col, const char *id_col,
+                       const struct spool_page *p)
 {
-	const char *head = f->state >= 0 ? "SELECT r.msg_id FROM recipients r WHERE "
-	                                   "r.drop_requested = 0"
-	                                 : "SELECT r.msg_id FROM recipients r WHERE "
-	                                   "r.drop_requested = 0 AND r.state IN (0, 1, 2)";
-	size_t sublen = strlen(head) + 256 + f->nids * 2;
-	char *sub = malloc(sublen);
-	if (sub == NULL)
+	if (p->after)
+		fprintf(sql, " AND (%s, %s) %c (?, ?)", time_col, id_col,
+		        p->newest_first ? '<' : '>');
+	//MUT
+}
+
+static void page_bind(sqlite3_stmt *st, int *i, const struct spool_page *p)
+{
+	if (p->after) {
+		sqlite3_bind_int64(st, (*i)++, p->after->time_ms);
+		sqlite3_bind_int64(st, (*i)++, (sqlite3_int64)p->after->id);
+	}
+}
+
+/* " ORDER BY t DIR, id DIR LIMIT ?": one row more than the page, to know
+ * whether another page follows. */
+static void page_order(FILE *sql, const char *time_col, const char *id_col,
+                       const struct spool_page *p)
+{
+	const char *dir = p->newest_first ? "DESC" : "ASC";
+	fprintf(sql, " ORDER BY %s %s, %s %s LIMIT ?", time_col, dir, id_col, dir);
+}
+
+/* The bounds of a time column: >= from, < before (-1: none). */
+static void range_where(FILE *sql, const char *col, int64_t from_ms, int64_t before_ms)
+{
+	if (from_ms >= 0)
+		fprintf(sql, " AND %s >= ?", col);
+	if (before_ms >= 0)
+		fprintf(sql, " AND %s < ?", col);
+}
+
+static void range_bind(sqlite3_stmt *st, int *i, int64_t from_ms, int64_t before_ms)
+{
+	if (from_ms >= 0)
+		sqlite3_bind_int64(st, (*i)++, from_ms);
+	if (before_ms >= 0)
+		sqlite3_bind_int64(st, (*i)++, before_ms);
+}
+
+/* The recipient conditions of f on "r", as filter_where writes them. */
+static char *recipient_where(const struct spool_filter *f, const char *head)
+{
+	size_t n = strlen(head) + 256 + f->nids * 2;
+	char *w = malloc(n);
+	if (w == NULL)
 		abort();
-	snprintf(sub, sublen, "%s", head);
-	filter_where(f, sub, sublen);
-	size_t n = strlen(MSG_COLUMNS) + 128 + strlen(sub);
-	char *sql = malloc(n);
-	if (sql == NULL)
+	snprintf(w, n, "%s", head);
+	filter_where(f, w, n);
+	return w;
+}
+
+/* Passes at most a page of messages on, and notes the key to go on from. */
+struct pager {
+	spool_message_fn fn;
+	void *arg;
+	struct spool_page *p;
+	size_t n;
+};
+
+static int page_message(void *arg, const struct spool_message_row *m,
+                        const struct spool_recipient_row *r, size_t nr)
+{
+	struct pager *g = arg;
+	if (g->n == g->p->limit) {
+		g->p->more = true;
+		return 1;
+	}
+	g->n++;
+	g->p->next = (struct spool_key){.time_ms = m->queued_ms, .id = m->id};
+	return g->fn(g->arg, m, r, nr);
+}
+
+/* The page's messages are chosen first (a message matches when one of its
+ * recipients does), then read with all their recipients, in one statement:
+ * one snapshot of the spool. */
+static char *list_sql(const struct spool_list_query *q, const struct spool_page *p)
+{
+	char *rcpt = recipient_where(&q->f, q->f.state >= 0
+	                                        ? "r.drop_requested = 0"
+	                                        : "r.drop_requested = 0 AND r.state IN (0, 1, 2)");
+	char *sql = NULL;
+	size_t len;
+	FILE *o = open_memstream(&sql, &len);
+	if (o == NULL)
 		abort();
-	snprintf(sql, n,
-	         MSG_COLUMNS "WHERE m.id IN (%s) AND r.drop_requested = 0 ORDER BY m.id, r.id",
-	         sub);
-	free(sub);
+	fprintf(o, MSG_SELECT "FROM (SELECT m.id FROM messages m WHERE EXISTS (SELECT 1 FROM "
+	           "recipients r WHERE r.msg_id = m.id AND %s)", rcpt);
+	if (q->sender)
+		fputs(" AND m.sender = ? COLLATE NOCASE", o);
+	range_where(o, "m.queued", q->queued_from_ms, q->queued_before_ms);
+	page_after(o, "m.queued", "m.id", p);
+	page_order(o, "m.queued", "m.id", p);
+	fprintf(o, ") AS page JOIN messages m ON m.id = page.id JOIN recipients r ON r.msg_id = "
+	           "m.id WHERE r.drop_requested = 0 ORDER BY m.queued %s, m.id %s, r.id",
+	        p->newest_first ? "DESC" : "ASC", p->newest_first ? "DESC" : "ASC");
+	free(rcpt);
+	if (fclose(o) != 0)
+		abort();
+	return sql;
+}
+
+int spool_list_page(struct spool *s, const struct spool_list_query *q, struct spool_page *p,
+                    spool_message_fn fn, void *arg, char *why, size_t whylen)
+{
+	p->more = false;
+	if (p->limit == 0) {
+		snprintf(why, whylen, "spool: a page of no messages");
+		return -1;
+	}
+	char *sql = list_sql(q, p);
 	sqlite3_stmt *st;
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	free(sql);
 	if (rc != SQLITE_OK)
 		return spool_db_error(s, "preparing the queue listing", why, whylen);
 	int i = 1, count;
-	filter_bind(f, st, &i);
-	return emit_messages(s, st, fn, arg, &count, why, whylen);
+	filter_bind(&q->f, st, &i);
+	if (q->sender)
+		sqlite3_bind_text(st, i++, q->sender, -1, SQLITE_STATIC);
+	range_bind(st, &i, q->queued_from_ms, q->queued_before_ms);
+	page_bind(st, &i, p);
+	sqlite3_bind_int64(st, i, (sqlite3_int64)p->limit + 1);
+	struct pager g = {.fn = fn, .arg = arg, .p = p};
+	return emit_messages(s, st, page_message, &g, &count, why, whylen);
 }
 
 int spool_show(struct spool *s, uint64_t id, spool_message_fn fn, void *arg, char *why,
@@ -1363,39 +1513,117 @@ int spool_show(struct spool *s, uint64_t id, spool_message_fn fn, void *arg, cha
 	return 0;
 }
 
+/* The delivery log's columns, from col on, as spool_attempts and
+ * spool_history_page read them. */
+#define ATTEMPT_COLUMNS                                                                            \
+	"r.address, a.started, a.duration_ms, a.mx, a.ip, a.tls, a.result, a.reply, "               \
+	"a.tls_policy, a.tls_verified, a.tls_detail "
+
+static struct spool_attempt_row attempt_row(sqlite3_stmt *st, int col)
+{
+	return (struct spool_attempt_row){
+	    .recipient = spool_column_text(st, col),
+	    .started_ms = sqlite3_column_int64(st, col + 1),
+	    .duration_ms = sqlite3_column_int64(st, col + 2),
+	    .mx = spool_column_text(st, col + 3),
+	    .ip = spool_column_text(st, col + 4),
+	    .tls = spool_column_text(st, col + 5),
+	    .result = (enum spool_attempt_result)sqlite3_column_int(st, col + 6),
+	    .reply = spool_column_text(st, col + 7),
+	    .tls_policy = spool_column_text(st, col + 8),
+	    .tls_verified = spool_column_text(st, col + 9),
+	    .tls_detail = spool_column_text(st, col + 10),
+	};
+}
+
 int spool_attempts(struct spool *s, uint64_t id,
                    void (*fn)(void *arg, const struct spool_attempt_row *a), void *arg, char *why,
                    size_t whylen)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->db,
-	                       "SELECT r.address, a.started, a.duration_ms, a.mx, a.ip, a.tls, "
-	                       "a.result, a.reply, a.tls_policy, a.tls_verified, a.tls_detail "
-	                       "FROM attempt_log a JOIN recipients r ON r.id = "
-	                       "a.rcpt_id WHERE a.msg_id = ?1 ORDER BY a.id",
+	                       "SELECT " ATTEMPT_COLUMNS "FROM attempt_log a JOIN recipients r ON "
+	                       "r.id = a.rcpt_id WHERE a.msg_id = ?1 ORDER BY a.id",
 	                       -1, &st, NULL) != SQLITE_OK)
 		return spool_db_error(s, "preparing the delivery log", why, whylen);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct spool_attempt_row a = {
-		    .recipient = spool_column_text(st, 0),
-		    .started_ms = sqlite3_column_int64(st, 1),
-		    .duration_ms = sqlite3_column_int64(st, 2),
-		    .mx = spool_column_text(st, 3),
-		    .ip = spool_column_text(st, 4),
-		    .tls = spool_column_text(st, 5),
-		    .result = (enum spool_attempt_result)sqlite3_column_int(st, 6),
-		    .reply = spool_column_text(st, 7),
-		    .tls_policy = spool_column_text(st, 8),
-		    .tls_verified = spool_column_text(st, 9),
-		    .tls_detail = spool_column_text(st, 10),
-		};
+		struct spool_attempt_row a = attempt_row(st, 0);
 		fn(arg, &a);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return spool_db_error(s, "reading the delivery log", why, whylen);
+	return 0;
+}
+
+static char *history_sql(const struct spool_history_query *q, const struct spool_page *p)
+{
+	char *rcpt = recipient_where(&q->f, "a.id IS NOT NULL");
+	char *sql = NULL;
+	size_t len;
+	FILE *o = open_memstream(&sql, &len);
+	if (o == NULL)
+		abort();
+	fprintf(o,
+	        "SELECT a.id, a.msg_id, m.sender, m.done_at, " ATTEMPT_COLUMNS
+	        "FROM attempt_log a JOIN recipients r ON r.id = a.rcpt_id JOIN messages m ON "
+	        "m.id = a.msg_id WHERE %s",
+	        rcpt);
+	if (q->result >= 0)
+		fputs(" AND a.result = ?", o);
+	range_where(o, "a.started", q->started_from_ms, q->started_before_ms);
+	page_after(o, "a.started", "a.id", p);
+	page_order(o, "a.started", "a.id", p);
+	free(rcpt);
+	if (fclose(o) != 0)
+		abort();
+	return sql;
+}
+
+int spool_history_page(struct spool *s, const struct spool_history_query *q, struct spool_page *p,
+                       void (*fn)(void *arg, const struct spool_history_row *h), void *arg,
+                       char *why, size_t whylen)
+{
+	p->more = false;
+	if (p->limit == 0) {
+		snprintf(why, whylen, "spool: a page of no attempts");
+		return -1;
+	}
+	char *sql = history_sql(q, p);
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	free(sql);
+	if (rc != SQLITE_OK)
+		return spool_db_error(s, "preparing the delivery history", why, whylen);
+	int i = 1;
+	filter_bind(&q->f, st, &i);
+	if (q->result >= 0)
+		sqlite3_bind_int(st, i++, q->result);
+	range_bind(st, &i, q->started_from_ms, q->started_before_ms);
+	page_bind(st, &i, p);
+	sqlite3_bind_int64(st, i, (sqlite3_int64)p->limit + 1);
+	size_t n = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == p->limit) {
+			p->more = true;
+			break;
+		}
+		struct spool_history_row h = {
+		    .msg_id = (uint64_t)sqlite3_column_int64(st, 1),
+		    .sender = spool_column_text(st, 2),
+		    .done_ms = column_time(st, 3),
+		    .a = attempt_row(st, 4),
+		};
+		p->next = (struct spool_key){.time_ms = h.a.started_ms,
+		                             .id = (uint64_t)sqlite3_column_int64(st, 0)};
+		fn(arg, &h);
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return spool_db_error(s, "reading the delivery history", why, whylen);
 	return 0;
 }
 

@@ -3,7 +3,8 @@
  * One struct spool is one SQLite connection in WAL mode with
  * synchronous=FULL, so a COMMIT returns only after the WAL is fsynced. The
  * daemon has one writing connection (owned by the writer thread, see
- * writer.h) and one reading connection on the loop thread; `outpost send`
+ * writer.h), one reading connection on the loop thread, and one read-only
+ * connection per admin read worker thread (never shared); `outpost send`
  * opens its own and commits alone when no daemon runs. Functions that change
  * state do not open transactions themselves: the caller (the writer's batch)
  * does.
@@ -78,6 +79,10 @@ int spool_lock(const char *data_dir, bool exclusive, int wait_ms);
 /* Opens (creating and migrating when needed) data_dir/spool.db. The
  * database files are created readable by their owner only. */
 struct spool *spool_open(const char *data_dir, char *why, size_t whylen);
+/* Opens data_dir/spool.db read-only (SQLITE_OPEN_READONLY): the admin API's
+ * read workers, one each, and `outpost queue` when no daemon runs. A spool
+ * of another schema version is refused. */
+struct spool *spool_open_readonly(const char *data_dir, char *why, size_t whylen);
 void spool_close(struct spool *s);
 
 int spool_begin(struct spool *s, char *why, size_t whylen);
@@ -321,10 +326,38 @@ struct spool_recipient_row {
 typedef int (*spool_message_fn)(void *arg, const struct spool_message_row *m,
                                 const struct spool_recipient_row *r, size_t nr);
 
-/* The messages that have a recipient matching f (by default a pending one:
- * queued, held or deferred), each with all its recipients, by id. */
-int spool_list(struct spool *s, const struct spool_filter *f, spool_message_fn fn, void *arg,
-               char *why, size_t whylen);
+/* Listings come in pages (docs/api.md, "Pages"): keyset pagination on a
+ * unique key (time, id) that never changes for a row, never OFFSET. A
+ * page starts after the last key of the one before, so a walk from page to
+ * page sees every row that exists throughout it exactly once, whatever is
+ * added or removed meanwhile (rows added behind the walk's position are
+ * not seen; those removed are not seen again). */
+struct spool_key {
+	int64_t time_ms;
+	uint64_t id;
+};
+
+struct spool_page {
+	size_t limit;                  /* rows per page, at least 1 */
+	bool newest_first;             /* descending (time, id) */
+	const struct spool_key *after; /* the previous page's next; NULL: the first page */
+	struct spool_key next;         /* out: the last row's key */
+	bool more;                     /* out: another page follows */
+};
+
+/* What a queue listing keeps. */
+struct spool_list_query {
+	struct spool_filter f;    /* a message with a recipient matching f (by default a
+	                             pending one: queued, held or deferred); f.all unused */
+	const char *sender;       /* envelope sender, case-insensitive ("" for <>); NULL: any */
+	int64_t queued_from_ms;   /* queued at or after; -1: no bound */
+	int64_t queued_before_ms; /* queued before; -1: no bound */
+};
+
+/* A page of the matching messages by (queued, id), each with all its
+ * recipients, read in one statement (one snapshot). */
+int spool_list_page(struct spool *s, const struct spool_list_query *q, struct spool_page *p,
+                    spool_message_fn fn, void *arg, char *why, size_t whylen);
 
 /* One message; returns 0, SPOOL_NOT_FOUND or -1. */
 int spool_show(struct spool *s, uint64_t id, spool_message_fn fn, void *arg, char *why,
@@ -343,6 +376,30 @@ struct spool_attempt_row {
 int spool_attempts(struct spool *s, uint64_t id,
                    void (*fn)(void *arg, const struct spool_attempt_row *a), void *arg, char *why,
                    size_t whylen);
+
+/* What the delivery history keeps: attempts of recipients matching f
+ * (f.state: the recipient's state now; -1 any), with result (-1 any), in
+ * the window [started_from_ms, started_before_ms) (-1: unbounded). */
+struct spool_history_query {
+	struct spool_filter f;
+	int result; /* enum spool_attempt_result, or -1 */
+	int64_t started_from_ms, started_before_ms;
+};
+
+/* One attempt of the history, with its message. */
+struct spool_history_row {
+	uint64_t msg_id;
+	const char *sender;
+	int64_t done_ms; /* -1 while the message has recipients pending */
+	struct spool_attempt_row a;
+};
+
+/* A page of the delivery log by (started, attempt id), the log being kept
+ * with its message for delivery.log_retention after the message is done.
+ * Rows are valid during fn. */
+int spool_history_page(struct spool *s, const struct spool_history_query *q, struct spool_page *p,
+                       void (*fn)(void *arg, const struct spool_history_row *h), void *arg,
+                       char *why, size_t whylen);
 
 /* PRAGMA integrity_check plus the spool's own invariants. Returns the number
  * of problems; each is passed to fn. */

@@ -1,6 +1,7 @@
 /* timeutil.c - clocks, durations and time formats. */
 #include "util/timeutil.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -86,6 +87,42 @@ void time_format_rfc3339(int64_t ms, char *buf, size_t n)
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The n digits at s as a number (the caller checked they are digits). */
+static int digits(const char *s, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	return v;
+}
+
+bool time_parse_rfc3339(const char *s, int64_t *ms)
+{
+	/* RFC 3339 §5.6 date-time, UTC: full-date "T" partial-time "Z" */
+	static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
+	if (strlen(s) != sizeof shape - 1)
+		return false;
+	for (size_t i = 0; shape[i]; i++)
+		if (shape[i] == 'd' ? !isdigit((unsigned char)s[i])
+		                    : toupper((unsigned char)s[i]) != shape[i])
+			return false;
+	struct tm tm = {.tm_year = digits(s, 4) - 1900,
+	                .tm_mon = digits(s + 5, 2) - 1,
+	                .tm_mday = digits(s + 8, 2),
+	                .tm_hour = digits(s + 11, 2),
+	                .tm_min = digits(s + 14, 2),
+	                .tm_sec = digits(s + 17, 2)};
+	struct tm want = tm;
+	time_t t = timegm(&tm);
+	/* timegm normalises 30 February into March: refuse what moved */
+	if (t == (time_t)-1 || tm.tm_year != want.tm_year || tm.tm_mon != want.tm_mon ||
+	    tm.tm_mday != want.tm_mday || tm.tm_hour != want.tm_hour || tm.tm_min != want.tm_min ||
+	    tm.tm_sec != want.tm_sec)
+		return false;
+	*ms = (int64_t)t * 1000;
+	return true;
 }
 
 void time_format_rfc5322(int64_t ms, char *buf, size_t n)

@@ -27,7 +27,12 @@ struct worker {
 	size_t nthreads;
 	int notify_pipe[2];
 	struct event *notify_ev;
+	void *(*init)(void *arg);
+	void (*fini)(void *state);
+	void *init_arg;
 };
+
+static _Thread_local void *thread_state;
 
 static void push(struct job_list *l, struct job *j)
 {
@@ -50,6 +55,8 @@ static struct job *pop(struct job_list *l)
 static void *thread_main(void *arg)
 {
 	struct worker *w = arg;
+	if (w->init)
+		thread_state = w->init(w->init_arg);
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (w->queued.head == NULL && !w->stopping)
@@ -69,6 +76,9 @@ static void *thread_main(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&w->lock);
+	if (w->fini)
+		w->fini(thread_state);
+	thread_state = NULL;
 	return NULL;
 }
 
@@ -92,10 +102,25 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 
 struct worker *worker_start(struct event_base *base, size_t threads)
 {
+	return worker_start_with_state(base, threads, NULL, NULL, NULL);
+}
+
+void *worker_thread_state(void)
+{
+	return thread_state;
+}
+
+struct worker *worker_start_with_state(struct event_base *base, size_t threads,
+                                       void *(*init)(void *arg), void (*fini)(void *state),
+                                       void *arg)
+{
 	struct worker *w = calloc(1, sizeof *w);
 	if (w == NULL || (w->threads = calloc(threads, sizeof *w->threads)) == NULL ||
 	    pipe2(w->notify_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
 		abort();
+	w->init = init;
+	w->fini = fini;
+	w->init_arg = arg;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->wake, NULL);
 	w->notify_ev = event_new(base, w->notify_pipe[0], EV_READ | EV_PERSIST, on_notify, w);

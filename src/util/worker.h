@@ -21,6 +21,18 @@ typedef void (*worker_fn)(void *arg);
 
 struct worker *worker_start(struct event_base *base, size_t threads);
 
+/* A worker whose threads each keep state of their own, such as a database
+ * connection that must not be shared between threads: init(arg) makes it
+ * on each thread before its first job, fini frees it there when the
+ * worker stops. */
+struct worker *worker_start_with_state(struct event_base *base, size_t threads,
+                                       void *(*init)(void *arg), void (*fini)(void *state),
+                                       void *arg);
+
+/* In a job: the state init made for the thread running it (NULL for a
+ * worker without state). */
+void *worker_thread_state(void);
+
 /* Queues a job; arg stays the caller's until done has run. */
 void worker_submit(struct worker *w, worker_fn run, worker_fn done, void *arg);
 

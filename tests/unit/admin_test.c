@@ -1,6 +1,7 @@
 /* admin_test.c - the admin API's gatekeeping (credentials, Host, Origin),
- * queue actions answered after their commit, and requests whose client
- * left (or whose daemon stopped) before the commit or a password check. */
+ * queue actions answered after their commit, reads in pages on the read
+ * workers, and requests whose client left (or whose daemon stopped) before
+ * the commit, the read or a password check. */
 /* cmocka.h needs these first */
 /* clang-format off */
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 #include "util/worker.h"
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -67,20 +69,29 @@ struct fixture {
 static char why[256];
 static int64_t recovered;
 
-static void insert_message(struct spool *s)
+/* n messages in one commit; returns the last id. */
+static uint64_t insert_messages(struct spool *s, int n)
 {
 	static const char body[] = "Subject: t\r\n\r\nhello\r\n";
 	const char *rcpts[] = {"r@example.net"};
-	struct spool_message_in m = {.id = spool_new_id(),
-	                             .sender = "a@example.org",
+	struct spool_message_in m = {.sender = "a@example.org",
 	                             .rcpts = rcpts,
 	                             .nrcpt = 1,
 	                             .queued_ms = 1000,
 	                             .body = body,
 	                             .body_len = sizeof body - 1};
 	assert_int_equal(spool_begin(s, why, sizeof why), 0);
-	assert_int_equal(spool_insert_message(s, &m, why, sizeof why), 0);
+	for (int i = 0; i < n; i++) {
+		m.id = spool_new_id();
+		assert_int_equal(spool_insert_message(s, &m, why, sizeof why), 0);
+	}
 	assert_int_equal(spool_commit(s, why, sizeof why), 0);
+	return m.id;
+}
+
+static void insert_message(struct spool *s)
+{
+	insert_messages(s, 1);
 }
 
 static int setup(void **state)
@@ -110,8 +121,8 @@ static int setup(void **state)
 	free(f->conf.admin_users_file);
 	f->conf.admin_users_file = strdup(users);
 	f->worker = worker_start(f->base, 1);
-	f->admin = admin_start(f->base, &f->conf, f->reader, f->writer, (struct scheduler *)f, NULL,
-	                       f->worker, why, sizeof why);
+	f->admin = admin_start(f->base, &f->conf, f->writer, (struct scheduler *)f, NULL, f->worker,
+	                       why, sizeof why);
 	assert_non_null(f->admin);
 	assert_int_equal(
 	    admin_auth_read_token(&f->conf, f->token, sizeof f->token, why, sizeof why), 0);
@@ -329,6 +340,193 @@ static void test_metrics_are_open_to_local_clients(void **state)
 	assert_int_equal(status_of(f, "GET", "/metrics", "Host: localhost\r\n"), 200);
 }
 
+/* ---- reads, on the read workers ---- */
+
+/* GETs path with the token; returns the status and, for JSON, the body. */
+static int get_json(struct fixture *f, const char *path, json_t **body)
+{
+	char headers[256], buf[1 << 16];
+	size_t have = 0;
+	snprintf(headers, sizeof headers, "Host: localhost\r\nAuthorization: Bearer %s\r\n",
+	         f->token);
+	int fd = client_send(f, "GET", path, headers, "");
+	const char *end = NULL;
+	size_t want = 0;
+	for (int i = 0; i < 2000 && (end == NULL || have < want); i++) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 0) == 1) {
+			ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+			assert_true(r > 0);
+			have += (size_t)r;
+			buf[have] = '\0';
+			if ((end = strstr(buf, "\r\n\r\n")) != NULL) {
+				const char *cl = strcasestr(buf, "Content-Length: ");
+				want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 16, NULL, 10) : 0);
+			}
+			continue;
+		}
+		pump(f, 5);
+	}
+	close(fd);
+	assert_non_null(end);
+	int code = 0;
+	sscanf(buf, "HTTP/1.1 %d", &code);
+	*body = json_loads(end + 4, 0, NULL);
+	return code;
+}
+
+/* Follows next_cursor from path to the end; returns the messages seen. */
+static size_t walk(struct fixture *f, const char *path)
+{
+	char next[512];
+	size_t seen = 0, pages = 0;
+	snprintf(next, sizeof next, "%s", path);
+	for (;;) {
+		json_t *page;
+		assert_int_equal(get_json(f, next, &page), 200);
+		seen += json_array_size(json_object_get(page, "messages"));
+		pages++;
+		const char *cursor = json_string_value(json_object_get(page, "next_cursor"));
+		if (cursor == NULL) {
+			assert_true(json_is_null(json_object_get(page, "next_cursor")));
+			json_decref(page);
+			break;
+		}
+		snprintf(next, sizeof next, "%s&cursor=%s", path, cursor);
+		json_decref(page);
+	}
+	return seen * 100 + pages;
+}
+
+static void test_the_queue_comes_in_pages(void **state)
+{
+	struct fixture *f = *state;
+	insert_messages(f->reader, 4); /* 5 with the fixture's */
+	assert_int_equal(walk(f, "/api/v1/queue?limit=2"), 5 * 100 + 3);
+	assert_int_equal(walk(f, "/api/v1/queue?limit=2&sort=newest"), 5 * 100 + 3);
+	assert_int_equal(walk(f, "/api/v1/queue?limit=5"), 5 * 100 + 1);
+	assert_int_equal(walk(f, "/api/v1/queue?limit=2&domain=other.example"), 0 * 100 + 1);
+	json_t *page;
+	assert_int_equal(get_json(f, "/api/v1/queue", &page), 200);
+	json_t *m = json_array_get(json_object_get(page, "messages"), 0);
+	assert_string_equal(json_string_value(json_object_get(m, "sender")), "a@example.org");
+	json_decref(page);
+}
+
+static void test_bad_paging_parameters_are_400(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = {
+	    "/api/v1/queue?limit=0",         "/api/v1/queue?limit=1001",
+	    "/api/v1/queue?limit=-1",        "/api/v1/queue?sort=sideways",
+	    "/api/v1/queue?cursor=xyz",      "/api/v1/queue?cursor=ho1-1",
+	    "/api/v1/queue?older_than=soon", "/api/v1/queue?colour=blue",
+	    "/api/v1/queue?cursor=qo1-1&sort=newest",
+	    "/api/v1/history?result=bounced", "/api/v1/history?since=yesterday",
+	    "/api/v1/history?state=held",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *body;
+		assert_int_equal(get_json(f, bad[i], &body), 400);
+		assert_non_null(json_string_value(json_object_get(body, "error")));
+		json_decref(body);
+	}
+}
+
+static void test_history_lists_attempts_newest_first(void **state)
+{
+	struct fixture *f = *state;
+	struct spool_due d[1];
+	assert_int_equal(spool_due_list(f->reader, 1000000, NULL, 0, d, 1, why, sizeof why), 1);
+	for (int i = 0; i < 3; i++) {
+		struct spool_attempt_log l = {.msg_id = d[0].msg_id,
+		                              .rcpt_id = d[0].rcpt_id,
+		                              .started_ms = 1000 * (i + 1),
+		                              .result = i < 2 ? SPOOL_ATTEMPT_DEFERRED
+		                                              : SPOOL_ATTEMPT_DELIVERED,
+		                              .reply = "451 4.3.0 later"};
+		assert_int_equal(spool_begin(f->reader, why, sizeof why), 0);
+		assert_int_equal(spool_log_attempt(f->reader, &l, why, sizeof why), 0);
+		assert_int_equal(spool_commit(f->reader, why, sizeof why), 0);
+	}
+	json_t *page;
+	assert_int_equal(get_json(f, "/api/v1/history?limit=2", &page), 200);
+	json_t *list = json_object_get(page, "attempts");
+	assert_int_equal(json_array_size(list), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "result")),
+	                    "delivered");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "recipient")),
+	                    "r@example.net");
+	assert_true(json_is_string(json_object_get(page, "next_cursor")));
+	json_decref(page);
+	assert_int_equal(get_json(f, "/api/v1/history?result=deferred", &page), 200);
+	assert_int_equal(json_array_size(json_object_get(page, "attempts")), 2);
+	json_decref(page);
+}
+
+static void test_show_and_raw_are_read_off_the_loop(void **state)
+{
+	struct fixture *f = *state;
+	char path[64], id[17];
+	spool_id_format(insert_messages(f->reader, 1), id);
+	snprintf(path, sizeof path, "/api/v1/queue/%s", id);
+	json_t *m;
+	assert_int_equal(get_json(f, path, &m), 200);
+	assert_string_equal(json_string_value(json_object_get(m, "id")), id);
+	json_decref(m);
+	snprintf(path, sizeof path, "/api/v1/queue/%s/raw", id);
+	assert_int_equal(get_json(f, path, &m), 200); /* not JSON */
+	assert_null(m);
+	assert_int_equal(get_json(f, "/api/v1/queue/0123", &m), 404);
+	json_decref(m);
+}
+
+/* A client that leaves at any point of its read: the read runs or is
+ * skipped, its answer goes to no one, nothing leaks (ASan). */
+static void test_client_gone_during_a_read(void **state)
+{
+	struct fixture *f = *state;
+	char headers[256];
+	snprintf(headers, sizeof headers, "Host: localhost\r\nAuthorization: Bearer %s\r\n",
+	         f->token);
+	insert_messages(f->reader, 3000);
+	for (int i = 0; i < 20; i++) {
+		int fd = client_send(f, "GET", "/api/v1/queue?limit=1000", headers, "");
+		pump(f, 5 * (i % 4));
+		close(fd);
+	}
+	pump(f, 300);
+	json_t *page;
+	assert_int_equal(get_json(f, "/api/v1/queue?limit=1", &page), 200);
+	json_decref(page);
+}
+
+/* admin_stop with reads queued and running: the connections are closed,
+ * the reads not begun are skipped, those running answer no one. */
+static void test_stop_with_reads_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	char headers[256];
+	int fds[6];
+	snprintf(headers, sizeof headers, "Host: localhost\r\nAuthorization: Bearer %s\r\n",
+	         f->token);
+	insert_messages(f->reader, 3000);
+	for (int i = 0; i < 6; i++)
+		fds[i] = client_send(f, "GET", "/api/v1/queue?limit=1000", headers, "");
+	pump(f, 10); /* read and handed to the workers */
+	admin_drain(f->admin);
+	admin_stop(f->admin);
+	f->admin = NULL;
+	for (int i = 0; i < 6; i++) {
+		char buf[4096];
+		ssize_t r;
+		while ((r = read(fds[i], buf, sizeof buf)) > 0) /* answered before the stop */
+			;
+		assert_int_equal(r, 0); /* and closed */
+		close(fds[i]);
+	}
+}
+
 static void test_a_world_readable_token_refuses_the_start(void **state)
 {
 	struct fixture *f = *state;
@@ -448,6 +646,14 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_a_world_readable_token_refuses_the_start, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_the_queue_comes_in_pages, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_paging_parameters_are_400, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_history_lists_attempts_newest_first, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_show_and_raw_are_read_off_the_loop, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_client_gone_during_a_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stop_with_reads_in_flight, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

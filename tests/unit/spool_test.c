@@ -44,19 +44,25 @@ static int teardown(void **state)
 
 static const char body[] = "Subject: t\r\nX-Long: yes\r\n\r\nhello\r\n";
 
-static uint64_t insert(struct spool *s, const char *sender, const char *const *rcpts, size_t n)
+static uint64_t insert_at(struct spool *s, const char *sender, const char *const *rcpts, size_t n,
+                          int64_t queued_ms)
 {
 	struct spool_message_in m = {.id = spool_new_id(),
 	                             .sender = sender,
 	                             .rcpts = rcpts,
 	                             .nrcpt = n,
-	                             .queued_ms = 1000,
+	                             .queued_ms = queued_ms,
 	                             .body = body,
 	                             .body_len = sizeof body - 1};
 	assert_int_equal(spool_begin(s, why, sizeof why), 0);
 	assert_int_equal(spool_insert_message(s, &m, why, sizeof why), 0);
 	assert_int_equal(spool_commit(s, why, sizeof why), 0);
 	return m.id;
+}
+
+static uint64_t insert(struct spool *s, const char *sender, const char *const *rcpts, size_t n)
+{
+	return insert_at(s, sender, rcpts, n, 1000);
 }
 
 static int64_t apply(struct spool *s, enum spool_action a, struct spool_filter f)
@@ -103,7 +109,10 @@ static int see(void *arg, const struct spool_message_row *m, const struct spool_
 static struct seen list(struct spool *s, struct spool_filter f)
 {
 	struct seen out = {0};
-	assert_int_equal(spool_list(s, &f, see, &out, why, sizeof why), 0);
+	struct spool_list_query q = {.f = f, .queued_from_ms = -1, .queued_before_ms = -1};
+	struct spool_page p = {.limit = 1000};
+	assert_int_equal(spool_list_page(s, &q, &p, see, &out, why, sizeof why), 0);
+	assert_false(p.more);
 	return out;
 }
 
@@ -632,6 +641,277 @@ static void test_ids_are_unique_and_round_trip(void **state)
 	assert_false(spool_id_parse("00112233445566778", &back));
 }
 
+
+/* ---- pages (schema 7) ---- */
+
+#define WALK 300
+
+static const char *const one_rcpt[] = {"r@example.net"};
+
+static uint64_t queue_at(struct spool *s, int64_t queued_ms)
+{
+	return insert_at(s, "a@example.org", one_rcpt, 1, queued_ms);
+}
+
+struct walk {
+	uint64_t ids[4 * WALK];
+	int64_t queued[4 * WALK];
+	size_t n;
+};
+
+static int walk_see(void *arg, const struct spool_message_row *m,
+                    const struct spool_recipient_row *r, size_t nr)
+{
+	struct walk *w = arg;
+	assert_true(w->n < sizeof w->ids / sizeof w->ids[0]);
+	w->queued[w->n] = m->queued_ms;
+	w->ids[w->n++] = m->id;
+	return 0;
+}
+
+static size_t times_seen(const struct walk *w, uint64_t id)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < w->n; i++)
+		k += w->ids[i] == id;
+	return k;
+}
+
+static void drop_one(struct spool *s, uint64_t id)
+{
+	assert_int_equal(apply(s, SPOOL_DROP, (struct spool_filter){.ids = &id, .nids = 1, .state = -1}),
+	                 1);
+}
+
+/* A walk from page to page while, between pages, messages are added (at
+ * both ends of the order and at random places in it) and dropped: every
+ * message that exists throughout is seen exactly once, and no message is
+ * seen twice. */
+static void walk_under_churn(struct spool *s, bool newest_first)
+{
+	uint64_t orig[WALK];
+	bool dropped[WALK] = {0};
+	unsigned seed = 7;
+	/* ten messages per millisecond: the id breaks the ties of queued */
+	for (int i = 0; i < WALK; i++)
+		orig[i] = queue_at(s, 100000 + i / 10);
+	struct walk w = {0};
+	struct spool_key after;
+	struct spool_list_query q = {.f = {.state = -1}, .queued_from_ms = -1, .queued_before_ms = -1};
+	struct spool_page p = {.limit = 7, .newest_first = newest_first};
+	int pages = 0;
+	do {
+		assert_int_equal(spool_list_page(s, &q, &p, walk_see, &w, why, sizeof why), 0);
+		pages++;
+		after = p.next;
+		p.after = &after;
+		queue_at(s, 50000);
+		queue_at(s, 900000);
+		queue_at(s, 100000 + rand_r(&seed) % (WALK / 10));
+		int k = rand_r(&seed) % WALK;
+		if (!dropped[k])
+			drop_one(s, orig[k]);
+		dropped[k] = true;
+	} while (p.more && pages < 1000);
+	assert_false(p.more);
+	for (int i = 0; i < WALK; i++)
+		if (!dropped[i])
+			assert_int_equal(times_seen(&w, orig[i]), 1);
+	for (size_t i = 0; i < w.n; i++)
+		assert_int_equal(times_seen(&w, w.ids[i]), 1);
+	/* and in order */
+	for (size_t i = 1; i < w.n; i++) {
+		bool before = w.queued[i - 1] < w.queued[i] ||
+		              (w.queued[i - 1] == w.queued[i] && w.ids[i - 1] < w.ids[i]);
+		assert_true(before != newest_first);
+	}
+}
+
+static void test_a_walk_sees_each_message_once_while_the_queue_changes(void **state)
+{
+	walk_under_churn(*state, false);
+}
+
+static void test_a_newest_first_walk_sees_each_message_once_too(void **state)
+{
+	walk_under_churn(*state, true);
+}
+
+static void test_pages_filter_by_sender_age_and_state(void **state)
+{
+	struct spool *s = *state;
+	uint64_t a = insert_at(s, "a@example.org", one_rcpt, 1, 1000);
+	uint64_t b = insert_at(s, "B@example.org", one_rcpt, 1, 2000);
+	uint64_t c = insert_at(s, "", one_rcpt, 1, 3000);
+	struct walk w = {0};
+	struct spool_list_query q = {.f = {.state = -1}, .queued_from_ms = -1, .queued_before_ms = -1};
+	struct spool_page p = {.limit = 10};
+	q.sender = "b@example.org"; /* case-insensitive */
+	assert_int_equal(spool_list_page(s, &q, &p, walk_see, &w, why, sizeof why), 0);
+	assert_int_equal(w.n, 1);
+	assert_true(w.ids[0] == b);
+	q.sender = ""; /* <> */
+	w.n = 0;
+	assert_int_equal(spool_list_page(s, &q, &p, walk_see, &w, why, sizeof why), 0);
+	assert_int_equal(w.n, 1);
+	assert_true(w.ids[0] == c);
+	q.sender = NULL;
+	q.queued_before_ms = 2000;
+	w.n = 0;
+	assert_int_equal(spool_list_page(s, &q, &p, walk_see, &w, why, sizeof why), 0);
+	assert_int_equal(w.n, 1);
+	assert_true(w.ids[0] == a);
+	q.queued_before_ms = -1;
+	q.queued_from_ms = 2000;
+	p.newest_first = true;
+	w.n = 0;
+	assert_int_equal(spool_list_page(s, &q, &p, walk_see, &w, why, sizeof why), 0);
+	assert_int_equal(w.n, 2);
+	assert_true(w.ids[0] == c && w.ids[1] == b);
+	/* a page of one, then the next from its key */
+	q.queued_from_ms = -1;
+	p = (struct spool_page){.limit = 2};
+	w.n = 0;
+	assert_int_equal(spool_list_page(s, &q, &p, walk_see, &w, why, sizeof why), 0);
+	assert_true(p.more);
+	assert_int_equal(p.next.time_ms, 2000);
+	struct spool_key after = p.next;
+	p.after = &after;
+	assert_int_equal(spool_list_page(s, &q, &p, walk_see, &w, why, sizeof why), 0);
+	assert_false(p.more);
+	assert_int_equal(w.n, 3);
+	assert_true(w.ids[2] == c);
+	/* held: only with state */
+	apply(s, SPOOL_HOLD, (struct spool_filter){.ids = &a, .nids = 1, .state = -1});
+	q.f.state = RCPT_HELD;
+	p = (struct spool_page){.limit = 10};
+	w.n = 0;
+	assert_int_equal(spool_list_page(s, &q, &p, walk_see, &w, why, sizeof why), 0);
+	assert_int_equal(w.n, 1);
+	assert_true(w.ids[0] == a);
+}
+
+struct history {
+	size_t n;
+	char recipient[8][64];
+	enum spool_attempt_result result[8];
+	int64_t started[8];
+	uint64_t msg_id;
+	char sender[64];
+	int64_t done_ms;
+};
+
+static void history_see(void *arg, const struct spool_history_row *h)
+{
+	struct history *y = arg;
+	assert_true(y->n < 8);
+	snprintf(y->recipient[y->n], 64, "%s", h->a.recipient);
+	y->result[y->n] = h->a.result;
+	y->started[y->n] = h->a.started_ms;
+	y->msg_id = h->msg_id;
+	snprintf(y->sender, sizeof y->sender, "%s", h->sender);
+	y->done_ms = h->done_ms;
+	y->n++;
+}
+
+static void log_attempt(struct spool *s, uint64_t msg, int64_t rcpt, int64_t at,
+                        enum spool_attempt_result result)
+{
+	struct spool_attempt_log l = {
+	    .msg_id = msg, .rcpt_id = rcpt, .started_ms = at, .result = result, .reply = "250 ok"};
+	assert_int_equal(spool_begin(s, why, sizeof why), 0);
+	assert_int_equal(spool_log_attempt(s, &l, why, sizeof why), 0);
+	assert_int_equal(spool_commit(s, why, sizeof why), 0);
+}
+
+static struct history history(struct spool *s, struct spool_history_query q, size_t limit,
+                              bool *more)
+{
+	struct history y = {0};
+	struct spool_page p = {.limit = limit, .newest_first = true};
+	assert_int_equal(spool_history_page(s, &q, &p, history_see, &y, why, sizeof why), 0);
+	*more = p.more;
+	return y;
+}
+
+static void test_history_pages_newest_first_with_filters(void **state)
+{
+	struct spool *s = *state;
+	const char *rcpts[] = {"a@one.example", "b@two.example"};
+	uint64_t id = insert(s, "s@example.org", rcpts, 2);
+	struct spool_due d[2];
+	assert_int_equal(due(s, d, 2), 2);
+	int64_t ra = strcmp(d[0].address, "a@one.example") == 0 ? d[0].rcpt_id : d[1].rcpt_id;
+	int64_t rb = ra == d[0].rcpt_id ? d[1].rcpt_id : d[0].rcpt_id;
+	log_attempt(s, id, ra, 1000, SPOOL_ATTEMPT_DEFERRED);
+	log_attempt(s, id, rb, 1000, SPOOL_ATTEMPT_DEFERRED);
+	log_attempt(s, id, ra, 2000, SPOOL_ATTEMPT_DELIVERED);
+	log_attempt(s, id, rb, 3000, SPOOL_ATTEMPT_FAILED);
+	struct spool_history_query all = {.f = {.state = -1}, .result = -1, .started_from_ms = -1,
+	                                  .started_before_ms = -1};
+	bool more;
+	struct history y = history(s, all, 3, &more);
+	assert_int_equal(y.n, 3);
+	assert_true(more);
+	assert_int_equal(y.result[0], SPOOL_ATTEMPT_FAILED);
+	assert_int_equal(y.result[1], SPOOL_ATTEMPT_DELIVERED);
+	assert_string_equal(y.recipient[2], "b@two.example"); /* same time: the later row first */
+	assert_true(y.msg_id == id);
+	assert_string_equal(y.sender, "s@example.org");
+	assert_int_equal(y.done_ms, -1);
+	struct spool_history_query q = all;
+	q.result = SPOOL_ATTEMPT_DEFERRED;
+	assert_int_equal(history(s, q, 10, &more).n, 2);
+	q = all;
+	q.f.domain = "ONE.example";
+	y = history(s, q, 10, &more);
+	assert_int_equal(y.n, 2);
+	assert_string_equal(y.recipient[1], "a@one.example");
+	q = all;
+	q.f.recipient = "b@two.example";
+	assert_int_equal(history(s, q, 10, &more).n, 2);
+	q = all;
+	q.started_from_ms = 2000;
+	assert_int_equal(history(s, q, 10, &more).n, 2);
+	q = all;
+	q.started_before_ms = 2000;
+	assert_int_equal(history(s, q, 10, &more).n, 2);
+	assert_false(more);
+	uint64_t other = id + 1;
+	q = all;
+	q.f.ids = &other;
+	q.f.nids = 1;
+	assert_int_equal(history(s, q, 10, &more).n, 0);
+}
+
+static void test_a_read_only_connection_reads_and_never_writes(void **state)
+{
+	struct spool *s = *state;
+	queue_at(s, 1000);
+	struct spool *ro = spool_open_readonly(dir, why, sizeof why);
+	assert_non_null(ro);
+	queue_at(s, 2000); /* committed after the open: seen */
+	assert_int_equal(list(ro, (struct spool_filter){.state = -1}).messages, 2);
+	struct spool_message_in m = {.id = spool_new_id(),
+	                             .sender = "",
+	                             .rcpts = one_rcpt,
+	                             .nrcpt = 1,
+	                             .body = body,
+	                             .body_len = sizeof body - 1};
+	assert_int_equal(spool_insert_message(ro, &m, why, sizeof why), -1);
+	assert_non_null(strstr(why, "readonly"));
+	spool_close(ro);
+	/* a spool of another schema version is not misread */
+	sqlite3 *db;
+	char file[160];
+	snprintf(file, sizeof file, "%s/spool.db", dir);
+	assert_int_equal(sqlite3_open(file, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 6", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(spool_open_readonly(dir, why, sizeof why));
+	assert_non_null(strstr(why, "schema version 6"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 /* ---- the MTA-STS cache rows and the TLS results (schema 5) ---- */
@@ -883,6 +1163,11 @@ int main(void)
 	    T(test_delivery_log_is_shown),
 	    T(test_spool_files_are_private),
 	    T(test_version_one_spool_is_migrated),
+	    T(test_a_walk_sees_each_message_once_while_the_queue_changes),
+	    T(test_a_newest_first_walk_sees_each_message_once_too),
+	    T(test_pages_filter_by_sender_age_and_state),
+	    T(test_history_pages_newest_first_with_filters),
+	    T(test_a_read_only_connection_reads_and_never_writes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
