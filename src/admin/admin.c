@@ -13,6 +13,7 @@
 
 #include "admin/auth.h"
 #include "admin/queue_json.h"
+#include "admin/web.h"
 #include "spool/tls_rows.h"
 #include "tlsrpt/sender.h"
 #include "util/listen.h"
@@ -976,6 +977,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 			return authorize_then_serve(a, req, path);
 		return serve(a, req, path);
 	}
+	if (web_serve(req, path)) /* the console's files need no credential (web.h) */
+		return;
 	if (strncmp(path, "/api/v1/", 8) != 0 ||
 	    strlen(path) >= sizeof((struct auth_wait *)0)->path) {
 		reply_error(req, 404, "unknown path");
