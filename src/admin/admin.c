@@ -12,6 +12,7 @@
 #include "admin/admin.h"
 
 #include "admin/auth.h"
+#include "admin/check_api.h"
 #include "admin/queue_json.h"
 #include "admin/web.h"
 #include "spool/tls_rows.h"
@@ -59,6 +60,7 @@ struct admin {
 	struct scheduler *sched;
 	struct tlsrpt_sender *tlsrpt;
 	struct admin_auth *auth;
+	struct check_api *checks; /* GET check: outpost check's report */
 	struct evhttp *http;
 	struct strlist unix_paths;  /* sockets we created, unlinked at stop */
 	struct action_job *pending; /* actions waiting for their commit */
@@ -761,6 +763,11 @@ static void on_metrics_render(void *arg)
 		metric_set(queue_recipients_metric, rcpt_state_name(s), (double)counts[s]);
 }
 
+static void handle_check(struct admin *a, struct evhttp_request *req, int unused)
+{
+	check_api_handle(a->checks, req);
+}
+
 /* ---- routing ---- */
 
 #define GET_METHODS (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)
@@ -784,6 +791,7 @@ static const struct route routes[] = {
     {"tlsrpt/results", GET_METHODS, handle_tls_results, 0},
     {"tlsrpt/report", GET_METHODS, handle_tls_report, 0},
     {"tlsrpt/send", EVHTTP_REQ_POST, handle_tls_send, 0},
+    {"check", GET_METHODS, handle_check, 0},
 };
 
 static bool method_is(struct evhttp_request *req, int methods)
@@ -1074,6 +1082,7 @@ struct admin *admin_start(struct event_base *base, const struct conf *conf, stru
 	                    .sched = sched,
 	                    .tlsrpt = tlsrpt};
 	a->http = http_new(a);
+	a->checks = check_api_new(base, conf);
 	a->auth = admin_auth_new(conf, worker, why, whylen);
 	if (a->auth == NULL) {
 		admin_stop(a);
@@ -1097,8 +1106,10 @@ struct admin *admin_start(struct event_base *base, const struct conf *conf, stru
 
 void admin_drain(struct admin *a)
 {
-	if (a)
-		a->draining = true;
+	if (a == NULL)
+		return;
+	a->draining = true;
+	check_api_drain(a->checks); /* waits for the check thread: it may be working */
 }
 
 void admin_stop(struct admin *a)
@@ -1113,6 +1124,7 @@ void admin_stop(struct admin *a)
 	 * scheduler. */
 	while (a->pending)
 		pending_remove(a->pending);
+	check_api_free(a->checks);
 	evhttp_free(a->http); /* closes listeners and connections */
 	for (size_t i = 0; i < a->unix_paths.len; i++)
 		unlink(a->unix_paths.items[i]);

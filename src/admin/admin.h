@@ -15,6 +15,8 @@
  *   GET  /api/v1/status                    {"version", "paused", "in_flight", "picked",
  *                                          "spool_writable", "commits_pending",
  *                                          "recipients": {state: count}}
+ *   GET  /api/v1/check?domain=D            outpost check's report (check_api.h)
+ *   GET  /, /static/NAME                   the web console, no credential (web.h)
  *
  * Every /api/ request needs a credential (auth.h): 401 without one. The
  * Host and Origin headers are checked first (DNS rebinding, CSRF): 403.
