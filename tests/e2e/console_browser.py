@@ -28,10 +28,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 SIZES = {"phone": (390, 844, True), "desktop": (1366, 900, False)}
+LABEL = ""  # "[daemon] ", "[contract] ": which server the checks ran against
 
 
 def check(desc, ok, detail=""):
-    print(("ok   - " if ok else "FAIL - ") + desc + ("" if ok or not detail else f" ({detail})"), flush=True)
+    print(("ok   - " if ok else "FAIL - ") + LABEL + desc + ("" if ok or not detail else f" ({detail})"),
+          flush=True)
     return ok
 
 
@@ -226,11 +228,30 @@ def row_text(c, id_):
     return c.text(f"#m-{id_}")
 
 
+def row_ids(c):
+    return [r.get_attribute("id") for r in c.d.find_elements(By.CSS_SELECTOR, "table.queue tbody tr")]
+
+
+def test_pages(c):
+    c.goto("#/queue?limit=2", "table.queue")
+    first = row_ids(c)
+    check("a page of 2 shows 2 messages and offers the next", len(first) == 2 and c.find("#next").is_enabled(),
+          str(first))
+    c.click("#next")
+    c.wait(lambda: c.text("#page") == "Page 2" and c.rendered(), 5)
+    second = row_ids(c)
+    check("Next shows the following 2", len(second) == 2 and not set(first) & set(second), f"{first} {second}")
+    c.click("#prev")
+    c.wait(lambda: c.text("#page") == "Page 1" and c.rendered(), 5)
+    check("Previous returns to the first page", row_ids(c) == first, str(row_ids(c)))
+
+
 def test_queue(c, args):
     ok = c.goto("#/queue", f"#m-{args.tls_id}")
     check("the queue lists the queued message while delivery is paused",
           ok and "queued" in row_text(c, args.tls_id), row_text(c, args.tls_id))
     c.shoot("queue")
+    test_pages(c)
     queue_action(c, "hold", [args.hold_id], "Hold 1 recipient in 1 selected message?", "1 recipient held.")
     check("the held message shows as held", c.wait(lambda: "held" in row_text(c, args.hold_id), 5),
           row_text(c, args.hold_id))
@@ -367,7 +388,10 @@ def main():
     p = argparse.ArgumentParser()
     for a in ("--url", "--user", "--password", "--shots", "--tls-id", "--dead-id", "--hold-id"):
         p.add_argument(a, required=True)
+    p.add_argument("--label", default="")
     args = p.parse_args()
+    global LABEL
+    LABEL = f"[{args.label}] " if args.label else ""
     test_static(args)
     test_csrf(args)
     c = Console(args)
