@@ -14,6 +14,7 @@ const S = {
 	sample: null,        // the last /metrics sample, for rates
 	timer: null,         // the overview's refresh
 	pages: [null], page: 0, // queue cursors: the start of each page seen
+	queueKey: null,      // the filters those cursors belong to
 };
 const STATES = ['queued', 'held', 'deferred', 'delivered', 'failed'];
 const ICON = {queued: '○', held: '‖', deferred: '↻', delivered: '✓', failed: '✗', pending: '…', yes: '✓', no: '✗'};
@@ -306,13 +307,13 @@ function affected(action, messages, match) {
 }
 
 // Confirms with the number of recipients, posts, and says what changed.
-async function act(action, body, count, what) {
+async function act(action, body, count, what, atLeast) {
 	const a = ACTS[action];
-	if (count === 0) {
+	if (count === 0 && !atLeast) {
 		notify(`${a.verb}: no recipient ${what} is ${a.states.join(' or ')}; nothing to do.`, true);
 		return false;
 	}
-	if (!await confirmAction(`${a.verb} ${plural(count, 'recipient')} ${what}?`)) {
+	if (!await confirmAction(`${a.verb} ${atLeast ? 'at least ' : ''}${plural(count, 'recipient')} ${what}?`)) {
 		notify(`${a.verb} cancelled: nothing changed.`);
 		return false;
 	}
@@ -389,11 +390,12 @@ async function overviewPage() {
 	show(parts);
 	fillRates(rateBox);
 	S.timer = setInterval(() => location.hash.replace(/^#\/?/, '') === '' && !document.querySelector('dialog[open]') && route(), 10000);
-	const first = await listQueue({sort: 'queued'}, null, 1);
-	const m = first.messages[0];
-	oldest.replaceChildren(m ? h('p', {}, h('a', {href: `#/message/${m.id}`}, m.id), ` from ${m.sender || '<>'}, queued `, when(m.queued), ` (${ago(m.queued)} ago), `, m.recipients.map((r) => [r.address, ' ', badge(r.state), ' '])) : h('p', {}, 'The queue is empty.'));
-	const def = await listAll({state: 'deferred'}, 2000);
-	domains.replaceChildren(deferredDomains(def));
+	const failed = (box) => (e) => box.replaceChildren(h('p', {cls: 'err'}, `Cannot list the queue: ${e.message}`));
+	await listQueue({sort: 'queued'}, null, 1).then(({messages: [m]}) => oldest.replaceChildren(m
+		? h('p', {}, h('a', {href: `#/message/${m.id}`}, m.id), ` from ${m.sender || '<>'}, queued `, when(m.queued),
+			` (${ago(m.queued)} ago), `, m.recipients.map((r) => [r.address, ' ', badge(r.state), ' ']))
+		: h('p', {}, 'The queue is empty.')), failed(oldest));
+	await listAll({state: 'deferred'}, 2000).then((def) => domains.replaceChildren(...[deferredDomains(def)].flat().filter(Boolean)), failed(domains));
 }
 
 async function fillRates(box) {
@@ -526,8 +528,8 @@ function bulkBar(f) {
 	return h('div', {cls: 'bar', id: 'bulk'}, h('span', {cls: 'grow'}, `Every recipient ${what}:`),
 		Object.keys(ACTS).map((action) => h('button', {type: 'button', 'data-bulk': action, cls: action === 'drop' ? 'danger' : '',
 			onclick: async () => {
-				const every = await listAll({domain: f.domain, recipient: f.recipient}, 100000);
-				if (await act(action, body, affected(action, every.messages, match), what)) route();
+				const every = await listAll({domain: f.domain, recipient: f.recipient}, 10000);
+				if (await act(action, body, affected(action, every.messages, match), what, !every.complete)) route();
 			}}, `${ACTS[action].verb} all`)));
 }
 

@@ -232,6 +232,18 @@ def row_ids(c):
     return [r.get_attribute("id") for r in c.d.find_elements(By.CSS_SELECTOR, "table.queue tbody tr")]
 
 
+def test_bulk(c):
+    """A filter that is a recipient domain alone can be acted on whole."""
+    for action, dialog, done in (("hold", "Hold 5 recipients at [127.0.9.3]?", "5 recipients held."),
+                                 ("release", "Release 5 recipients at [127.0.9.3]?", "5 recipients released.")):
+        c.goto("#/queue?domain=%5B127.0.9.3%5D", "#bulk")
+        c.click(f"#bulk button[data-bulk={action}]")
+        got = c.answer_dialog()
+        check(f"{action} all at a domain: the confirmation counts every recipient there", got == dialog, repr(got))
+        got = c.wait_notice(done)
+        check(f"{action} all at a domain: the result says what changed", done in got, repr(got))
+
+
 def test_pages(c):
     c.goto("#/queue?limit=2", "table.queue")
     first = row_ids(c)
@@ -271,6 +283,7 @@ def test_queue(c, args):
     queue_action(c, "release", [args.hold_id], "Release 1 recipient in 1 selected message?", "1 recipient released.")
     check("the released message is queued again", c.wait(lambda: "queued" in row_text(c, args.hold_id), 5),
           row_text(c, args.hold_id))
+    test_bulk(c)
     queue_action(c, "kick", [args.tls_id, args.dead_id], "Kick 2 recipients in 2 selected messages?",
                  "2 recipients made due now.")
 
