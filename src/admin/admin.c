@@ -16,6 +16,7 @@
 #include "admin/queue_json.h"
 #include "admin/web.h"
 #include "spool/tls_rows.h"
+#include "tls/tls.h"
 #include "tlsrpt/sender.h"
 #include "util/listen.h"
 #include "util/log.h"
@@ -25,11 +26,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +64,9 @@ struct admin {
 	struct tlsrpt_sender *tlsrpt;
 	struct admin_auth *auth;
 	struct check_api *checks; /* GET check: outpost check's report */
-	struct evhttp *http;
+	struct evhttp *http;     /* loopback and unix listeners: plain HTTP */
+	struct evhttp *https;    /* other addresses, with [admin] tls_cert */
+	SSL_CTX *tls;
 	struct strlist unix_paths;  /* sockets we created, unlinked at stop */
 	struct action_job *pending; /* actions waiting for their commit */
 	struct auth_wait *waiting;  /* requests waiting for a password check */
@@ -187,6 +192,13 @@ static bool host_header_allowed(const struct admin *a, const char *host)
 	return host_is_loopback_or_literal(name) || host_is_listen_name(a, name);
 }
 
+static bool request_is_tls(struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+	return bev && bufferevent_openssl_get_ssl(bev) != NULL;
+}
+
 /* Cross-site request forgery: a browser adds Origin to a cross-origin POST,
  * and a form posted from anywhere could otherwise drop the queue. */
 static bool api_request_trusted(const struct admin *a, struct evhttp_request *req)
@@ -199,7 +211,9 @@ static bool api_request_trusted(const struct admin *a, struct evhttp_request *re
 		return false;
 	if (origin == NULL)
 		return true;
-	if (host == NULL || snprintf(same, sizeof same, "http://%s", host) >= (int)sizeof same)
+	if (host == NULL || snprintf(same, sizeof same, "%s://%s",
+	                             request_is_tls(req) ? "https" : "http",
+	                             host) >= (int)sizeof same)
 		return false;
 	return strcmp(origin, same) == 0;
 }
@@ -916,10 +930,32 @@ static void auth_checked(void *arg, bool ok)
 	free(w);
 }
 
+/* A console session (docs/api.md, "Sessions"): its cookie identifies, and
+ * a request that changes anything must also carry its CSRF token, which
+ * only the page (never a cross-site form) can read. */
+static bool session_then_serve(struct admin *a, struct evhttp_request *req, const char *path)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const struct admin_session *s = admin_session_find(a->auth, evhttp_find_header(in, "Cookie"));
+	if (s == NULL)
+		return false;
+	if (!method_is(req, GET_METHODS) &&
+	    !admin_session_csrf_ok(s, evhttp_find_header(in, "X-CSRF-Token"))) {
+		log_event(LOG_WARN, "admin_csrf_refused", "user=%s path=%s", log_quote(s->user),
+		          log_quote(path));
+		reply_error(req, 403, "refused: the X-CSRF-Token of the session is missing or wrong");
+		return true;
+	}
+	serve(a, req, path);
+	return true;
+}
+
 static void authorize_then_serve(struct admin *a, struct evhttp_request *req, const char *path)
 {
 	const char *header =
 	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	if (header == NULL && session_then_serve(a, req, path))
+		return;
 	struct auth_wait *w = calloc(1, sizeof *w);
 	char who[256];
 	if (w == NULL)
@@ -929,6 +965,7 @@ static void authorize_then_serve(struct admin *a, struct evhttp_request *req, co
 		free(w);
 		return serve(a, req, path);
 	case ADMIN_AUTH_DENIED:
+	case ADMIN_AUTH_LIMITED:
 		free(w);
 		return reply_unauthorized(a, req);
 	case ADMIN_AUTH_PENDING:
@@ -974,6 +1011,121 @@ static bool metrics_need_credential(const struct admin *a, struct evhttp_request
 	return !peer_is_local(req);
 }
 
+static void set_session_cookie(struct admin *a, struct evhttp_request *req, const char *id,
+                               int max_age)
+{
+	char cookie[256];
+	snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s",
+	         ADMIN_SESSION_COOKIE, id, max_age, request_is_tls(req) ? "; Secure" : "");
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
+}
+
+static void reply_session(struct admin *a, struct evhttp_request *req,
+                          const struct admin_session *s)
+{
+	reply_json(req, 200, json_pack("{s:s, s:s}", "user", s->user, "csrf", s->csrf));
+}
+
+/* A login waiting for its password check. */
+struct login_wait {
+	struct admin *admin;
+	struct evhttp_request *req; /* NULL once the client is gone */
+	struct evhttp_connection *evcon;
+	char user[128];
+};
+
+static void login_client_gone(struct evhttp_connection *evcon, void *arg)
+{
+	struct login_wait *w = arg;
+	if (w->req && evhttp_request_get_connection(w->req) == NULL)
+		evhttp_request_free(w->req);
+	w->req = NULL;
+}
+
+static void login_checked(void *arg, bool ok)
+{
+	struct login_wait *w = arg;
+	if (w->req) {
+		evhttp_connection_set_closecb(w->evcon, NULL, NULL);
+		const struct admin_session *s = ok ? admin_session_new(w->admin->auth, w->user) : NULL;
+		if (s) {
+			set_session_cookie(w->admin, w->req, s->id, ADMIN_SESSION_MAX_AGE_S);
+			reply_session(w->admin, w->req, s);
+		} else {
+			reply_error(w->req, 401, "wrong user or password");
+		}
+	}
+	free(w);
+}
+
+static void peer_name(struct evhttp_request *req, char *buf, size_t n)
+{
+	char *host = NULL;
+	ev_uint16_t port = 0;
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
+	snprintf(buf, n, "%s", host && host[0] ? host : "local");
+}
+
+static void login(struct admin *a, struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	json_error_t err;
+	json_t *body = len ? json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &err) : NULL;
+	const char *user = json_string_value(json_object_get(body, "user"));
+	const char *pass = json_string_value(json_object_get(body, "password"));
+	char peer[64];
+	if (user == NULL || pass == NULL) {
+		json_decref(body);
+		return reply_error(req, 400, "the body must be {\"user\": U, \"password\": P}");
+	}
+	peer_name(req, peer, sizeof peer);
+	struct login_wait *w = calloc(1, sizeof *w);
+	if (w == NULL)
+		abort();
+	w->admin = a;
+	snprintf(w->user, sizeof w->user, "%s", user);
+	switch (admin_auth_login(a->auth, user, pass, peer, login_checked, w)) {
+	case ADMIN_AUTH_PENDING:
+		w->req = req;
+		w->evcon = evhttp_request_get_connection(req);
+		evhttp_connection_set_closecb(w->evcon, login_client_gone, w);
+		break;
+	case ADMIN_AUTH_LIMITED:
+		free(w);
+		reply_error(req, 429, "too many failed logins: try again later");
+		break;
+	default:
+		free(w);
+		reply_error(req, 401, "wrong user or password");
+		break;
+	}
+	json_decref(body);
+}
+
+/* /api/v1/session: POST logs in, GET says who, DELETE logs out. */
+static void handle_session(struct admin *a, struct evhttp_request *req)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const struct admin_session *s = admin_session_find(a->auth, evhttp_find_header(in, "Cookie"));
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_POST:
+		return login(a, req);
+	case EVHTTP_REQ_GET:
+	case EVHTTP_REQ_HEAD:
+		if (s == NULL)
+			return reply_error(req, 401, "not logged in");
+		return reply_session(a, req, s);
+	case EVHTTP_REQ_DELETE:
+		if (s)
+			admin_session_end(a->auth, s);
+		set_session_cookie(a, req, "", 0);
+		return reply_json(req, 200, json_pack("{s:b}", "logged_in", false));
+	default:
+		return reply_bad_method(req, "GET, HEAD, POST, DELETE");
+	}
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct admin *a = arg;
@@ -996,16 +1148,73 @@ static void on_request(struct evhttp_request *req, void *arg)
 		reply_error(req, 403, "refused: cross-site request or unexpected Host header");
 		return;
 	}
+	if (strcmp(path, "/api/v1/session") == 0)
+		return handle_session(a, req);
 	authorize_then_serve(a, req, path);
 }
 
 /* ---- listeners ---- */
 
+static bool address_is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return strcasecmp(host, "localhost") == 0;
+}
+
+static struct bufferevent *tls_bufferevent(struct event_base *base, void *arg)
+{
+	struct admin *a = arg;
+	SSL *ssl = SSL_new(a->tls);
+	return ssl ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                            BEV_OPT_CLOSE_ON_FREE)
+	           : NULL;
+}
+
+static struct evhttp *http_new(struct admin *a);
+
+/* Beyond loopback the listener lets people in: with passwords only
+ * ([admin] users_file), and over HTTPS when [admin] tls_cert is set
+ * (docs/api.md, "Listeners"). */
+static struct evhttp *http_for(struct admin *a, const struct listen_addr *la, const char *spec,
+                               char *why, size_t whylen)
+{
+	if (address_is_loopback(la->host))
+		return a->http;
+	if (a->conf->admin_users_file[0] == '\0') {
+		snprintf(why, whylen,
+		         "admin: listen %s is not loopback: it needs [admin] users_file (and "
+		         "tls_cert/tls_key)",
+		         spec);
+		return NULL;
+	}
+	if (a->conf->admin_tls_cert[0] == '\0') {
+		log_event(LOG_WARN, "admin_plaintext", "listen=%s note=%s", log_quote(spec),
+		          log_quote("passwords cross the network in the clear: set [admin] tls_cert"));
+		return a->http;
+	}
+	if (a->https == NULL) {
+		a->tls = tls_server_ctx_new(a->conf->admin_tls_cert, a->conf->admin_tls_key, why, whylen);
+		if (a->tls == NULL)
+			return NULL;
+		a->https = http_new(a);
+		evhttp_set_bevcb(a->https, tls_bufferevent, a);
+	}
+	return a->https;
+}
+
 static int listen_tcp(struct admin *a, const struct listen_addr *la, const char *spec, char *why,
                       size_t whylen)
 {
+	struct evhttp *http = http_for(a, la, spec, why, whylen);
+	if (http == NULL)
+		return -1;
 	errno = 0;
-	if (evhttp_bind_socket_with_handle(a->http, la->host, (ev_uint16_t)la->port) == NULL) {
+	if (evhttp_bind_socket_with_handle(http, la->host, (ev_uint16_t)la->port) == NULL) {
 		snprintf(why, whylen, "admin: cannot listen on %s: %s", spec,
 		         errno ? strerror(errno) : "cannot resolve or bind the address");
 		return -1;
@@ -1126,6 +1335,10 @@ void admin_stop(struct admin *a)
 		pending_remove(a->pending);
 	check_api_free(a->checks);
 	evhttp_free(a->http); /* closes listeners and connections */
+	if (a->https)
+		evhttp_free(a->https);
+	if (a->tls)
+		SSL_CTX_free(a->tls);
 	for (size_t i = 0; i < a->unix_paths.len; i++)
 		unlink(a->unix_paths.items[i]);
 	strlist_clear(&a->unix_paths);

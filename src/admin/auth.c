@@ -3,6 +3,7 @@
 
 #include "submit/users.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 #include "util/worker.h"
 
 #include <errno.h>
@@ -17,12 +18,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define TOKEN_BYTES 32 /* 256 bits, written as 64 hex digits */
+#define TOKEN_BYTES      32 /* 256 bits, written as 64 hex digits */
+#define SESSIONS_MAX     256
+#define SESSION_IDLE_MS  (30 * 60000LL) /* logged out after this long unused */
+#define LOGIN_PEERS      256            /* clients whose failures are remembered */
+#define LOGIN_FAILURES   5              /* failures in a window before 429 */
+#define LOGIN_WINDOW_MS  (10 * 60000LL)
+
+struct login_failures {
+	char peer[64];
+	int count;
+	int64_t first_ms;
+};
 
 struct admin_auth {
 	char token[2 * TOKEN_BYTES + 1];
 	struct users *users; /* NULL without [admin] users_file */
 	struct worker *worker;
+	struct admin_session sessions[SESSIONS_MAX]; /* id[0] == 0: a free slot */
+	struct login_failures failures[LOGIN_PEERS];
 };
 
 void admin_auth_token_path(const struct conf *conf, char *buf, size_t n)
@@ -127,6 +141,17 @@ void admin_auth_free(struct admin_auth *a)
 	free(a);
 }
 
+static bool random_hex(char *out, size_t nbytes)
+{
+	unsigned char raw[TOKEN_BYTES];
+	if (nbytes > sizeof raw || RAND_bytes(raw, (int)nbytes) != 1)
+		return false;
+	for (size_t i = 0; i < nbytes; i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	OPENSSL_cleanse(raw, sizeof raw);
+	return true;
+}
+
 static bool token_matches(const struct admin_auth *a, const char *given)
 {
 	size_t n = strlen(a->token);
@@ -134,12 +159,16 @@ static bool token_matches(const struct admin_auth *a, const char *given)
 }
 
 struct basic_check {
+	struct admin_auth *auth;
 	const struct users *users;
 	char user[256], pass[256];
+	char peer[64]; /* a console login: the client, for the failure count */
 	bool ok;
 	admin_auth_fn fn;
 	void *arg;
 };
+
+static void failures_note(struct admin_auth *a, const char *peer, bool ok);
 
 static void basic_run(void *arg)
 {
@@ -152,7 +181,10 @@ static void basic_done(void *arg)
 {
 	struct basic_check *c = arg;
 	if (!c->ok)
-		log_event(LOG_WARN, "admin_auth_failed", "user=%s", log_quote(c->user));
+		log_event(LOG_WARN, "admin_auth_failed", "user=%s client=%s", log_quote(c->user),
+		          c->peer[0] ? log_quote(c->peer) : "-");
+	if (c->peer[0])
+		failures_note(c->auth, c->peer, c->ok);
 	c->fn(c->arg, c->ok);
 	free(c);
 }
@@ -212,4 +244,160 @@ enum admin_auth_verdict admin_auth_check(struct admin_auth *a, const char *heade
 	c->arg = arg;
 	worker_submit(a->worker, basic_run, basic_done, c);
 	return ADMIN_AUTH_PENDING;
+}
+
+/* ---- console logins and sessions ---- */
+
+static struct login_failures *failures_of(struct admin_auth *a, const char *peer, bool make)
+{
+	struct login_failures *oldest = &a->failures[0];
+	for (size_t i = 0; i < LOGIN_PEERS; i++) {
+		struct login_failures *f = &a->failures[i];
+		if (strcmp(f->peer, peer) == 0)
+			return f;
+		if (f->first_ms < oldest->first_ms)
+			oldest = f;
+	}
+	if (!make)
+		return NULL;
+	memset(oldest, 0, sizeof *oldest);
+	snprintf(oldest->peer, sizeof oldest->peer, "%s", peer);
+	return oldest;
+}
+
+static void failures_note(struct admin_auth *a, const char *peer, bool ok)
+{
+	struct login_failures *f = failures_of(a, peer, !ok);
+	if (f == NULL)
+		return;
+	int64_t now = time_now_ms();
+	if (ok || now - f->first_ms > LOGIN_WINDOW_MS) {
+		f->count = 0;
+		f->first_ms = now;
+	}
+	if (!ok)
+		f->count++;
+}
+
+static bool failures_too_many(struct admin_auth *a, const char *peer)
+{
+	struct login_failures *f = failures_of(a, peer, false);
+	return f && f->count >= LOGIN_FAILURES && time_now_ms() - f->first_ms <= LOGIN_WINDOW_MS;
+}
+
+enum admin_auth_verdict admin_auth_login(struct admin_auth *a, const char *user,
+                                         const char *password, const char *peer,
+                                         admin_auth_fn fn, void *arg)
+{
+	if (a->users == NULL || user[0] == '\0')
+		return ADMIN_AUTH_DENIED;
+	if (failures_too_many(a, peer)) {
+		log_event(LOG_WARN, "admin_login_limited", "user=%s client=%s", log_quote(user),
+		          log_quote(peer));
+		return ADMIN_AUTH_LIMITED;
+	}
+	struct basic_check *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		abort();
+	if (strlen(user) >= sizeof c->user || strlen(password) >= sizeof c->pass) {
+		free(c);
+		failures_note(a, peer, false);
+		return ADMIN_AUTH_DENIED;
+	}
+	snprintf(c->user, sizeof c->user, "%s", user);
+	snprintf(c->pass, sizeof c->pass, "%s", password);
+	snprintf(c->peer, sizeof c->peer, "%s", peer);
+	c->auth = a;
+	c->users = a->users;
+	c->fn = fn;
+	c->arg = arg;
+	worker_submit(a->worker, basic_run, basic_done, c);
+	return ADMIN_AUTH_PENDING;
+}
+
+static bool session_live(const struct admin_session *s, int64_t now)
+{
+	return s->id[0] && now - s->used_ms <= SESSION_IDLE_MS &&
+	       now - s->created_ms <= ADMIN_SESSION_MAX_AGE_S * 1000LL;
+}
+
+const struct admin_session *admin_session_new(struct admin_auth *a, const char *user)
+{
+	int64_t now = time_now_ms();
+	struct admin_session *slot = &a->sessions[0];
+	for (size_t i = 0; i < SESSIONS_MAX; i++) {
+		struct admin_session *s = &a->sessions[i];
+		if (!session_live(s, now)) {
+			slot = s;
+			break;
+		}
+		if (s->used_ms < slot->used_ms)
+			slot = s; /* full: the least recently used goes */
+	}
+	memset(slot, 0, sizeof *slot);
+	if (!random_hex(slot->id, TOKEN_BYTES) || !random_hex(slot->csrf, TOKEN_BYTES)) {
+		memset(slot, 0, sizeof *slot);
+		return NULL;
+	}
+	snprintf(slot->user, sizeof slot->user, "%s", user);
+	slot->created_ms = slot->used_ms = now;
+	log_event(LOG_INFO, "admin_login", "user=%s", log_quote(user));
+	return slot;
+}
+
+/* The value of ADMIN_SESSION_COOKIE in a Cookie header (RFC 6265 §4.2). */
+static bool cookie_value(const char *header, char *out, size_t n)
+{
+	const char *name = ADMIN_SESSION_COOKIE;
+	size_t nl = strlen(name);
+	for (const char *p = header; p && *p;) {
+		p += strspn(p, " \t;");
+		if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
+			p += nl + 1;
+			size_t len = strcspn(p, "; \t");
+			if (len == 0 || len >= n)
+				return false;
+			memcpy(out, p, len);
+			out[len] = '\0';
+			return true;
+		}
+		p = strchr(p, ';');
+	}
+	return false;
+}
+
+const struct admin_session *admin_session_find(struct admin_auth *a, const char *cookie_header)
+{
+	char id[80];
+	if (cookie_header == NULL || !cookie_value(cookie_header, id, sizeof id) ||
+	    strlen(id) != 2 * TOKEN_BYTES)
+		return NULL;
+	int64_t now = time_now_ms();
+	for (size_t i = 0; i < SESSIONS_MAX; i++) {
+		struct admin_session *s = &a->sessions[i];
+		if (s->id[0] && CRYPTO_memcmp(s->id, id, 2 * TOKEN_BYTES) == 0) {
+			if (!session_live(s, now)) {
+				memset(s, 0, sizeof *s);
+				return NULL;
+			}
+			s->used_ms = now;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+void admin_session_end(struct admin_auth *a, const struct admin_session *s)
+{
+	for (size_t i = 0; i < SESSIONS_MAX; i++)
+		if (&a->sessions[i] == s) {
+			log_event(LOG_INFO, "admin_logout", "user=%s", log_quote(s->user));
+			OPENSSL_cleanse(&a->sessions[i], sizeof a->sessions[i]);
+		}
+}
+
+bool admin_session_csrf_ok(const struct admin_session *s, const char *header)
+{
+	return header && strlen(header) == 2 * TOKEN_BYTES &&
+	       CRYPTO_memcmp(header, s->csrf, 2 * TOKEN_BYTES) == 0;
 }

@@ -79,6 +79,9 @@ static const struct key keys[] = {
      "relative to data_dir"},
     {"admin", "users_file", T_STRING, OFF(admin_users_file), "",
      "lines user:crypt(3)-hash allowed in with HTTP Basic"},
+    {"admin", "tls_cert", T_STRING, OFF(admin_tls_cert), "",
+     "PEM certificate chain: the admin listeners on addresses other than loopback speak HTTPS"},
+    {"admin", "tls_key", T_STRING, OFF(admin_tls_key), "", "PEM private key of tls_cert"},
     {"admin", "metrics_auth", T_ENUM, OFF(metrics_auth), "loopback",
      "who needs a credential for /metrics: loopback (all but loopback and unix-socket "
      "clients), always, never",

@@ -46,6 +46,8 @@ struct conf {
 	struct strlist admin_listen;
 	char *admin_token_file;
 	char *admin_users_file;
+	char *admin_tls_cert;
+	char *admin_tls_key;
 	int64_t metrics_auth; /* enum metrics_auth */
 	/* [dns] */
 	struct strlist dns_nameserver;

@@ -104,8 +104,35 @@ def outcome(token, what):
         messages[token]["outcome"] = what
 
 
+BACKLOG_MAX = int(os.environ.get("SOAK_BACKLOG", "2000"))
+calm_backlog = threading.Event()  # set while the queue is short enough to add to
+calm_backlog.set()
+
+
+def backlog_watch():
+    """Submitters wait while more than BACKLOG_MAX recipients are queued and
+    never tried, so that a long soak stays a steady state that the final
+    calm-down can drain (the counts come from /status: no scan)."""
+    while not stop.wait(1):
+        try:
+            queued = api("/api/v1/status")["recipients"]["queued"]
+        except Exception:
+            continue
+        if queued > BACKLOG_MAX:
+            calm_backlog.clear()
+        else:
+            calm_backlog.set()
+
+
+def submit_pause():
+    while not calm_backlog.wait(1):
+        if stop.is_set():
+            return
+
+
 def smtp_submitter(tag):
     while not stop.wait(rnd.uniform(0.02, 0.2)):  # ~10 messages a second each
+        submit_pause()
         token, sender, rcpts, body = new_message(tag)
         try:
             c = smtplib.SMTP("127.0.0.1", SMTP_PORT, timeout=30)
@@ -129,6 +156,7 @@ def smtp_submitter(tag):
 
 def send_submitter():
     while not stop.wait(rnd.uniform(0.05, 0.3)):
+        submit_pause()
         token, sender, rcpts, body = new_message("e")
         try:
             p = subprocess.run([OUTPOST, "-c", CONF, "send", "-f", sender] + rcpts,
@@ -191,7 +219,7 @@ def calm_down():
     cli("queue", "resume")
     cli("queue", "release", "--all")
     domains = ["[%s]" % a for r, a in HOSTS.items() if r != "defer"] + ["[%s]" % SENDERS]
-    deadline = time.time() + 120
+    deadline = time.time() + int(os.environ.get("SOAK_DRAIN_SECONDS", "300"))
     while time.time() < deadline:
         db = sqlite3.connect("file:%s/spool.db?mode=ro" % DATA, uri=True)
         left = db.execute("SELECT count(*) FROM recipients WHERE state IN (0, 1, 2) AND "
@@ -329,7 +357,8 @@ def main():
     start_daemon()
     threads = [threading.Thread(target=smtp_submitter, args=("a",)),
                threading.Thread(target=smtp_submitter, args=("b",)),
-               threading.Thread(target=send_submitter), threading.Thread(target=chaos)]
+               threading.Thread(target=send_submitter), threading.Thread(target=chaos),
+               threading.Thread(target=backlog_watch)]
     for t in threads:
         t.start()
     time.sleep(SECONDS)

@@ -75,4 +75,33 @@ e2e_start
 check "the daemon finds root's message" \
 	bash -c "'$OUTPOST' -c '$CONF' queue list --json | grep -q 'root@\[127.0.0.1\]'"
 e2e_stop
+
+# ---- a listener beyond loopback: passwords, and HTTPS -------------------------
+WIDE_PORT=$(free_port)
+cp "$CONF" "$CONF.loopback"
+printf '\n[admin]\nlisten = 0.0.0.0:%s\n' "$WIDE_PORT" >>"$CONF" # added to the loopback one
+rc=0
+timeout 10 "$OUTPOST" serve -c "$CONF" >"$E2E_DIR/wide.out" 2>&1 || rc=$?
+check "a non-loopback admin listener without [admin] users_file refuses to start" \
+	bash -c "[ $rc -ne 0 ] && grep -q 'needs \[admin\] users_file' '$E2E_DIR/wide.out'"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=admin.test \
+	-keyout "$E2E_DIR/admin.key" -out "$E2E_DIR/admin.crt" 2>/dev/null
+printf 'alice:%s\n' "$(openssl passwd -6 secret)" >"$E2E_DIR/admin.users"
+cp "$CONF.loopback" "$CONF"
+printf '\n[admin]\nlisten = 0.0.0.0:%s\nusers_file = %s\ntls_cert = %s\ntls_key = %s\n' \
+	"$WIDE_PORT" "$E2E_DIR/admin.users" "$E2E_DIR/admin.crt" "$E2E_DIR/admin.key" >>"$CONF"
+e2e_start
+wait_port "$WIDE_PORT"
+WIDE=https://127.0.0.1:$WIDE_PORT
+login() { curl -sk -D - -o "$E2E_DIR/login.json" -X POST -d "{\"user\":\"alice\",\"password\":\"$1\"}" "$WIDE/api/v1/session"; }
+check "over HTTPS a person logs in: 200, a Secure HttpOnly SameSite=Strict cookie" \
+	bash -c "$(declare -f login); WIDE='$WIDE' E2E_DIR='$E2E_DIR'; login secret | grep -qi '^set-cookie: outpost_session=[0-9a-f]\{64\}; Path=/; HttpOnly; SameSite=Strict; Max-Age=[0-9]*; Secure'"
+check "a wrong password: 401" \
+	test "$(curl -sk -o /dev/null -w '%{http_code}' -X POST -d '{"user":"alice","password":"nope"}' "$WIDE/api/v1/session")" = 401
+check "plain HTTP on the HTTPS listener gets no answer" \
+	bash -c "! curl -s -m 3 -o /dev/null 'http://127.0.0.1:$WIDE_PORT/api/v1/status'"
+check "the loopback listener still speaks plain HTTP to the CLI" \
+	bash -c "'$OUTPOST' -c '$CONF' queue list --json >/dev/null"
+check "logins are logged" grep -q "event=admin_login user=alice" "$E2E_DIR/outpost.log"
+e2e_stop
 e2e_finish

@@ -340,6 +340,93 @@ static void test_a_world_readable_token_refuses_the_start(void **state)
 	assert_non_null(strstr(why, "readable by other users"));
 }
 
+/* One request; its whole answer in buf (status line, headers, body). */
+static int answer_of(struct fixture *f, const char *method, const char *path, const char *headers,
+                     const char *body, char *buf, size_t n)
+{
+	int fd = client_send(f, method, path, headers, body);
+	ssize_t got = client_answer(f, fd, buf, n);
+	close(fd);
+	int code = 0;
+	if (got > 12)
+		sscanf(buf, "HTTP/1.1 %d", &code);
+	return code;
+}
+
+/* "outpost_session=<64 hex>" from a Set-Cookie, and the csrf of the body. */
+static void session_of(const char *answer, char *cookie, size_t cn, char *csrf, size_t sn)
+{
+	const char *c = strstr(answer, "Set-Cookie: outpost_session=");
+	assert_non_null(c);
+	c += strlen("Set-Cookie: ");
+	snprintf(cookie, cn, "%.*s", (int)strcspn(c, ";"), c);
+	assert_int_equal(strlen(cookie), strlen("outpost_session=") + 64);
+	assert_non_null(strstr(answer, "HttpOnly"));
+	assert_non_null(strstr(answer, "SameSite=Strict"));
+	const char *t = strstr(answer, "\"csrf\":\"");
+	assert_non_null(t);
+	t += 8;
+	snprintf(csrf, sn, "%.*s", (int)strcspn(t, "\""), t);
+	assert_int_equal(strlen(csrf), 64);
+}
+
+static void test_console_session_login_csrf_logout(void **state)
+{
+	struct fixture *f = *state;
+	char buf[4096], cookie[128], csrf[80], h[512];
+	assert_int_equal(answer_of(f, "GET", "/api/v1/session", "Host: localhost\r\n", "", buf,
+	                           sizeof buf),
+	                 401);
+	assert_int_equal(answer_of(f, "POST", "/api/v1/session", "Host: localhost\r\n",
+	                           "{\"user\": \"alice\", \"password\": \"wrong\"}", buf, sizeof buf),
+	                 401);
+	assert_null(strstr(buf, "Set-Cookie"));
+	assert_int_equal(answer_of(f, "POST", "/api/v1/session", "Host: localhost\r\n",
+	                           "{\"user\": \"alice\", \"password\": \"secret\"}", buf, sizeof buf),
+	                 200);
+	session_of(buf, cookie, sizeof cookie, csrf, sizeof csrf);
+	snprintf(h, sizeof h, "Host: localhost\r\nCookie: a=b; %s\r\n", cookie);
+	assert_int_equal(answer_of(f, "GET", "/api/v1/session", h, "", buf, sizeof buf), 200);
+	assert_non_null(strstr(buf, "\"user\":\"alice\""));
+	assert_int_equal(answer_of(f, "GET", "/api/v1/queue", h, "", buf, sizeof buf), 200);
+	/* a change needs the token: a cross-site form cannot read it */
+	assert_int_equal(answer_of(f, "POST", "/api/v1/queue/hold", h, "{\"all\": true}", buf,
+	                           sizeof buf),
+	                 403);
+	snprintf(h, sizeof h, "Host: localhost\r\nCookie: %s\r\nX-CSRF-Token: %.63s%c\r\n", cookie,
+	         csrf, csrf[63] == '0' ? '1' : '0');
+	assert_int_equal(answer_of(f, "POST", "/api/v1/queue/hold", h, "{\"all\": true}", buf,
+	                           sizeof buf),
+	                 403);
+	snprintf(h, sizeof h, "Host: localhost\r\nCookie: %s\r\nX-CSRF-Token: %s\r\n", cookie, csrf);
+	assert_int_equal(answer_of(f, "POST", "/api/v1/queue/hold", h, "{\"all\": true}", buf,
+	                           sizeof buf),
+	                 200);
+	/* logged out: the cookie is worth nothing */
+	assert_int_equal(answer_of(f, "DELETE", "/api/v1/session", h, "", buf, sizeof buf), 200);
+	assert_non_null(strstr(buf, "Max-Age=0"));
+	assert_int_equal(answer_of(f, "GET", "/api/v1/queue", h, "", buf, sizeof buf), 401);
+}
+
+static void test_failed_logins_are_limited(void **state)
+{
+	struct fixture *f = *state;
+	char buf[2048];
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(answer_of(f, "POST", "/api/v1/session", "Host: localhost\r\n",
+		                           "{\"user\": \"alice\", \"password\": \"no\"}", buf, sizeof buf),
+		                 401);
+	/* now even the right password waits */
+	assert_int_equal(answer_of(f, "POST", "/api/v1/session", "Host: localhost\r\n",
+	                           "{\"user\": \"alice\", \"password\": \"secret\"}", buf, sizeof buf),
+	                 429);
+	/* a cross-site login attempt is refused before any check */
+	assert_int_equal(answer_of(f, "POST", "/api/v1/session",
+	                           "Host: localhost\r\nOrigin: http://evil.example\r\n",
+	                           "{\"user\": \"alice\", \"password\": \"secret\"}", buf, sizeof buf),
+	                 403);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN); /* as the daemon does: a late answer may meet a closed socket */
@@ -349,6 +436,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stop_before_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_api_without_a_credential_is_401, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_the_token_lets_the_api_in, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_console_session_login_csrf_logout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_logins_are_limited, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_basic_is_checked_against_the_users_file, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_client_gone_during_a_password_check, setup,
