@@ -886,8 +886,11 @@ static void serve(struct admin *a, struct evhttp_request *req, const char *path)
 static void reply_unauthorized(struct admin *a, struct evhttp_request *req)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	const char *cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
 	evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"outpost\"");
-	if (a->conf->admin_users_file[0])
+	/* A console whose session ended shows its login form (docs/console.md):
+	 * a Basic challenge would have the browser ask with a prompt of its own. */
+	if (a->conf->admin_users_file[0] && !(cookie && strstr(cookie, "outpost_session=")))
 		evhttp_add_header(h, "WWW-Authenticate",
 		                  "Basic realm=\"outpost\", charset=\"UTF-8\"");
 	reply_error(req, 401, "a credential is needed: the bearer token of [admin] token_file");
