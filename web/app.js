@@ -362,11 +362,8 @@ async function sampleMetrics() {
 		deferred: r('deferred'), failed: r('failed'), open: m.outpost_delivery_connections_open || 0};
 }
 
-// Per minute, from the last sample and this one.
-function rates(now) {
-	const prev = S.sample;
-	S.sample = now;
-	if (!prev || now.t - prev.t < 1000) return null;
+// Per minute, between two samples.
+function rates(prev, now) {
 	const per = (k) => (((now[k] - prev[k]) * 60000) / (now.t - prev.t)).toFixed(1);
 	return {accepted: per('accepted'), delivered: per('delivered'), deferred: per('deferred'), failed: per('failed'), secs: Math.round((now.t - prev.t) / 1000)};
 }
@@ -401,11 +398,13 @@ async function overviewPage() {
 async function fillRates(box) {
 	try {
 		let now = await sampleMetrics();
-		let r = rates(now);
-		if (!r) { // a first visit: a second sample shortly
+		let prev = S.sample && now.t - S.sample.t >= 1000 ? S.sample : null;
+		if (!prev) { // a first visit: a second sample shortly
 			await new Promise((ok) => setTimeout(ok, 3000));
-			r = rates(now = await sampleMetrics());
+			[prev, now] = [now, await sampleMetrics()];
 		}
+		S.sample = now; // the next refresh's first sample
+		const r = rates(prev, now);
 		box.replaceChildren(card(r.accepted, 'messages accepted / min', 'rate-accepted'),
 			card(r.delivered, 'recipients delivered / min', 'rate-delivered'),
 			card(r.deferred, 'recipients deferred / min'), card(r.failed, 'recipients failed / min'),

@@ -388,6 +388,28 @@ def test_csrf(args):
     check("DELETE /api/v1/session ends the session", status in (200, 204) and status2 == 401, f"{status} {status2}")
 
 
+def test_session_end(c, args):
+    """A session that ends under the page (expiry, a restart) brings the form back."""
+    cookie = next((k for k in c.d.get_cookies() if k["name"] == "outpost_session"), None)
+    if not check("the session's cookie is HttpOnly", cookie is not None and cookie.get("httpOnly"), str(cookie)):
+        return
+    session = f"outpost_session={cookie['value']}"
+    _, _, body = raw(args, "GET", "/api/v1/session", None, {"Cookie": session})
+    token = json.loads(body)["csrf"]
+    raw(args, "DELETE", "/api/v1/session", None, {"Cookie": session, "X-CSRF-Token": token})
+    c.goto("#/queue?state=held", "main")
+    ok = c.wait(lambda: c.visible("form#login"), 10)
+    check("a session ended under the page brings the login form back, saying so",
+          ok and "session has ended" in c.text("#login-result"), c.text("main")[:200])
+    if ok:
+        c.find("form#login input[name=user]").send_keys(args.user)
+        c.find("form#login input[name=password]").send_keys(args.password)
+        c.click("form#login button[type=submit]")
+        check("logged in again, the page goes on where it was",
+              c.wait(lambda: c.visible("#nav") and c.rendered() and "Queue" in c.text("main h1"), 10),
+              c.text("main")[:200])
+
+
 def test_logout(c, args):
     if not check("the page offers to log out", c.visible("#logout")):
         return
@@ -420,6 +442,8 @@ def main():
         test_tls(c, args)
         errors = c.errors()
         check("no script error or CSP violation in the browser's log", not errors, "; ".join(errors)[:500])
+        if c.visible("#logout"):
+            test_session_end(c, args)
         test_logout(c, args)
     except Exception as e:  # a page that never came: say where, then stop
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
