@@ -9,9 +9,9 @@ HTTP requests a browser would not (a state change without the CSRF token).
 Prints one "ok   - ..." or "FAIL - ..." line per check, and "note: ..." lines.
 Screenshots: DIR/PAGE-phone.png (390x844) and DIR/PAGE-desktop.png (1366x900).
 
-Until the daemon has login sessions (docs/console.md), the login checks fail
-and the rest goes on with the browser sending HTTP Basic itself (a header set
-through the DevTools protocol), as a browser does after its own login prompt.
+Against a daemon without login sessions (docs/console.md), the login checks
+fail and the rest goes on with the browser sending HTTP Basic itself (a header
+set through the DevTools protocol), as a browser does after its own prompt.
 """
 import argparse
 import base64

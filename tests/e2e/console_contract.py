@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """console_contract.py - a stand-in for the API contracts the console is
-written for and the daemon does not have yet (docs/console.md), in front of
-the real daemon, for test_console.sh:
+written for (docs/console.md), for those the daemon does not have yet, in
+front of the real daemon, for test_console.sh:
 
     console_contract.py LISTEN_HOST LISTEN_PORT UPSTREAM_URL TOKEN_FILE USERS_FILE
 

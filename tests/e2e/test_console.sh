@@ -13,9 +13,10 @@
 #
 # Two rounds: [daemon] against the daemon as it is, [contract] through
 # console_contract.py, a stand-in for the API contracts the page is written
-# for and the daemon does not have yet (sessions, the paged queue listing,
-# history). Until the daemon has them, [daemon]'s login, CSRF and logout
-# checks fail, and the rest of that round runs with HTTP Basic.
+# for (sessions, the paged queue listing, history), for those the daemon
+# does not have yet. Against a daemon without sessions, [daemon]'s login,
+# CSRF and logout checks fail, and the rest of that round runs with HTTP
+# Basic.
 : "${E2E_KEEP=1}"
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
