@@ -8,7 +8,7 @@ BUILD_PKGS="build-essential cmake pkg-config libssl-dev libevent-dev libc-ares-d
  libsqlite3-dev libcurl4-openssl-dev libjansson-dev libinih-dev zlib1g-dev libidn2-dev libcrypt-dev"
 TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev swaks postfix python3-aiosmtpd sqlite3 openssl
  nsd unbound ldnsutils bind9-dnsutils nginx iproute2 procps curl python3-cryptography
- python3-dkim python3-dnspython opendkim-tools util-linux"
+ python3-dkim python3-dnspython opendkim-tools util-linux chromium chromium-driver python3-selenium"
 PACKAGE_PKGS="dpkg-dev file"
 PACKAGE_TEST_PKGS="systemd man-db groff-base init-system-helpers"
 

@@ -15,8 +15,10 @@
 #include "admin/admin.h"
 
 #include "admin/auth.h"
+#include "admin/check_api.h"
 #include "admin/queue_json.h"
 #include "admin/reads.h"
+#include "admin/web.h"
 #include "tls/tls.h"
 #include "tlsrpt/sender.h"
 #include "util/listen.h"
@@ -68,6 +70,7 @@ struct admin {
 	struct scheduler *sched;
 	struct tlsrpt_sender *tlsrpt;
 	struct admin_auth *auth;
+	struct check_api *checks; /* GET check: outpost check's report */
 	struct evhttp *http;     /* loopback and unix listeners: plain HTTP */
 	struct evhttp *https;    /* other addresses, with [admin] tls_cert */
 	SSL_CTX *tls;
@@ -744,6 +747,11 @@ static void on_metrics_render(void *arg)
 		metric_set(queue_recipients_metric, rcpt_state_name(s), (double)counts[s]);
 }
 
+static void handle_check(struct admin *a, struct evhttp_request *req, int unused)
+{
+	check_api_handle(a->checks, req);
+}
+
 /* ---- routing ---- */
 
 #define GET_METHODS (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)
@@ -768,6 +776,7 @@ static const struct route routes[] = {
     {"tlsrpt/results", GET_METHODS, handle_read, API_READ_TLS_RESULTS},
     {"tlsrpt/report", GET_METHODS, handle_tls_report, 0},
     {"tlsrpt/send", EVHTTP_REQ_POST, handle_tls_send, 0},
+    {"check", GET_METHODS, handle_check, 0},
 };
 
 static bool method_is(struct evhttp_request *req, int methods)
@@ -846,8 +855,11 @@ static void serve(struct admin *a, struct evhttp_request *req, const char *path)
 static void reply_unauthorized(struct admin *a, struct evhttp_request *req)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	const char *cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
 	evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"outpost\"");
-	if (a->conf->admin_users_file[0])
+	/* A console whose session ended shows its login form (docs/console.md):
+	 * a Basic challenge would have the browser ask with a prompt of its own. */
+	if (a->conf->admin_users_file[0] && !(cookie && strstr(cookie, "outpost_session=")))
 		evhttp_add_header(h, "WWW-Authenticate",
 		                  "Basic realm=\"outpost\", charset=\"UTF-8\"");
 	reply_error(req, 401, "a credential is needed: the bearer token of [admin] token_file");
@@ -1097,6 +1109,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 			return authorize_then_serve(a, req, path);
 		return serve(a, req, path);
 	}
+	if (web_serve(req, path)) /* the console's files need no credential (web.h) */
+		return;
 	if (strncmp(path, "/api/v1/", 8) != 0 ||
 	    strlen(path) >= sizeof((struct auth_wait *)0)->path) {
 		reply_error(req, 404, "unknown path");
@@ -1250,6 +1264,7 @@ struct admin *admin_start(struct event_base *base, const struct conf *conf,
 	a->http = http_new(a);
 	a->readers = worker_start_with_state(base, READ_THREADS, read_conn_new, read_conn_free,
 	                                     conf->data_dir);
+	a->checks = check_api_new(base, conf);
 	a->auth = admin_auth_new(conf, worker, why, whylen);
 	if (a->auth == NULL) {
 		admin_stop(a);
@@ -1273,8 +1288,10 @@ struct admin *admin_start(struct event_base *base, const struct conf *conf,
 
 void admin_drain(struct admin *a)
 {
-	if (a)
-		a->draining = true;
+	if (a == NULL)
+		return;
+	a->draining = true;
+	check_api_drain(a->checks); /* waits for the check thread: it may be working */
 }
 
 void admin_stop(struct admin *a)
@@ -1294,6 +1311,7 @@ void admin_stop(struct admin *a)
 		atomic_store(&a->reading->abandoned, true);
 		reading_remove(a->reading);
 	}
+	check_api_free(a->checks);
 	evhttp_free(a->http); /* closes listeners and connections */
 	if (a->https)
 		evhttp_free(a->https);

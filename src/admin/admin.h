@@ -18,6 +18,8 @@
  *                                          "spool_writable", "commits_pending",
  *                                          "recipients": {state: count}}
  *   GET  /api/v1/tlsrpt/results|report, POST /api/v1/tlsrpt/send  (docs/api.md)
+ *   GET  /api/v1/check?domain=D            outpost check's report (check_api.h)
+ *   GET  /, /static/NAME                   the web console, no credential (web.h)
  *
  * Every /api/ request needs a credential (auth.h): 401 without one. The
  * Host and Origin headers are checked first (DNS rebinding, CSRF): 403.

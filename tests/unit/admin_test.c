@@ -625,6 +625,24 @@ static void test_failed_logins_are_limited(void **state)
 	                 403);
 }
 
+/* The console shows its own form when its session has ended: a Basic
+ * challenge would make the browser prompt instead. */
+static void test_an_ended_session_gets_no_basic_challenge(void **state)
+{
+	struct fixture *f = *state;
+	char buf[4096];
+	assert_int_equal(answer_of(f, "GET", "/api/v1/queue", "Host: localhost\r\n", "", buf,
+	                           sizeof buf),
+	                 401);
+	assert_non_null(strstr(buf, "WWW-Authenticate: Basic"));
+	assert_int_equal(answer_of(f, "GET", "/api/v1/queue",
+	                           "Host: localhost\r\nCookie: outpost_session=00\r\n", "", buf,
+	                           sizeof buf),
+	                 401);
+	assert_null(strstr(buf, "WWW-Authenticate: Basic"));
+	assert_non_null(strstr(buf, "WWW-Authenticate: Bearer"));
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN); /* as the daemon does: a late answer may meet a closed socket */
@@ -636,6 +654,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_the_token_lets_the_api_in, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_console_session_login_csrf_logout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_logins_are_limited, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_an_ended_session_gets_no_basic_challenge, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_basic_is_checked_against_the_users_file, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_client_gone_during_a_password_check, setup,
