@@ -143,6 +143,8 @@ static void reply_json(struct evhttp_request *req, int code, json_t *v)
 static void reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+static void reply_answer(struct evhttp_request *req, struct api_answer *ans);
+
 static void reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
 {
 	char msg[512];
@@ -150,10 +152,9 @@ static void reply_error(struct evhttp_request *req, int code, const char *fmt, .
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	json_t *s = json_string(msg);
-	if (s == NULL) /* the message quoted input that is not UTF-8 */
-		s = json_string("invalid request");
-	reply_json(req, code, json_pack("{s:o}", "error", s));
+	struct api_answer ans;
+	api_answer_error(&ans, code, "%s", msg);
+	reply_answer(req, &ans);
 }
 
 static void reply_bad_method(struct evhttp_request *req, const char *allow)

@@ -10,12 +10,7 @@
 #   127.0.7.3 the bulk's recipients (delivery stays paused)
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
-chmod 755 "$E2E_DIR"
-PEERS=$E2E_DIR/peers
-mkdir -p "$PEERS"
-chmod 755 "$PEERS"
-source "$HERE/delivery_peers.sh"
-trap 'dp_stop; e2e_cleanup' EXIT
+source "$HERE/peers.sh"
 
 dp_pick_port 127.0.7
 dp_sink ok 127.0.7.1

@@ -9,13 +9,7 @@
 #   down.secure.test    MX mxx: nobody listens
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
-chmod 755 "$E2E_DIR"
-PEERS=$E2E_DIR/peers
-mkdir -p "$PEERS"
-chmod 755 "$PEERS"
-source "$HERE/dns_peers.sh"
-source "$HERE/delivery_peers.sh"
-trap 'dp_stop; e2e_cleanup' EXIT
+source "$HERE/peers.sh"
 
 dp_pick_port
 dns_peers__pki

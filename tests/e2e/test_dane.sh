@@ -79,14 +79,8 @@ done
 /usr/bin/python3 -c 'import cryptography' ||
 	{ echo "missing python3-cryptography (scripts/deps.sh test)"; exit 1; }
 T0=$SECONDS
-chmod 755 "$E2E_DIR"
-PEERS=$E2E_DIR/peers
-mkdir -p "$PEERS"
-chmod 755 "$PEERS"
-source "$HERE/dns_peers.sh"
-source "$HERE/delivery_peers.sh"
+source "$HERE/peers.sh"
 source "$HERE/dane_peers.sh"
-trap 'dp_stop; e2e_cleanup' EXIT
 
 dane_pick_port
 P=$DP_PORT

@@ -15,13 +15,7 @@ for tool in nsd unbound ldns-signzone ldns-keygen smtp-sink; do
 	command -v $tool >/dev/null || { echo "missing $tool (scripts/deps.sh test)"; exit 1; }
 done
 T0=$SECONDS
-chmod 755 "$E2E_DIR" # smtp-sink writes as nobody below it
-PEERS=$E2E_DIR/peers
-mkdir -p "$PEERS"
-chmod 755 "$PEERS"
-source "$HERE/dns_peers.sh"
-source "$HERE/delivery_peers.sh"
-trap 'dp_stop; e2e_cleanup' EXIT
+source "$HERE/peers.sh"
 
 dp_pick_port
 Z=insecure.test

@@ -10,13 +10,7 @@
 #   127.0.0.11 outpost itself (a second submission listener on the port)
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
-chmod 755 "$E2E_DIR"
-PEERS=$E2E_DIR/peers
-mkdir -p "$PEERS"
-chmod 755 "$PEERS"
-source "$HERE/dns_peers.sh"
-source "$HERE/delivery_peers.sh"
-trap 'dp_stop; e2e_cleanup' EXIT
+source "$HERE/peers.sh"
 
 dp_pick_port
 Z=insecure.test

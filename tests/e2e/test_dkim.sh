@@ -18,13 +18,7 @@ for tool in nsd unbound ldns-signzone postfix opendkim-testmsg unshare; do
 	command -v $tool >/dev/null || { echo "missing $tool (scripts/deps.sh test)"; exit 1; }
 done
 $PY -c 'import dkim, nacl, dns.query' || { echo "missing python3-dkim (scripts/deps.sh test)"; exit 1; }
-chmod 755 "$E2E_DIR"
-PEERS=$E2E_DIR/peers
-mkdir -p "$PEERS"
-chmod 755 "$PEERS"
-source "$HERE/dns_peers.sh"
-source "$HERE/delivery_peers.sh"
-trap 'dp_stop; e2e_cleanup' EXIT
+source "$HERE/peers.sh"
 MAIL=$PEERS/rcv/mail/sink
 
 # ---- keys and their records -------------------------------------------------------

@@ -51,12 +51,7 @@ for tool in nsd unbound ldns-signzone ldns-keygen postfix nginx openssl; do
 done
 [ "$(id -u)" = 0 ] || { echo "needs root: MTA-STS policies are fetched from port 443"; exit 1; }
 T0=$SECONDS
-chmod 755 "$E2E_DIR" # Postfix's virtual(8) and nginx's worker are not root
-PEERS=$E2E_DIR/peers
-mkdir -p "$PEERS"
-chmod 755 "$PEERS"
-source "$HERE/dns_peers.sh"
-source "$HERE/delivery_peers.sh"
+source "$HERE/peers.sh"
 W=$E2E_DIR/www
 C=$E2E_DIR/certs
 mkdir -p "$W/sites" "$W/logs" "$W/tmp" "$C"

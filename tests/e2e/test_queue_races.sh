@@ -9,12 +9,7 @@
 # Recipients are address literals: no DNS is involved.
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
-chmod 755 "$E2E_DIR"
-PEERS=$E2E_DIR/peers
-mkdir -p "$PEERS"
-chmod 755 "$PEERS"
-source "$HERE/delivery_peers.sh"
-trap 'dp_stop; e2e_cleanup' EXIT
+source "$HERE/peers.sh"
 
 dp_pick_port
 dp_python gate 127.0.0.2 gate

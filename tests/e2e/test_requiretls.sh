@@ -57,12 +57,7 @@ done
 $PY -c 'import aiosmtpd' 2>/dev/null || { echo "missing python3-aiosmtpd (scripts/deps.sh test)"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "needs root: MTA-STS policies are fetched from port 443"; exit 1; }
 T0=$SECONDS
-chmod 755 "$E2E_DIR" # Postfix's virtual(8) and nginx's worker run as nobody
-PEERS=$E2E_DIR/peers
-mkdir -p "$PEERS"
-chmod 755 "$PEERS"
-source "$HERE/dns_peers.sh"
-source "$HERE/delivery_peers.sh"
+source "$HERE/peers.sh"
 RT=$PEERS/rt
 W=$E2E_DIR/www
 C=$E2E_DIR/certs

@@ -51,13 +51,7 @@ $PY -c 'import dkim, nacl, dns.query' || { echo "missing python3-dkim (scripts/d
 # under an ASan build (-DOUTPOST_SANITIZE=ON), also catch pointers into dead stack frames
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_stack_use_after_return=1}
 T0=$SECONDS
-chmod 755 "$E2E_DIR" # Postfix's virtual(8) is not root
-PEERS=$E2E_DIR/peers
-mkdir -p "$PEERS"
-chmod 755 "$PEERS"
-source "$HERE/dns_peers.sh"
-source "$HERE/delivery_peers.sh"
-trap 'dp_stop; e2e_cleanup' EXIT
+source "$HERE/peers.sh"
 
 # Every result of one run must fall on one UTC day: not within 3 minutes of midnight.
 secs=$(($(date -u +%s) % 86400))
