@@ -124,6 +124,50 @@ wait_until() {
 	done
 }
 
+# wait_for SECONDS COMMAND...: as wait_until, then runs COMMAND once more
+# with its errors shown (why it never succeeded).
+wait_for() {
+	local until=$((SECONDS + $1))
+	shift
+	while :; do
+		"$@" 2>/dev/null && return 0
+		[ "$SECONDS" -ge "$until" ] && break
+		sleep 0.1
+	done
+	"$@"
+}
+
+# jtest ID EXPR: the Python EXPR over j = `queue show ID --json`, with R(addr)
+# the recipient and A(addr) its attempts; the JSON stays in $SHOWN.
+SHOWN=$E2E_DIR/shown.json
+jtest() {
+	op queue show "$1" --json >"$SHOWN" 2>/dev/null || return 1
+	$PY - "$2" "$SHOWN" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[2]))
+def R(a): return [r for r in j["recipients"] if r["address"] == a][0]
+def A(a): return [x for x in j["attempts"] if x["recipient"] == a]
+try:
+    ok = eval(sys.argv[1])
+except Exception as e:
+    print("     (%s: %s)" % (type(e).__name__, e), file=sys.stderr)
+    ok = False
+sys.exit(0 if ok else 1)
+EOF
+}
+
+# expect_show DESCRIPTION ID EXPR [TIMEOUT]: passes once jtest ID EXPR holds,
+# within TIMEOUT (15) s.
+expect_show() {
+	if wait_for "${4:-15}" jtest "$2" "$3"; then
+		pass "$1"
+	else
+		fail "$1"
+		echo "     expected: $3"
+		echo "     queue show $2: $(cat "$SHOWN" 2>/dev/null)"
+	fi
+}
+
 field_is() { [ "$(status_field "$1")" = "$2" ]; } # field_is NAME VALUE
 
 # spool_lock / spool_unlock: hold the spool's write lock from outside, so

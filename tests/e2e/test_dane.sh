@@ -663,37 +663,12 @@ handshakes() { # handshakes yes|no
 		awk -v want="outpost_delivery_tls_handshakes_total{resumed=\"$1\"}" \
 			'$1 == want { print $2; found = 1 } END { if (!found) print 0 }'
 }
-SHOWN=$E2E_DIR/shown.json
-jtest() { # jtest ID EXPR: EXPR over j (queue show), with R(addr) and A(addr)
-	op queue show "$1" --json >"$SHOWN" 2>/dev/null || return 1
-	$PY - "$2" "$SHOWN" <<'EOF'
-import json, sys
-j = json.load(open(sys.argv[2]))
-def R(a): return [r for r in j["recipients"] if r["address"] == a][0]
-def A(a): return [x for x in j["attempts"] if x["recipient"] == a]
-try:
-    ok = eval(sys.argv[1])
-except Exception as e:
-    print("     (%s: %s)" % (type(e).__name__, e), file=sys.stderr)
-    ok = False
-sys.exit(0 if ok else 1)
-EOF
-}
-expect() { # expect DESCRIPTION ID EXPR [TIMEOUT]
-	if wait_until "${4:-15}" jtest "$2" "$3"; then
-		pass "$1"
-	else
-		fail "$1"
-		echo "     expected: $3"
-		echo "     queue show $2: $(cat "$SHOWN" 2>/dev/null)"
-	fi
-}
 delivered_to() { $PY "$HERE/maildir_check.py" "$PEERS/dpf/mail/sink" "$1" | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 submit1() { $PY "$HERE/dane_check.py" submit "$SMTP_PORT" s@snd.insecure.test "$1" | awk '{print $2}'; }
 RESUMED0=$(handshakes yes)
 for k in 2 3; do
 	id=$(submit1 u$k@resume.$S)
-	expect "resume: message $k delivered, verified DANE-TA by 2 1 1 again" "$id" \
+	expect_show "resume: message $k delivered, verified DANE-TA by 2 1 1 again" "$id" \
 		"R('u$k@resume.$S')['state']=='delivered' and A('u$k@resume.$S')[-1]['tls_verified']=='DANE-TA' and A('u$k@resume.$S')[-1]['tls_detail'].startswith('2 1 1 ')"
 done
 check "resume: both connections resumed the session ($RESUMED0 -> $(handshakes yes) resumed handshakes)" \
@@ -712,12 +687,12 @@ set_roll "$(rec 3 decoy-leaf 1 1)"
 check "roll: the resolver now serves the wrong record, with AD" \
 	bash -c "$DIG _$P._tcp.mx-roll.$S TLSA | grep -q ' ad[ ;]' && $DIG +short _$P._tcp.mx-roll.$S TLSA | tr -d ' ' | grep -qi '$(rec 3 decoy-leaf 1 1 | tr -d ' ' | cut -c1-40)'"
 ROLL=$(submit1 u2@roll.$S)
-expect "roll: under the wrong record the next message is deferred 4.7.5 (no resumption of the old session)" "$ROLL" \
+expect_show "roll: under the wrong record the next message is deferred 4.7.5 (no resumption of the old session)" "$ROLL" \
 	"R('u2@roll.$S')['state']=='deferred' and R('u2@roll.$S')['attempts']==1 and '4.7.5' in R('u2@roll.$S')['last_error'] and 'dane-no-match' in R('u2@roll.$S')['last_error']"
 check "roll: the receiver did not get it" test "$(delivered_to u2@roll.$S)" = 0
 set_roll "$(rec 2 ca-roll 1 1)"
 op queue kick "$ROLL" >/dev/null
-expect "roll: after the rollover to 2 1 1 of its CA, the retry is delivered, DANE-TA" "$ROLL" \
+expect_show "roll: after the rollover to 2 1 1 of its CA, the retry is delivered, DANE-TA" "$ROLL" \
 	"R('u2@roll.$S')['state']=='delivered' and R('u2@roll.$S')['attempts']==2 and A('u2@roll.$S')[-1]['tls_verified']=='DANE-TA' and A('u2@roll.$S')[-1]['tls_detail'].startswith('2 1 1 ')"
 count_is() { [ "$(delivered_to "$1")" = "$2" ]; }
 check "roll: the receiver has it once" wait_until 5 count_is u2@roll.$S 1

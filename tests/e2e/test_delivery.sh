@@ -77,47 +77,9 @@ echo "# peers and daemon up after $((SECONDS - T0)) s (port $DP_PORT, resolver $
 
 submit() { $PY "$HERE/smtp_submit.py" "$SMTP_PORT" "$@"; }
 MAILDIR_A=$PEERS/pa/mail/sink
-SHOWN=$E2E_DIR/shown.json
 
-# jtest ID EXPR: EXPR (python) over j = `queue show ID --json`, with
-# R(addr) its recipient and A(addr) its delivery log entries.
-jtest() {
-	op queue show "$1" --json >"$SHOWN" 2>/dev/null || return 1
-	$PY - "$2" "$SHOWN" <<'EOF'
-import json, sys
-j = json.load(open(sys.argv[2]))
-def R(a): return [r for r in j["recipients"] if r["address"] == a][0]
-def A(a): return [x for x in j["attempts"] if x["recipient"] == a]
-try:
-    ok = eval(sys.argv[1])
-except Exception as e:
-    print("     (%s: %s)" % (type(e).__name__, e), file=sys.stderr)
-    ok = False
-sys.exit(0 if ok else 1)
-EOF
-}
 
-wait_for() { # wait_for SECONDS COMMAND...
-	local until=$((SECONDS + $1))
-	shift
-	while :; do
-		"$@" 2>/dev/null && return 0
-		[ "$SECONDS" -ge "$until" ] && break
-		sleep 0.1
-	done
-	"$@"
-}
 
-# expect DESCRIPTION ID EXPR [TIMEOUT]: waits up to TIMEOUT (default 15) s.
-expect() {
-	if wait_for "${4:-15}" jtest "$2" "$3"; then
-		pass "$1"
-	else
-		fail "$1"
-		echo "     expected: $3"
-		echo "     queue show $2: $(cat "$SHOWN" 2>/dev/null)"
-	fi
-}
 
 # dsns SENDER: the messages pa's Maildir got for SENDER, as JSON.
 dsns() { $PY "$HERE/maildir_check.py" "$MAILDIR_A" "$1"; }
@@ -177,18 +139,18 @@ check "15 messages submitted over SMTP, each with a queue id" \
 	-n "$ID_LIT" -a -n "$ID_UTF" -a -n "$ID_8BIT" -a -n "$ID_BIG" -a -n "$ID_TLS"
 
 # ---- MX selection --------------------------------------------------------------
-expect "most preferred reachable MX: delivered via mxa (pref 10), not mxb (pref 20)" "$ID_BEST" \
+expect_show "most preferred reachable MX: delivered via mxa (pref 10), not mxb (pref 20)" "$ID_BEST" \
 	'R("u1@best.insecure.test")["state"]=="delivered" and R("u1@best.insecure.test")["attempts"]==1 and [(x["mx"],x["ip"],x["result"]) for x in A("u1@best.insecure.test")]==[("mxa.insecure.test","127.0.0.2","delivered")]'
 check "the delivery log entry has the server's reply, the time and the TLS used" \
 	jtest "$ID_BEST" '"250" in A("u1@best.insecure.test")[0]["reply"] and A("u1@best.insecure.test")[0]["time"] and A("u1@best.insecure.test")[0]["tls"].startswith("TLSv1.")'
 check "pa's Maildir has the message" wait_for 5 delivered_is pa u1@best.$Z 1
 check "pb's Maildir does not" delivered_is pb u1@best.$Z 0
-expect "first MX down: delivered via the second (mxb, 127.0.0.3) in the same attempt" "$ID_SECOND" \
+expect_show "first MX down: delivered via the second (mxb, 127.0.0.3) in the same attempt" "$ID_SECOND" \
 	'R("u2@second.insecure.test")["state"]=="delivered" and R("u2@second.insecure.test")["attempts"]==1 and [(x["mx"],x["ip"]) for x in A("u2@second.insecure.test")]==[("mxb.insecure.test","127.0.0.3")]'
 check "pb's Maildir has it" wait_for 5 delivered_is pb u2@second.$Z 1
 
 # ---- several recipients at one domain ------------------------------------------
-expect "three recipients, one refused with 550: two delivered, one failed 5.1.1" "$ID_MULTI" \
+expect_show "three recipients, one refused with 550: two delivered, one failed 5.1.1" "$ID_MULTI" \
 	'[R(a+"@multi.insecure.test")["state"] for a in ("a","bad","c")]==["delivered","failed","delivered"] and "5.1.1" in R("bad@multi.insecure.test")["last_error"] and "no such user" in R("bad@multi.insecure.test")["last_error"]'
 check "the two accepted recipients are in pa's Maildir, the refused one is not" \
 	wait_for 5 delivered_are pa a@multi.$Z 1 c@multi.$Z 1 bad@multi.$Z 0
@@ -201,54 +163,54 @@ expect_dsn "the DSN has Action: failed, Status: 5.1.1 for bad@multi, and names n
 expect_dsn "the DSN carries the remote reply and the original headers" s-multi@$S \
 	'any("550" in b.get("diagnostic-code","") for b in d[0]["blocks"]) and d[0]["headers_part"]=="text/rfc822-headers" and any(b.get("reporting-mta","").endswith("outpost.insecure.test") for b in d[0]["blocks"])'
 
-expect "one recipient refused with 450: deferred, the other delivered" "$ID_LATER" \
+expect_show "one recipient refused with 450: deferred, the other delivered" "$ID_LATER" \
 	'R("good@later.insecure.test")["state"]=="delivered" and R("later@later.insecure.test")["state"]=="deferred" and "4.2.0" in R("later@later.insecure.test")["last_error"] and len(A("later@later.insecure.test"))>=1'
 # (an automatic retry after first_retry may have come already: count from here)
 N_LATER=$(op queue show "$ID_LATER" --json | $PY -c 'import json,sys; print(len([x for x in json.load(sys.stdin)["attempts"] if x["recipient"]=="later@later.insecure.test"]))')
 op queue kick "$ID_LATER" >/dev/null
-expect "kicked: only the 450 recipient is retried (attempts $N_LATER -> $((N_LATER + 1))), the delivered one stays at 1" "$ID_LATER" \
+expect_show "kicked: only the 450 recipient is retried (attempts $N_LATER -> $((N_LATER + 1))), the delivered one stays at 1" "$ID_LATER" \
 	"len(A('later@later.insecure.test'))>$N_LATER and R('later@later.insecure.test')['attempts']>$N_LATER and R('later@later.insecure.test')['state']=='deferred' and R('good@later.insecure.test')['attempts']==1 and len(A('good@later.insecure.test'))==1 and R('good@later.insecure.test')['state']=='delivered'"
 check "the delivered recipient got one copy" wait_for 5 delivered_is pa good@later.$Z 1
 op queue drop "$ID_LATER" >/dev/null
 
 # ---- DNS outcomes ---------------------------------------------------------------
-expect "null MX: failed at once with 5.1.10" "$ID_NULL" \
+expect_show "null MX: failed at once with 5.1.10" "$ID_NULL" \
 	'R("n@nullmx.insecure.test")["state"]=="failed" and R("n@nullmx.insecure.test")["attempts"]==1 and "5.1.10" in R("n@nullmx.insecure.test")["last_error"]'
 expect_dsn "null MX: a failure DSN with Status 5.1.10" s-null@$S \
 	"len(d)==1 and ($FAILED_FOR)(d, 'n@nullmx.insecure.test', '5.1.10')"
-expect "NXDOMAIN: failed at once" "$ID_NX" \
+expect_show "NXDOMAIN: failed at once" "$ID_NX" \
 	'R("n@nope.insecure.test")["state"]=="failed" and R("n@nope.insecure.test")["attempts"]==1 and "5.1.2" in R("n@nope.insecure.test")["last_error"]'
-expect "SERVFAIL (bogus.test, DNSSEC bogus): deferred, 4.4.3" "$ID_BOGUS" \
+expect_show "SERVFAIL (bogus.test, DNSSEC bogus): deferred, 4.4.3" "$ID_BOGUS" \
 	'R("n@bogus.test")["state"]=="deferred" and len(A("n@bogus.test"))>=1 and "4.4.3" in R("n@bogus.test")["last_error"]'
-expect "CNAME chain (cc1 -> cc2 -> cc3, MX mxa): delivered" "$ID_CHAIN" \
+expect_show "CNAME chain (cc1 -> cc2 -> cc3, MX mxa): delivered" "$ID_CHAIN" \
 	'R("n@cc1.insecure.test")["state"]=="delivered" and A("n@cc1.insecure.test")[-1]["mx"]=="mxa.insecure.test"'
-expect "CNAME loop: deferred, the error says so" "$ID_LOOP" \
+expect_show "CNAME loop: deferred, the error says so" "$ID_LOOP" \
 	'R("n@loop1.insecure.test")["state"]=="deferred" and len(A("n@loop1.insecure.test"))>=1 and "loop" in R("n@loop1.insecure.test")["last_error"].lower()'
-expect "implicit MX (A record, no MX): delivered to the domain's own address" "$ID_IMPL" \
+expect_show "implicit MX (A record, no MX): delivered to the domain's own address" "$ID_IMPL" \
 	'R("n@impl.insecure.test")["state"]=="delivered" and (A("n@impl.insecure.test")[-1]["mx"],A("n@impl.insecure.test")[-1]["ip"])==("impl.insecure.test","127.0.0.2")'
-expect "IP literal n@[127.0.0.2]: delivered" "$ID_LIT" \
+expect_show "IP literal n@[127.0.0.2]: delivered" "$ID_LIT" \
 	'R("n@[127.0.0.2]")["state"]=="delivered" and A("n@[127.0.0.2]")[-1]["ip"]=="127.0.0.2"'
 check "pa's Maildir has the CNAME chain, implicit MX and IP literal messages" \
 	wait_for 5 delivered_are pa n@cc1.$Z 1 n@impl.$Z 1 'n@[127.0.0.2]' 1
 op queue drop "$ID_BOGUS" "$ID_LOOP" >/dev/null
 
 # ---- what the server cannot take ---------------------------------------------------
-expect "SMTPUTF8 message to a server without SMTPUTF8: failed 5.6.7" "$ID_UTF" \
+expect_show "SMTPUTF8 message to a server without SMTPUTF8: failed 5.6.7" "$ID_UTF" \
 	'R("üsér@utf.insecure.test")["state"]=="failed" and R("üsér@utf.insecure.test")["attempts"]==1 and "5.6.7" in R("üsér@utf.insecure.test")["last_error"]'
 expect_dsn "SMTPUTF8: a failure DSN (multipart/report) with Status 5.6.7" s-utf@$S \
 	"len(d)==1 and d[0]['content_type']=='multipart/report' and ($FAILED_FOR)(d, 'üsér@utf.insecure.test', '5.6.7')"
 check "SMTPUTF8: the sink received nothing, no MAIL was sent to it" \
 	test "$(dp_sink_count su)" = 0 -a "$(grep -c 'mxu.insecure.test.*MAIL FROM' "$E2E_DIR/outpost.log" || true)" = 0
-expect "8-bit message to a server without 8BITMIME: failed 5.6.3" "$ID_8BIT" \
+expect_show "8-bit message to a server without 8BITMIME: failed 5.6.3" "$ID_8BIT" \
 	'R("n@eight.insecure.test")["state"]=="failed" and "5.6.3" in R("n@eight.insecure.test")["last_error"]'
 check "8-bit: the sink received nothing, no MAIL was sent to it" \
 	test "$(dp_sink_count s7)" = 0 -a "$(grep -c 'mx7.insecure.test.*MAIL FROM' "$E2E_DIR/outpost.log" || true)" = 0
-expect "10 KB message, server SIZE 2000: failed 5.3.4" "$ID_BIG" \
+expect_show "10 KB message, server SIZE 2000: failed 5.3.4" "$ID_BIG" \
 	'R("n@big.insecure.test")["state"]=="failed" and R("n@big.insecure.test")["attempts"]==1 and "5.3.4" in R("n@big.insecure.test")["last_error"]'
 check "SIZE: pb got nothing for it" test "$(delivered_to pb n@big.$Z)" = 0
 
 # ---- TLS handshake failure -> plaintext on the same host --------------------------
-expect "garbage after the 220 to STARTTLS: delivered in plaintext on the same host" "$ID_TLS" \
+expect_show "garbage after the 220 to STARTTLS: delivered in plaintext on the same host" "$ID_TLS" \
 	'R("n@tlsfb.insecure.test")["state"]=="delivered" and R("n@tlsfb.insecure.test")["attempts"]==1 and A("n@tlsfb.insecure.test")[-1]["ip"]=="127.0.0.4" and not A("n@tlsfb.insecure.test")[-1]["tls"]'
 check "the log has event=plaintext_fallback for mxc" \
 	grep -q 'event=plaintext_fallback.*mx=mxc.insecure.test' "$E2E_DIR/outpost.log"
@@ -284,7 +246,7 @@ for k in 1 2 3 4 5 6 7; do
 done
 check "all MX down: deferred after attempts 1-7, next attempt doubling from 10 s, no DSN before the 5th ($BACKOFF_OK)" test "$BACKOFF_OK" = yes
 check "all MX down: the 5th attempt was seen completed on its own (kicks, not timers, moved it)" test -n "$DELAY_SEEN"
-expect "all MX down: failed after the 8th (last) attempt" "$ID_DOWN" \
+expect_show "all MX down: failed after the 8th (last) attempt" "$ID_DOWN" \
 	"R('$DOWN')['state']=='failed' and R('$DOWN')['attempts']==8 and [x['result'] for x in A('$DOWN')]==['deferred']*7+['failed'] and all(x['mx'] in ('mxdown.insecure.test','mxdown2.insecure.test') for x in A('$DOWN'))"
 expect_dsn "all MX down: a failure DSN after the last attempt, and still one delay DSN" s-down@$S \
 	"len(d)==2 and sorted(b.get('action') for m in d for b in m['blocks'] if 'action' in b)==['delayed','failed'] and ($FAILED_FOR)(d, '$DOWN', [b.get('status') for m in d for b in m['blocks'] if b.get('action')=='failed'][0]) and [b.get('status') for m in d for b in m['blocks'] if b.get('action')=='failed'][0].startswith('5.')"
@@ -308,7 +270,7 @@ printf 'Subject: from the null sender\n\nx\n' | op send -f '' z@nullmx.$Z
 wait_for 10 find_id failed z@nullmx.$Z >/dev/null || true
 ID_NULLSENDER=$(find_id failed z@nullmx.$Z || true)
 check "null sender to a null MX domain: failed" test -n "$ID_NULLSENDER"
-[ -n "$ID_NULLSENDER" ] && expect "  (its recipient failed 5.1.10)" "$ID_NULLSENDER" \
+[ -n "$ID_NULLSENDER" ] && expect_show "  (its recipient failed 5.1.10)" "$ID_NULLSENDER" \
 	'R("z@nullmx.insecure.test")["state"]=="failed" and "5.1.10" in R("z@nullmx.insecure.test")["last_error"]'
 check "no DSN for <>: no notice queued (metric $DSN_BEFORE -> $(dsn_metric), <> messages $NULL_BEFORE -> $((NULL_BEFORE + 1)) expected)" \
 	test "$(dsn_metric)" = "$DSN_BEFORE" -a "$(null_sender_msgs)" = $((NULL_BEFORE + 1))
@@ -343,7 +305,7 @@ check "killed before the DATA reply: the sink has no copy of the message yet" te
 e2e_start
 check "the restart finds the interrupted attempt" \
 	wait_for 5 grep -q 'event=spool_recovered interrupted_attempts=1' "$E2E_DIR/outpost.log"
-expect "it was counted, and is retried at once, without its backoff, and delivered (never lost)" "$ID_SLOW" \
+expect_show "it was counted, and is retried at once, without its backoff, and delivered (never lost)" "$ID_SLOW" \
 	'R("n@slow.insecure.test")["state"]=="delivered" and R("n@slow.insecure.test")["attempts"]==2' 20
 check "the sink has the message at least once" \
 	test "$(grep -l 'kill-me' "$PEERS/sw/dump/"m.* 2>/dev/null | wc -l)" -ge 1

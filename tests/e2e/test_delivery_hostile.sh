@@ -57,41 +57,6 @@ e2e_start
 echo "# peers and daemon up after $((SECONDS - T0)) s (port $DP_PORT)"
 
 submit() { $PY "$HERE/smtp_submit.py" "$SMTP_PORT" "$@"; }
-SHOWN=$E2E_DIR/shown.json
-jtest() { # ID EXPR over j = `queue show ID --json`; R(addr), A(addr)
-	op queue show "$1" --json >"$SHOWN" 2>/dev/null || return 1
-	$PY - "$2" "$SHOWN" <<'EOF'
-import json, sys
-j = json.load(open(sys.argv[2]))
-def R(a): return [r for r in j["recipients"] if r["address"] == a][0]
-def A(a): return [x for x in j["attempts"] if x["recipient"] == a]
-try:
-    ok = eval(sys.argv[1])
-except Exception as e:
-    print("     (%s: %s)" % (type(e).__name__, e), file=sys.stderr)
-    ok = False
-sys.exit(0 if ok else 1)
-EOF
-}
-wait_for() { # SECONDS COMMAND...
-	local until=$((SECONDS + $1))
-	shift
-	while :; do
-		"$@" 2>/dev/null && return 0
-		[ "$SECONDS" -ge "$until" ] && break
-		sleep 0.1
-	done
-	"$@"
-}
-expect() { # DESCRIPTION ID EXPR [TIMEOUT]
-	if wait_for "${4:-15}" jtest "$2" "$3"; then
-		pass "$1"
-	else
-		fail "$1"
-		echo "     expected: $3"
-		echo "     queue show $2: $(cat "$SHOWN" 2>/dev/null)"
-	fi
-}
 # a recipient whose n-th attempt is over: deferred, logged, with error text
 deferred_after() { # RCPT N
 	echo "R('$1')['state']=='deferred' and R('$1')['attempts']==$2 and len(A('$1'))==$2 and A('$1')[-1]['result']=='deferred' and A('$1')[-1]['ip'] and A('$1')[-1]['mx']=='mx-'+'$1'.split('@')[1].split('.')[0]+'.insecure.test'"
@@ -107,7 +72,7 @@ for m in $MODES; do ID[$m]=$(submit s@ok.$Z "n@$m.$Z"); done
 # while the hostile sessions are still going on (trickle needs 3 s to time
 # out), ordinary mail goes through: the loop is not held up by them
 ID_OK1=$(submit s@ok.$Z first@ok.$Z)
-expect "normal mail is delivered while the hostile sessions are in progress" "$ID_OK1" \
+expect_show "normal mail is delivered while the hostile sessions are in progress" "$ID_OK1" \
 	'R("first@ok.insecure.test")["state"]=="delivered"' 10
 line_of() { grep -n "event=delivery .*rcpt=$1 " "$E2E_DIR/outpost.log" | head -1 | cut -d: -f1; }
 logged() { [ -n "$(line_of "$1")" ]; }
@@ -116,9 +81,9 @@ check "  (delivered before the trickling host's attempt timed out)" \
 	test -n "$(line_of first@ok.$Z)" -a -n "$(line_of n@trickle.$Z)" -a "$(line_of first@ok.$Z)" -lt "$(line_of n@trickle.$Z)"
 
 for m in $MODES; do
-	expect "$m: the recipient is deferred after its attempt, with mx and ip in the log" "${ID[$m]}" \
+	expect_show "$m: the recipient is deferred after its attempt, with mx and ip in the log" "${ID[$m]}" \
 		"$(deferred_after "n@$m.$Z" 1)" 15
-	expect "$m: last_error says why" "${ID[$m]}" \
+	expect_show "$m: last_error says why" "${ID[$m]}" \
 		"(lambda E: ${ERR[$m]})(R('n@$m.$Z')['last_error']) and A('n@$m.$Z')[-1]['reply']==R('n@$m.$Z')['last_error']" 1
 done
 check "tls-garbage: the failed handshake was logged and plaintext tried on the same host" \
@@ -129,17 +94,17 @@ check "tls-garbage: the server saw STARTTLS, then MAIL without TLS" \
 check "reset-data: the server reset the connection in the data" grep -q 'reset-data' "$PEERS/reset-data/connections.log"
 check "the daemon is still running" kill -0 "$DAEMON_PID"
 ID_OK2=$(submit s@ok.$Z second@ok.$Z)
-expect "a normal delivery right after the hostile ones" "$ID_OK2" \
+expect_show "a normal delivery right after the hostile ones" "$ID_OK2" \
 	'R("second@ok.insecure.test")["state"]=="delivered" and A("second@ok.insecure.test")[-1]["ip"]=="127.0.0.2"' 10
 
 # once more: the second attempts meet the same hosts
 op queue kick --all >/dev/null
 for m in $MODES; do
-	expect "$m: kicked, deferred again after attempt 2" "${ID[$m]}" \
+	expect_show "$m: kicked, deferred again after attempt 2" "${ID[$m]}" \
 		"$(deferred_after "n@$m.$Z" 2) and (lambda E: ${ERR[$m]})(R('n@$m.$Z')['last_error'])" 15
 done
 ID_OK3=$(submit s@ok.$Z third@ok.$Z)
-expect "still delivering after the second round" "$ID_OK3" 'R("third@ok.insecure.test")["state"]=="delivered"' 10
+expect_show "still delivering after the second round" "$ID_OK3" 'R("third@ok.insecure.test")["state"]=="delivered"' 10
 check "the sink got the three normal messages" test "$(dp_sink_count ok)" = 3
 check "the daemon is still running, and answers the API" bash -c "kill -0 $DAEMON_PID && '$OUTPOST' -c '$CONF' queue list >/dev/null"
 check "no error-level event in the log" bash -c "! grep -q 'level=error' '$E2E_DIR/outpost.log'"

@@ -55,25 +55,6 @@ e2e_start
 
 submit() { $PY "$HERE/smtp_submit.py" "$SMTP_PORT" "$@"; }
 S=snd.$Z
-SHOWN=$E2E_DIR/shown.json
-# jtest ID EXPR: python EXPR over j = `queue show ID --json`, R(addr) its recipient
-jtest() {
-	op queue show "$1" --json >"$SHOWN" 2>/dev/null || return 1
-	$PY - "$2" "$SHOWN" <<'EOF'
-import json, sys
-j = json.load(open(sys.argv[2]))
-def R(a): return [r for r in j["recipients"] if r["address"] == a][0]
-def A(a): return [x for x in j["attempts"] if x["recipient"] == a]
-sys.exit(0 if eval(sys.argv[1]) else 1)
-EOF
-}
-expect() { # DESCRIPTION ID EXPR
-	if wait_until 15 jtest "$2" "$3"; then pass "$1"; else
-		fail "$1"
-		echo "     expected: $3"
-		echo "     got: $(cat "$SHOWN" 2>/dev/null)"
-	fi
-}
 # the notices the dsn sink got for SENDER, as maildir_check.py JSON
 dsns() { $PY "$HERE/maildir_check.py" "$PEERS/dsn/dump" "$1"; }
 dsn_test() { $PY -c "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if ($2) else 1)" "$(dsns "$1")"; }
@@ -94,18 +75,18 @@ ID_TWO=$(submit s-two@$S a@fail1.$Z,b@fail2.$Z)
 ID_MIX=$(submit s-mix@$S d@mixd.$Z,f@mixf.$Z)
 
 # ---- hosts that refuse the session or a recipient pass it on ---------------
-expect "554 greeting on the best MX: delivered via the next one in the same attempt" "$ID_GREET" \
+expect_show "554 greeting on the best MX: delivered via the next one in the same attempt" "$ID_GREET" \
 	'R("u@greet.insecure.test")["state"]=="delivered" and R("u@greet.insecure.test")["attempts"]==1 and A("u@greet.insecure.test")[-1]["mx"]=="good.insecure.test"'
-expect "550 to EHLO (and HELO) on the best MX: delivered via the next one" "$ID_EHLO" \
+expect_show "550 to EHLO (and HELO) on the best MX: delivered via the next one" "$ID_EHLO" \
 	'R("u@ehlo.insecure.test")["state"]=="delivered" and A("u@ehlo.insecure.test")[-1]["mx"]=="good.insecure.test"'
-expect "every MX refuses the session with 5xx: failed permanently at the first attempt" "$ID_ALL" \
+expect_show "every MX refuses the session with 5xx: failed permanently at the first attempt" "$ID_ALL" \
 	'R("u@allrefuse.insecure.test")["state"]=="failed" and R("u@allrefuse.insecure.test")["attempts"]==1 and "550" in R("u@allrefuse.insecure.test")["last_error"]'
 expect_dsn "... and its sender gets a failure notice" s-all@$S 'len(d)==1 and d[0]["report_type"]=="delivery-status"'
-expect "421 to RCPT: the recipient goes to the next MX" "$ID_421" \
+expect_show "421 to RCPT: the recipient goes to the next MX" "$ID_421" \
 	'R("u@r421dom.insecure.test")["state"]=="delivered" and A("u@r421dom.insecure.test")[-1]["mx"]=="good.insecure.test"'
 
 # ---- an MX that is ourselves ends the list (RFC 5321 §5.1) ------------------
-expect "an MX that resolves to outpost's own listener: failed 5.4.4, not sent to itself" "$ID_LOOP" \
+expect_show "an MX that resolves to outpost's own listener: failed 5.4.4, not sent to itself" "$ID_LOOP" \
 	'R("u@loop.insecure.test")["state"]=="failed" and "5.4.4" in R("u@loop.insecure.test")["last_error"]'
 check "nothing came back in through the listener on 127.0.0.11" \
 	bash -c "! grep -q 'event=message_accepted.*client=127.0.0.11' '$E2E_DIR/outpost.log' && ! grep -q 'client=127.0.0.1 .*u@loop' '$E2E_DIR/outpost.log'"
@@ -133,21 +114,21 @@ check "... and through outpost send, the same refusal" \
 	bash -c "! '$OUTPOST' -c '$CONF' send -f s@$S r@good.$Z <'$LOOPED' 2>'$E2E_DIR/loop.err' && grep -q '5.4.6' '$E2E_DIR/loop.err'"
 
 # ---- one notice per message, whatever the destinations ----------------------
-expect "two domains, both refusing: both recipients failed" "$ID_TWO" \
+expect_show "two domains, both refusing: both recipients failed" "$ID_TWO" \
 	'R("a@fail1.insecure.test")["state"]=="failed" and R("b@fail2.insecure.test")["state"]=="failed"'
 expect_dsn "one notice for both domains, naming both recipients" s-two@$S \
 	"len(d)==1 and [x[0] for x in ($ACTIONS)(d[0])]==['a@fail1.insecure.test','b@fail2.insecure.test']"
-expect "one recipient deferred, the other failed, in the same message" "$ID_MIX" \
+expect_show "one recipient deferred, the other failed, in the same message" "$ID_MIX" \
 	'R("d@mixd.insecure.test")["state"]=="deferred" and R("f@mixf.insecure.test")["state"]=="failed"'
 expect_dsn "one notice: Action failed for one and delayed for the other" s-mix@$S \
 	"len(d)==1 and ($ACTIONS)(d[0])==[('d@mixd.insecure.test','delayed','4.0.0'),('f@mixf.insecure.test','failed','5.0.0')]"
 
 # ---- a capability one host lacks, on a pooled connection --------------------
 ID_WARM=$(submit s-cap@$S warm@capdom.$Z)
-expect "capdom: an ASCII message is delivered (its connection is kept for reuse)" "$ID_WARM" \
+expect_show "capdom: an ASCII message is delivered (its connection is kept for reuse)" "$ID_WARM" \
 	'R("warm@capdom.insecure.test")["state"]=="delivered"'
 ID_UTF=$(submit s-cap@$S "ütf@capdom.$Z")
-expect "an SMTPUTF8 message: the pooled host lacks SMTPUTF8, the other MX is down: deferred, not failed" "$ID_UTF" \
+expect_show "an SMTPUTF8 message: the pooled host lacks SMTPUTF8, the other MX is down: deferred, not failed" "$ID_UTF" \
 	'R("ütf@capdom.insecure.test")["state"]=="deferred" and R("ütf@capdom.insecure.test")["attempts"]==1'
 
 # ---- duplicates ---------------------------------------------------------------

@@ -410,16 +410,6 @@ echo "# peers and daemon up after $((SECONDS - T0)) s (port $DP_PORT, resolver $
 # ---- helpers ---------------------------------------------------------------------------
 submit() { $PY "$HERE/smtp_submit.py" "$SMTP_PORT" "s@snd.$Z" "$1" --subject "mtasts $1"; }
 SCRATCH=$E2E_DIR/check.json
-wait_for() { # SECONDS COMMAND...
-	local until=$((SECONDS + $1))
-	shift
-	while :; do
-		"$@" 2>/dev/null && return 0
-		[ "$SECONDS" -ge "$until" ] && break
-		sleep 0.2
-	done
-	"$@"
-}
 qtest() { # ID EXPR
 	op queue show "$1" --json >"$SCRATCH" 2>/dev/null || return 1
 	$PY "$HERE/sts_eval.py" queue "$SCRATCH" "$2"

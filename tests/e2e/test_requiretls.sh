@@ -270,45 +270,8 @@ echo "# peers and daemon up after $((SECONDS - T0)) s (port $DP_PORT, resolver $
 
 # ---- helpers -----------------------------------------------------------------
 
-SHOWN=$E2E_DIR/shown.json
-# jtest ID EXPR: EXPR (python) over j = `queue show ID --json`, with R(addr)
-# its recipient and A(addr) its delivery log entries.
-jtest() {
-	op queue show "$1" --json >"$SHOWN" 2>/dev/null || return 1
-	$PY - "$2" "$SHOWN" <<'EOF'
-import json, sys
-j = json.load(open(sys.argv[2]))
-def R(a): return [r for r in j["recipients"] if r["address"] == a][0]
-def A(a): return [x for x in j["attempts"] if x["recipient"] == a]
-try:
-    ok = eval(sys.argv[1])
-except Exception as e:
-    print("     (%s: %s)" % (type(e).__name__, e), file=sys.stderr)
-    ok = False
-sys.exit(0 if ok else 1)
-EOF
-}
 
-wait_for() { # SECONDS COMMAND...
-	local until=$((SECONDS + $1))
-	shift
-	while :; do
-		"$@" 2>/dev/null && return 0
-		[ "$SECONDS" -ge "$until" ] && break
-		sleep 0.1
-	done
-	"$@"
-}
 
-expect() { # DESCRIPTION ID EXPR [TIMEOUT]
-	if wait_for "${4:-15}" jtest "$2" "$3"; then
-		pass "$1"
-	else
-		fail "$1"
-		echo "     expected: $3"
-		echo "     queue show $2: $(cat "$SHOWN" 2>/dev/null)"
-	fi
-}
 
 # What a receiver got for RCPT: M, the messages (tls, mail_args, subject,
 # raw), and C, the RCPT commands it saw (conn, tls). WHERE is an aiosmtpd
@@ -447,28 +410,28 @@ ID_RT3=$(find_id u@rt3.$S)
 ALL_IDS="$ID_RT1 $ID_RT2 $ID_RT3 $ID_RT4 $ID_RT5 $ID_RT6 $ID_RT7 $ID_RT7B $ID_RT8 $ID_RT9 $ID_N1 $ID_N2 $ID_N3 $ID_N4 $ID_N5 $ID_N5B $ID_P1 $ID_P2 $ID_RT10 $ID_C1 $ID_C4 $ID_CTL $ID_RT11 $ID_N6 $ID_C6 $ID_N7 $ID_RT12 $ID_RT13 $ID_RT14"
 check "29 messages submitted (REQUIRETLS over STARTTLS and with outpost send), each with a queue id" \
 	test "$(echo $ALL_IDS | wc -w)" = 29
-expect "submission: MAIL FROM ... REQUIRETLS sets requiretls" "$ID_RT1" \
+expect_show "submission: MAIL FROM ... REQUIRETLS sets requiretls" "$ID_RT1" \
 	'j["requiretls"] is True and j["tls_required_no"] is False'
-expect "submission: the TLS-Required: No header sets tls_required_no" "$ID_N1" \
+expect_show "submission: the TLS-Required: No header sets tls_required_no" "$ID_N1" \
 	'j["requiretls"] is False and j["tls_required_no"] is True'
-expect "submission: both: REQUIRETLS is set, the header ignored" "$ID_N5" \
+expect_show "submission: both: REQUIRETLS is set, the header ignored" "$ID_N5" \
 	'j["requiretls"] is True and j["tls_required_no"] is False'
-expect "outpost send --requiretls sets requiretls" "$ID_RT3" \
+expect_show "outpost send --requiretls sets requiretls" "$ID_RT3" \
 	'j["requiretls"] is True and j["tls_required_no"] is False'
-expect "submission: neither" "$ID_P1" \
+expect_show "submission: neither" "$ID_P1" \
 	'j["requiretls"] is False and j["tls_required_no"] is False'
 
 # ---- REQUIRETLS ----------------------------------------------------------------
 # RT1: signed MX list, PKIX-valid certificate, REQUIRETLS announced
-expect "REQUIRETLS, signed MX + PKIX certificate + REQUIRETLS announced: delivered, policy requiretls, PKIX" "$ID_RT1" \
+expect_show "REQUIRETLS, signed MX + PKIX certificate + REQUIRETLS announced: delivered, policy requiretls, PKIX" "$ID_RT1" \
 	'R("u@rt1.secure.test")["state"]=="delivered" and [(x["mx"],x["ip"],x["result"],x["tls_policy"],x["tls_verified"]) for x in A("u@rt1.secure.test")]==[("mxrt.secure.test","127.0.3.2","delivered","requiretls","PKIX")] and A("u@rt1.secure.test")[0]["tls_version"].startswith("TLSv1.") and A("u@rt1.secure.test")[0]["tls_cipher"]'
 expect_srv "  the server got it once, over TLS, with MAIL FROM:<...> REQUIRETLS" rt u@rt1.$S \
 	"$TLS_ONCE and $WITH_RT and M[0]['mail_args'].startswith('<s-rt1@snd.secure.test>')"
 
 # RT2: everything but REQUIRETLS at the server
-expect "REQUIRETLS, server without REQUIRETLS (the only MX): failed 5.7.30, policy requiretls, over TLS" "$ID_RT2" \
+expect_show "REQUIRETLS, server without REQUIRETLS (the only MX): failed 5.7.30, policy requiretls, over TLS" "$ID_RT2" \
 	'R("u@rt2.secure.test")["state"]=="failed" and R("u@rt2.secure.test")["last_error"].startswith("5.7.30") and [(x["mx"],x["result"],x["tls_policy"]) for x in A("u@rt2.secure.test")]==[("mxnort.secure.test","failed","requiretls")] and A("u@rt2.secure.test")[0]["tls_version"].startswith("TLSv1.")'
-expect "  the attempt records how the certificate was verified: PKIX" "$ID_RT2" \
+expect_show "  the attempt records how the certificate was verified: PKIX" "$ID_RT2" \
 	'A("u@rt2.secure.test")[0]["tls_verified"]=="PKIX"' 2
 expect_srv "  the server never got a MAIL for it (nor a RCPT)" nort u@rt2.$S \
 	"$NOTHING and not any('s-rt2@' in l for l in open('$RT/nort/session.log'))"
@@ -477,37 +440,37 @@ expect_dsn "  a DSN reached the sender's domain: failed, Status 5.7.30" s-rt2@$S
 expect_dsn "  the DSN is redacted (no subject, body, Message-ID, header part)" s-rt2@$SD "($REDACTED)('rt2')"
 
 # RT10: two MX hosts, the better one without REQUIRETLS
-expect "REQUIRETLS, MX 10 without REQUIRETLS, MX 20 with: delivered via MX 20 in the same attempt" "$ID_RT10" \
+expect_show "REQUIRETLS, MX 10 without REQUIRETLS, MX 20 with: delivered via MX 20 in the same attempt" "$ID_RT10" \
 	'R("u@rt10.secure.test")["state"]=="delivered" and R("u@rt10.secure.test")["attempts"]==1 and [(x["mx"],x["result"],x["tls_policy"],x["tls_verified"]) for x in A("u@rt10.secure.test")]==[("mxrt.secure.test","delivered","requiretls","PKIX")]'
 expect_srv "  MX 20 got it once, over TLS, with REQUIRETLS" rt u@rt10.$S "$TLS_ONCE and $WITH_RT"
 expect_srv "  MX 10 never got a RCPT for it" nort u@rt10.$S "$NOTHING"
 
 # RT14: REQUIRETLS announced, but only before STARTTLS (RFC 3207 §4.2: forgotten)
-expect "REQUIRETLS, server announcing REQUIRETLS only before STARTTLS: failed 5.7.30" "$ID_RT14" \
+expect_show "REQUIRETLS, server announcing REQUIRETLS only before STARTTLS: failed 5.7.30" "$ID_RT14" \
 	'R("u@rt14.secure.test")["state"]=="failed" and R("u@rt14.secure.test")["last_error"].startswith("5.7.30") and A("u@rt14.secure.test")[0]["tls_version"].startswith("TLSv1.")'
 expect_srv "  the server never got a MAIL for it (nor a RCPT)" pre u@rt14.$S \
 	"$NOTHING and not any('MAIL' in l for l in open('$RT/pre/session.log'))"
 
 # RT11: signed MX list naming a host in the unsigned zone (no DANE possible)
-expect "REQUIRETLS, signed MX list, MX host in an unsigned zone, PKIX certificate: delivered" "$ID_RT11" \
+expect_show "REQUIRETLS, signed MX list, MX host in an unsigned zone, PKIX certificate: delivered" "$ID_RT11" \
 	'R("u@rt11.secure.test")["state"]=="delivered" and [(x["mx"],x["result"],x["tls_policy"],x["tls_verified"]) for x in A("u@rt11.secure.test")]==[("mxrt.insecure.test","delivered","requiretls","PKIX")]'
 expect_srv "  the server got it once, over TLS, with REQUIRETLS" rt u@rt11.$S "$TLS_ONCE and $WITH_RT"
 
 # RT12, RT13: a CNAME on the way to the MX list; every answer must be signed
-expect "REQUIRETLS, signed CNAME to a domain with an unsigned MX list: failed 5.7.30" "$ID_RT12" \
+expect_show "REQUIRETLS, signed CNAME to a domain with an unsigned MX list: failed 5.7.30" "$ID_RT12" \
 	'R("u@rt12.secure.test")["state"]=="failed" and R("u@rt12.secure.test")["last_error"].startswith("5.7.30")'
 expect_srv "  the server (REQUIRETLS, valid certificate) never got a RCPT for it" rt u@rt12.$S "$NOTHING"
-expect "REQUIRETLS, unsigned CNAME to a domain with a signed MX list: failed 5.7.30" "$ID_RT13" \
+expect_show "REQUIRETLS, unsigned CNAME to a domain with a signed MX list: failed 5.7.30" "$ID_RT13" \
 	'R("u@cn13.insecure.test")["state"]=="failed" and R("u@cn13.insecure.test")["last_error"].startswith("5.7.30")'
 expect_srv "  the server (REQUIRETLS, valid certificate) never got a RCPT for it" rt u@cn13.$I "$NOTHING"
 
 # RT3: DANE
-expect "REQUIRETLS, usable TLSA (DANE-EE) + REQUIRETLS: delivered, policy dane, DANE-EE" "$ID_RT3" \
+expect_show "REQUIRETLS, usable TLSA (DANE-EE) + REQUIRETLS: delivered, policy dane, DANE-EE" "$ID_RT3" \
 	'R("u@rt3.secure.test")["state"]=="delivered" and [(x["mx"],x["result"],x["tls_policy"],x["tls_verified"]) for x in A("u@rt3.secure.test")]==[("mxdane.secure.test","delivered","dane","DANE-EE")] and A("u@rt3.secure.test")[0]["tls_detail"].startswith("3 1 1 ")'
 expect_srv "  the server got it once, over TLS, with REQUIRETLS" dane u@rt3.$S "$TLS_ONCE and $WITH_RT"
 
 # RT4: DANE mismatch
-expect "REQUIRETLS, TLSA matches nothing served: not delivered, deferred 4.7.5, policy dane" "$ID_RT4" \
+expect_show "REQUIRETLS, TLSA matches nothing served: not delivered, deferred 4.7.5, policy dane" "$ID_RT4" \
 	'R("u@rt4.secure.test")["state"]=="deferred" and R("u@rt4.secure.test")["last_error"].startswith("4.7.5") and len(A("u@rt4.secure.test"))==1 and A("u@rt4.secure.test")[0]["tls_policy"]=="dane" and A("u@rt4.secure.test")[0]["result"]=="deferred"'
 expect_srv "  the server never got a RCPT for it" dane u@rt4.$S "$NOTHING"
 tlsrpt_test() { # DOMAIN EXPR over p (the policies recorded for DOMAIN)
@@ -524,14 +487,14 @@ check "  TLS-RPT: a tlsa policy for mxdanebad with a tlsa-invalid failure" \
 	tlsrpt_test mxdanebad.$S "any(x['policy']['policy-type']=='tlsa' and x['summary']['total-failure-session-count']>=1 and any(f['result-type']=='tlsa-invalid' and f['receiving-mx-hostname']=='mxdanebad.secure.test' for f in x['failure-details']) for x in p)"
 
 # RT5: unsigned MX confirmed by an enforced MTA-STS policy
-expect "REQUIRETLS, unsigned MX listed by an enforced MTA-STS policy: delivered, policy mta-sts enforce, PKIX" "$ID_RT5" \
+expect_show "REQUIRETLS, unsigned MX listed by an enforced MTA-STS policy: delivered, policy mta-sts enforce, PKIX" "$ID_RT5" \
 	'R("u@sts-enf.insecure.test")["state"]=="delivered" and [(x["mx"],x["result"],x["tls_policy"],x["tls_verified"]) for x in A("u@sts-enf.insecure.test")]==[("mxrt.insecure.test","delivered","mta-sts enforce","PKIX")]'
 expect_srv "  the server got it once, over TLS, with REQUIRETLS" rt u@sts-enf.$I "$TLS_ONCE and $WITH_RT"
 check "  the enforce policy was fetched from nginx" \
 	log_has "event=mtasts_policy_fetched domain=sts-enf.insecure.test .*mode=enforce"
 
 # RT6: a testing policy qualifies nothing
-expect "REQUIRETLS, unsigned MX listed by a testing MTA-STS policy: failed 5.7.30" "$ID_RT6" \
+expect_show "REQUIRETLS, unsigned MX listed by a testing MTA-STS policy: failed 5.7.30" "$ID_RT6" \
 	'R("u@sts-test.insecure.test")["state"]=="failed" and R("u@sts-test.insecure.test")["last_error"].startswith("5.7.30")'
 expect_srv "  the server never got a RCPT for it" rt u@sts-test.$I "$NOTHING"
 check "  the testing policy was fetched (and is not what failed)" \
@@ -539,10 +502,10 @@ check "  the testing policy was fetched (and is not what failed)" \
 check "  the host was not dialled (host_skipped)" log_has "event=host_skipped qid=$ID_RT6 mx=mxrt.insecure.test"
 
 # RT7: unsigned, no policy; the notice
-expect "REQUIRETLS, unsigned MX, no policy: failed 5.7.30, not dialled" "$ID_RT7" \
+expect_show "REQUIRETLS, unsigned MX, no policy: failed 5.7.30, not dialled" "$ID_RT7" \
 	'R("u@rt7.insecure.test")["state"]=="failed" and R("u@rt7.insecure.test")["last_error"].startswith("5.7.30") and [x["tls"] for x in A("u@rt7.insecure.test")]==[None]'
 check "  the host was not dialled (host_skipped)" log_has "event=host_skipped qid=$ID_RT7 mx=mxrt.insecure.test"
-expect "  the attempt names the policy that refused the host: requiretls" "$ID_RT7" \
+expect_show "  the attempt names the policy that refused the host: requiretls" "$ID_RT7" \
 	'[x["tls_policy"] for x in A("u@rt7.insecure.test")]==["requiretls"]' 2
 expect_srv "  the server never got a RCPT for it" rt u@rt7.$I "$NOTHING"
 expect_dsn "  a DSN reached the sender's domain (snd.secure.test, signed, REQUIRETLS): failed 5.7.30" s-rt7@$SD \
@@ -562,21 +525,21 @@ dsn_id() { # SENDER: the notice (sender <>) addressed to SENDER, any state
 }
 DSN_RT7=$(wait_for 10 dsn_id s-rt7@$SD)
 [ -n "$DSN_RT7" ] || DSN_RT7=none
-expect "  outpost's copy of the DSN: requiretls, delivered under policy requiretls" "$DSN_RT7" \
+expect_show "  outpost's copy of the DSN: requiretls, delivered under policy requiretls" "$DSN_RT7" \
 	'j["requiretls"] is True and j["dsn"] is True and R("s-rt7@snd.secure.test")["state"]=="delivered" and A("s-rt7@snd.secure.test")[-1]["tls_policy"]=="requiretls"'
 
 # RT7b: the same, but the sender's domain cannot take REQUIRETLS: the
 # notice (itself REQUIRETLS) fails like the message, and nothing tells of it
-expect "REQUIRETLS, unsigned MX, sender's MX without REQUIRETLS: the message fails 5.7.30" "$ID_RT7B" \
+expect_show "REQUIRETLS, unsigned MX, sender's MX without REQUIRETLS: the message fails 5.7.30" "$ID_RT7B" \
 	'R("u@rt7b.insecure.test")["state"]=="failed" and R("u@rt7b.insecure.test")["last_error"].startswith("5.7.30")'
 DSN_RT7B=$(wait_for 10 dsn_id s-rt7b@snd2.$S)
 [ -n "$DSN_RT7B" ] || DSN_RT7B=none
-expect "  its DSN (requiretls) fails 5.7.30 at the sender's MX (no REQUIRETLS there)" "$DSN_RT7B" \
+expect_show "  its DSN (requiretls) fails 5.7.30 at the sender's MX (no REQUIRETLS there)" "$DSN_RT7B" \
 	'j["requiretls"] is True and R("s-rt7b@snd2.secure.test")["state"]=="failed" and R("s-rt7b@snd2.secure.test")["last_error"].startswith("5.7.30")'
 expect_srv "  the sender's MX never got a RCPT for the DSN" nort s-rt7b@snd2.$S "$NOTHING"
 
 # RT8: address literal
-expect "REQUIRETLS to an address literal: failed 5.7.30" "$ID_RT8" \
+expect_show "REQUIRETLS to an address literal: failed 5.7.30" "$ID_RT8" \
 	'R("u@[127.0.3.2]")["state"]=="failed" and R("u@[127.0.3.2]")["last_error"].startswith("5.7.30")'
 expect_srv "  the server at the literal (REQUIRETLS, valid certificate) never got a RCPT for it" \
 	rt 'u@[127.0.3.2]' "$NOTHING"
@@ -584,16 +547,16 @@ expect_dsn "  a redacted DSN, failed 5.7.30" s-rt8@$SD \
 	"($FAILED_FOR)('u@[127.0.3.2]', '5.7.30') and ($REDACTED)('rt8')"
 
 # RT9: signed MX, the certificate does not verify
-expect "REQUIRETLS, signed MX, self-signed certificate: not delivered, deferred 4.7.5" "$ID_RT9" \
+expect_show "REQUIRETLS, signed MX, self-signed certificate: not delivered, deferred 4.7.5" "$ID_RT9" \
 	'R("u@rt9.secure.test")["state"]=="deferred" and R("u@rt9.secure.test")["last_error"].startswith("4.7.5") and A("u@rt9.secure.test")[-1]["tls_policy"]=="requiretls"'
 expect_srv "  the server never got a RCPT for it" ss u@rt9.$S "$NOTHING"
 
 # ---- TLS-Required: No ------------------------------------------------------------
-expect "TLS-Required: No, DANE mismatch: delivered over TLS, policy dane, unverified" "$ID_N1" \
+expect_show "TLS-Required: No, DANE mismatch: delivered over TLS, policy dane, unverified" "$ID_N1" \
 	'R("u@n1.secure.test")["state"]=="delivered" and [(x["mx"],x["result"],x["tls_policy"],x["tls_verified"]) for x in A("u@n1.secure.test")]==[("mxdanebad.secure.test","delivered","dane","unverified")] and A("u@n1.secure.test")[0]["tls_version"].startswith("TLSv1.") and A("u@n1.secure.test")[0]["tls_detail"].startswith("TLS-Required: No")'
 expect_srv "  the server got it once, over TLS, without REQUIRETLS, TLS-Required: No kept" dane u@n1.$S \
 	"$TLS_ONCE and $WITHOUT_RT and '\\r\\nTLS-Required: No\\r\\n' in M[0]['raw']"
-expect "  control: the same MX without the header: not delivered, deferred 4.7.5" "$ID_C1" \
+expect_show "  control: the same MX without the header: not delivered, deferred 4.7.5" "$ID_C1" \
 	'R("u@c1.secure.test")["state"]=="deferred" and R("u@c1.secure.test")["last_error"].startswith("4.7.5") and A("u@c1.secure.test")[0]["tls_policy"]=="dane"'
 expect_srv "  control: the server never got a RCPT for it" dane u@c1.$S "$NOTHING"
 expect_dsn "  control: its delay DSN is not redacted and came without REQUIRETLS" s-c1@$SD \
@@ -602,7 +565,7 @@ expect_srv "  (without REQUIRETLS)" dsn s-c1@$SD "$TLS_ONCE and $WITHOUT_RT"
 check "  logged: tls_required_no_override ignored=verification" \
 	log_has "event=tls_required_no_override qid=$ID_N1 .*ignored=verification"
 
-expect "TLS-Required: No, enforced MTA-STS, self-signed certificate: delivered over TLS, unverified" "$ID_N2" \
+expect_show "TLS-Required: No, enforced MTA-STS, self-signed certificate: delivered over TLS, unverified" "$ID_N2" \
 	'R("u@sts-bad.insecure.test")["state"]=="delivered" and [(x["mx"],x["result"],x["tls_policy"],x["tls_verified"]) for x in A("u@sts-bad.insecure.test")]==[("mxss.insecure.test","delivered","mta-sts enforce","unverified")] and A("u@sts-bad.insecure.test")[0]["tls_version"].startswith("TLSv1.")'
 expect_srv "  the server got it once, over TLS" ss u@sts-bad.$I "$TLS_ONCE and $WITHOUT_RT"
 check "  logged: tls_required_no_override ignored=verification" \
@@ -610,13 +573,13 @@ check "  logged: tls_required_no_override ignored=verification" \
 check "  TLS-RPT: the sts policy of sts-bad records a certificate-not-trusted failure" \
 	tlsrpt_test sts-bad.$I "len(p)==1 and p[0]['policy']['policy-type']=='sts' and any(f['result-type']=='certificate-not-trusted' and f['receiving-mx-hostname']=='mxss.insecure.test' for f in p[0]['failure-details'])"
 
-expect "TLS-Required: No, MX not listed by the enforced MTA-STS policy: delivered over TLS, PKIX" "$ID_N3" \
+expect_show "TLS-Required: No, MX not listed by the enforced MTA-STS policy: delivered over TLS, PKIX" "$ID_N3" \
 	'R("u@sts-unl.insecure.test")["state"]=="delivered" and [(x["mx"],x["result"],x["tls_policy"],x["tls_verified"]) for x in A("u@sts-unl.insecure.test")]==[("mxrt.insecure.test","delivered","mta-sts enforce","PKIX")]'
 expect_srv "  the server got it once, over TLS" rt u@sts-unl.$I "$TLS_ONCE and $WITHOUT_RT"
 check "  logged: tls_required_no_override ignored=mtasts-mx" \
 	log_has "event=tls_required_no_override qid=$ID_N3 .*ignored=mtasts-mx"
 
-expect "TLS-Required: No, STARTTLS refused under an enforced policy: delivered in plaintext, same host" "$ID_N4" \
+expect_show "TLS-Required: No, STARTTLS refused under an enforced policy: delivered in plaintext, same host" "$ID_N4" \
 	'R("u@sts-refuse.insecure.test")["state"]=="delivered" and [(x["mx"],x["ip"],x["result"],x["tls"]) for x in A("u@sts-refuse.insecure.test")]==[("mxrefuse.insecure.test","127.0.3.7","delivered",None)]'
 expect_srv "  the server got it once, in plaintext" refuse u@sts-refuse.$I \
 	'len(M)==1 and M[0]["tls"]=="none" and "REQUIRETLS" not in M[0]["mail_args"]'
@@ -624,47 +587,47 @@ check "  the server saw STARTTLS (refused with 454) before the plaintext session
 	grep -q 'tls=none STARTTLS' "$RT/refuse/session.log"
 check "  logged: tls_required_no_override ignored=plaintext" \
 	log_has "event=tls_required_no_override qid=$ID_N4 .*ignored=plaintext"
-expect "  control: the same policy without the header: not delivered, deferred 4.7.4" "$ID_C4" \
+expect_show "  control: the same policy without the header: not delivered, deferred 4.7.4" "$ID_C4" \
 	'R("u@sts-refuse2.insecure.test")["state"]=="deferred" and R("u@sts-refuse2.insecure.test")["last_error"].startswith("4.7.4") and A("u@sts-refuse2.insecure.test")[0]["tls_policy"]=="mta-sts enforce"'
 expect_srv "  control: the server never got a RCPT for it" refuse u@sts-refuse2.$I "$NOTHING"
 
 # N6: the TLSA lookup fails (a CNAME into the bogus zone: SERVFAIL)
-expect "TLS-Required: No, TLSA lookup fails: delivered over TLS anyway" "$ID_N6" \
+expect_show "TLS-Required: No, TLSA lookup fails: delivered over TLS anyway" "$ID_N6" \
 	'R("u@n6.secure.test")["state"]=="delivered" and [(x["mx"],x["result"]) for x in A("u@n6.secure.test")]==[("mxtf.secure.test","delivered")] and A("u@n6.secure.test")[0]["tls_version"].startswith("TLSv1.")'
 expect_srv "  the server got it once, over TLS" rt u@n6.$S "$TLS_ONCE and $WITHOUT_RT"
 check "  logged: tls_required_no_override ignored=tlsa-error" \
 	log_has "event=tls_required_no_override qid=$ID_N6 .*ignored=tlsa-error"
-expect "  control: the same MX without the header: not dialled, deferred 4.7.5" "$ID_C6" \
+expect_show "  control: the same MX without the header: not dialled, deferred 4.7.5" "$ID_C6" \
 	'R("u@c6.secure.test")["state"]=="deferred" and R("u@c6.secure.test")["last_error"].startswith("4.7.5") and [x["tls"] for x in A("u@c6.secure.test")]==[None]'
 expect_srv "  control: the server never got a RCPT for it" rt u@c6.$S "$NOTHING"
-expect "  control: the attempt names the policy that refused the host: dane" "$ID_C6" \
+expect_show "  control: the attempt names the policy that refused the host: dane" "$ID_C6" \
 	'[x["tls_policy"] for x in A("u@c6.secure.test")]==["dane"]' 2
 
 # N7: DANE, and the handshake fails
-expect "TLS-Required: No, DANE host whose TLS handshake fails: delivered in plaintext, same host" "$ID_N7" \
+expect_show "TLS-Required: No, DANE host whose TLS handshake fails: delivered in plaintext, same host" "$ID_N7" \
 	'R("u@n7.secure.test")["state"]=="delivered" and [(x["mx"],x["ip"],x["result"],x["tls"]) for x in A("u@n7.secure.test")]==[("mxbroken.secure.test","127.0.3.10","delivered",None)]'
 expect_srv "  Postfix got it once, without TLS" pbroken u@n7.$S 'len(M)==1 and M[0]["tls"]=="none"'
 check "  logged: tls_required_no_override ignored=plaintext" \
 	log_has "event=tls_required_no_override qid=$ID_N7 .*ignored=plaintext"
 
-expect "REQUIRETLS + TLS-Required: No, unsigned MX, no policy: REQUIRETLS wins, failed 5.7.30" "$ID_N5" \
+expect_show "REQUIRETLS + TLS-Required: No, unsigned MX, no policy: REQUIRETLS wins, failed 5.7.30" "$ID_N5" \
 	'R("u@n5.insecure.test")["state"]=="failed" and R("u@n5.insecure.test")["last_error"].startswith("5.7.30")'
 expect_srv "  the server never got a RCPT for it" rt u@n5.$I "$NOTHING"
-expect "REQUIRETLS + TLS-Required: No, DANE mismatch: REQUIRETLS wins, deferred 4.7.5" "$ID_N5B" \
+expect_show "REQUIRETLS + TLS-Required: No, DANE mismatch: REQUIRETLS wins, deferred 4.7.5" "$ID_N5B" \
 	'R("u@n5b.secure.test")["state"]=="deferred" and R("u@n5b.secure.test")["last_error"].startswith("4.7.5")'
 expect_srv "  the server never got a RCPT for it" dane u@n5b.$S "$NOTHING"
 check "  no override was logged for either" \
 	bash -c "! grep -Eq 'event=tls_required_no_override qid=($ID_N5|$ID_N5B) ' '$E2E_DIR/outpost.log'"
 
 # ---- no policy ---------------------------------------------------------------------
-expect "no policy, TLS handshake fails: delivered in plaintext on the same host" "$ID_P1" \
+expect_show "no policy, TLS handshake fails: delivered in plaintext on the same host" "$ID_P1" \
 	'R("u@p1.insecure.test")["state"]=="delivered" and [(x["mx"],x["ip"],x["result"],x["tls"],x["tls_policy"]) for x in A("u@p1.insecure.test")]==[("mxbroken.insecure.test","127.0.3.10","delivered",None,"none")]'
 check "  logged: plaintext_fallback for mxbroken" log_has "event=plaintext_fallback qid=$ID_P1 mx=mxbroken.insecure.test"
 expect_srv "  Postfix got it once, without TLS (its Received: field)" pbroken u@p1.$I \
 	'len(M)==1 and M[0]["tls"]=="none"'
 check "  Postfix logged the failed handshake" grep -q 'SSL_accept error' "$PEERS/pbroken/maillog"
 
-expect "no policy, self-signed certificate: delivered over TLS, unverified" "$ID_P2" \
+expect_show "no policy, self-signed certificate: delivered over TLS, unverified" "$ID_P2" \
 	'R("u@p2.insecure.test")["state"]=="delivered" and [(x["mx"],x["result"],x["tls_policy"],x["tls_verified"]) for x in A("u@p2.insecure.test")]==[("mxpself.insecure.test","delivered","none","unverified")] and A("u@p2.insecure.test")[0]["tls_version"].startswith("TLSv1.")'
 expect_srv "  Postfix got it once, over TLS (its Received: field)" pself u@p2.$I \
 	'len(M)==1 and M[0]["tls"].startswith("TLSv1.")'

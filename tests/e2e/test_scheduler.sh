@@ -30,11 +30,6 @@ print([r for r in m['recipients'] if r['address'] == '$2'][0]['$3'])"
 }
 field_is() { [ "$(show_field "$1" "$2" "$3")" = "$4" ]; }
 field_ge() { [ "$(show_field "$1" "$2" "$3")" -ge "$4" ]; }
-wait_for() { # wait_for SECONDS COMMAND...
-	local until=$((SECONDS + $1)); shift
-	while [ $SECONDS -lt $until ]; do "$@" && return 0; sleep 0.2; done
-	return 1
-}
 
 printf 'Subject: s\n\nx\n' | op send -f '' one@[127.0.0.1]
 ID=$(op queue list --json | $PY -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
