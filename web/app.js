@@ -611,7 +611,7 @@ async function historyPage(params) {
 	const form = h('form', {cls: 'filters', id: 'history-filters'},
 		h('label', {}, 'Recipient', h('input', {name: 'recipient', value: f.recipient, inputmode: 'email', autocapitalize: 'off'})),
 		h('label', {}, 'Recipient domain', h('input', {name: 'domain', value: f.domain, placeholder: 'example.net', autocapitalize: 'off'})),
-		h('label', {}, 'Queue id', h('input', {name: 'id', value: f.id, autocapitalize: 'characters', cls: 'mono'})),
+		h('label', {}, 'Queue id', h('input', {name: 'id', value: f.id, autocapitalize: 'characters'})),
 		h('label', {}, 'Result', select('result', {'': 'any', delivered: 'delivered', deferred: 'deferred', failed: 'failed'}, f.result)),
 		h('label', {}, 'Started in', select('since', since, f.since)),
 		h('label', {}, 'Order', select('sort', {newest: 'newest first', oldest: 'oldest first'}, f.sort || 'newest')),
@@ -638,11 +638,12 @@ async function historyPage(params) {
 		return show(h('h1', {}, 'Delivery history'), form, h('p', {cls: 'err', id: 'filter-error'}, `The daemon refused this search: ${e.message}`));
 	}
 	show(h('h1', {}, 'Delivery history'), form,
-		d.attempts.length ? table(['Time', 'Queue id', 'Sender', 'Recipient', 'Result', 'MX host / IP', 'TLS', 'Reply'], d.attempts.map((a) => [
-			[when(a.time), a.duration_ms === null ? '' : h('span', {cls: 'muted'}, ` ${a.duration_ms} ms`)],
-			h('a', {href: `#/message/${a.id}`, cls: 'mono'}, a.id), h('span', {cls: 'wrap'}, a.sender || '<>'),
-			h('span', {cls: 'wrap'}, a.recipient), badge(a.result), [a.mx || '—', h('br'), a.ip || ''],
-			tlsCell(a), h('span', {cls: 'wrap'}, a.reply || '')]), 'history') : h('p', {id: 'empty'}, 'No attempt matches.'),
+		d.attempts.length ? table(['Time', 'Queue id', 'Sender', 'Recipient', 'Result', 'MX host / IP', 'TLS', 'Reply'], d.attempts.map((a) => ({
+			attrs: {'data-id': a.id}, cells: [
+				[when(a.time), a.duration_ms === null ? '' : h('span', {cls: 'muted'}, ` ${a.duration_ms} ms`)],
+				h('a', {href: `#/message/${a.id}`, cls: 'mono'}, a.id), h('span', {cls: 'wrap'}, a.sender || '<>'),
+				h('span', {cls: 'wrap'}, a.recipient), badge(a.result), [a.mx || '—', h('br'), a.ip || ''],
+				tlsCell(a), h('span', {cls: 'wrap'}, a.reply || '')]})), 'history') : h('p', {id: 'empty'}, 'No attempt matches.'),
 		h('div', {cls: 'bar', id: 'history-pager'}, pager(p, d.next_cursor, 'history-')),
 		h('p', {cls: 'muted'}, 'A message\'s attempts stay for delivery.log_retention after its last recipient is final; a dropped message goes with its attempts.'));
 }
