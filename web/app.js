@@ -8,13 +8,14 @@
 
 const $ = (sel) => document.querySelector(sel);
 const S = {
-	user: null, csrf: null,
-	mode: null,          // 'session' (cookie and CSRF token) or 'browser' (no session API: the browser's own credential)
-	legacyQueue: false,  // the queue listing answers a plain array (no paging parameters)
+	user: null, csrf: null, // the session (docs/api.md, "Sessions"): its cookie is HttpOnly, the token is ours
 	sample: null,        // the last /metrics sample, for rates
 	timer: null,         // the overview's refresh
-	pages: [null], page: 0, // queue cursors: the start of each page seen
-	queueKey: null,      // the filters those cursors belong to
+	// Cursors of the paged listings (docs/api.md, "Pages"): the start of each
+	// page seen, for Previous, and the filters they belong to (a cursor is
+	// only valid with the filters and order it came with).
+	queue: {key: null, pages: [null], page: 0},
+	history: {key: null, pages: [null], page: 0},
 };
 const STATES = ['queued', 'held', 'deferred', 'delivered', 'failed'];
 const ICON = {queued: '○', held: '‖', deferred: '↻', delivered: '✓', failed: '✗', pending: '…', yes: '✓', no: '✗'};
@@ -125,28 +126,28 @@ async function api(method, path, body) {
 		try { data = JSON.parse(text); } catch (e) { /* keep the text */ }
 	if (res.ok) return data;
 	const err = new ApiError(res.status, (data && data.error) || `HTTP ${res.status}`);
-	if (res.status === 401 && S.mode === 'session' && !path.startsWith('/api/v1/session')) {
+	// The daemon sends no Basic challenge with the session cookie (docs/api.md),
+	// so an ended session is ours to notice: bring back the login form.
+	if (res.status === 401 && !path.startsWith('/api/v1/session')) {
 		S.user = S.csrf = null;
 		loginPage('Your session has ended: log in again.');
 	}
 	throw err;
 }
 
-// ---- login (the session contract: docs/console.md) ----
+// ---- login (sessions: docs/api.md, "Sessions") ----
 
 async function boot() {
 	try {
 		setSession(await api('GET', '/api/v1/session'));
 	} catch (e) {
 		if (e.status === 401) return loginPage();
-		if (e.status !== 404) return show(h('p', {cls: 'err'}, `Cannot start: ${e.message}`));
-		S.mode = 'browser'; // no session API here: the browser's own credential let us in
+		return show(h('p', {cls: 'err'}, `Cannot start: ${e.message}`));
 	}
 	route();
 }
 
 function setSession(s) {
-	S.mode = 'session';
 	S.user = s.user;
 	S.csrf = s.csrf;
 }
@@ -155,7 +156,6 @@ function frame(loggedIn) {
 	$('#nav').hidden = !loggedIn;
 	$('#who').hidden = !loggedIn;
 	$('#who-name').textContent = S.user ? `${S.user} ·` : '';
-	$('#logout').hidden = S.mode !== 'session';
 }
 
 function loginPage(message) {
@@ -205,7 +205,7 @@ async function logout() {
 const ROUTES = {'': overviewPage, queue: queuePage, message: messagePage, history: historyPage, tls: tlsPage};
 
 function route() {
-	if (S.mode === 'session' && !S.user) return loginPage();
+	if (!S.user) return loginPage();
 	clearInterval(S.timer);
 	frame(true);
 	const [path, query] = location.hash.replace(/^#\/?/, '').split('?');
@@ -218,7 +218,7 @@ function route() {
 	const main = $('#main');
 	main.dataset.ready = ''; // set when the page is drawn (the browser test waits for it)
 	page(params, arg && decodeURIComponent(arg)).catch((e) => {
-		if (e.status === 401 && S.mode === 'session') return;
+		if (e.status === 401) return; // the login form is shown
 		show(h('h1', {}, 'Error'), h('p', {cls: 'err'}, e.message));
 	}).finally(() => { main.dataset.ready = location.hash || '#/'; });
 }
@@ -231,65 +231,32 @@ function go(path, params) {
 	else location.hash = hash;
 }
 
-// ---- queue listing: the paged API, or the plain array of older daemons ----
+// ---- queue listing (GET /api/v1/queue: docs/api.md) ----
 
-const AGES = {'': 'any age', 'older:600': 'older than 10 min', 'older:3600': 'older than 1 h',
-	'older:21600': 'older than 6 h', 'older:86400': 'older than 1 d', 'older:259200': 'older than 3 d',
-	'newer:600': 'newer than 10 min', 'newer:3600': 'newer than 1 h', 'newer:86400': 'newer than 1 d'};
-const SORTS = {queued: 'oldest first', '-queued': 'newest first', '-size': 'largest first', size: 'smallest first'};
+// The listing's filters and order, passed to the API as they are: the daemon
+// filters and sorts (an unknown value is its 400, shown as it says).
+const QUEUE_PARAMS = ['state', 'domain', 'recipient', 'sender', 'older_than', 'newer_than', 'sort'];
+// The age choices: a bound on the queue time, in the API's duration syntax.
+const AGES = {'': 'any age', 'older_than:10m': 'older than 10 min', 'older_than:1h': 'older than 1 h',
+	'older_than:6h': 'older than 6 h', 'older_than:1d': 'older than 1 d', 'older_than:3d': 'older than 3 d',
+	'newer_than:10m': 'newer than 10 min', 'newer_than:1h': 'newer than 1 h', 'newer_than:1d': 'newer than 1 d'};
+const SORTS = {oldest: 'oldest first', newest: 'newest first'};
 
-// Seconds as a duration of the configuration's syntax (docs/configuration.md): 600 -> "10m".
-function duration(sec) {
-	return sec % 86400 === 0 ? `${sec / 86400}d` : sec % 3600 === 0 ? `${sec / 3600}h` : `${sec / 60}m`;
-}
-
+// One page: {messages, next} where next is the cursor of the page after, or null.
 async function listQueue(f, cursor, limit) {
-	const base = new URLSearchParams();
-	for (const k of ['state', 'domain', 'recipient']) if (f[k]) base.set(k, f[k]);
-	if (!S.legacyQueue) {
-		const q = new URLSearchParams(base);
-		if (f.sender) q.set('sender', f.sender);
-		if (f.age) {
-			const [dir, sec] = f.age.split(':');
-			q.set(dir === 'older' ? 'older_than' : 'newer_than', duration(Number(sec)));
-		}
-		q.set('sort', f.sort || 'queued');
-		q.set('limit', limit);
-		if (cursor) q.set('cursor', cursor);
-		try {
-			const d = await api('GET', `/api/v1/queue?${q}`);
-			if (!Array.isArray(d)) return {messages: d.messages || [], next: d.next_cursor || null};
-			S.legacyQueue = true;
-			return legacySlice(d, f, cursor, limit);
-		} catch (e) {
-			if (!(e.status === 400 && /unknown parameter/.test(e.message))) throw e;
-			S.legacyQueue = true; // a daemon from before paging
-		}
-	}
-	return legacySlice(await api('GET', `/api/v1/queue?${base}`), f, cursor, limit);
-}
-
-// The plain array holds every message: filter, sort and page it here.
-function legacySlice(all, f, cursor, limit) {
-	let list = all;
-	if (f.sender) list = list.filter((m) => m.sender.toLowerCase().includes(f.sender.toLowerCase()));
-	if (f.age) {
-		const [dir, sec] = f.age.split(':');
-		const edge = Date.now() - Number(sec) * 1000;
-		list = list.filter((m) => (dir === 'older') === (new Date(m.queued) < edge));
-	}
-	const key = (f.sort || 'queued').replace('-', '');
-	const sign = (f.sort || '').startsWith('-') ? -1 : 1;
-	list = list.slice().sort((a, b) => sign * (key === 'size' ? a.size - b.size : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-	const at = Number(cursor || 0);
-	return {messages: list.slice(at, at + limit), next: at + limit < list.length ? String(at + limit) : null};
+	const q = new URLSearchParams();
+	for (const k of QUEUE_PARAMS) if (f[k]) q.set(k, f[k]);
+	q.set('limit', limit);
+	if (cursor) q.set('cursor', cursor);
+	const d = await api('GET', `/api/v1/queue?${q}`);
+	return {messages: d.messages, next: d.next_cursor};
 }
 
 // Every message of a filter, up to cap (for counts and the overview).
 async function listAll(f, cap) {
 	let out = [], cursor = null;
 	do {
-		const page = await listQueue(f, cursor, Math.min(200, cap - out.length));
+		const page = await listQueue(f, cursor, Math.min(1000, cap - out.length));
 		out = out.concat(page.messages);
 		cursor = page.next;
 	} while (cursor && out.length < cap);
@@ -388,7 +355,7 @@ async function overviewPage() {
 	fillRates(rateBox);
 	S.timer = setInterval(() => location.hash.replace(/^#\/?/, '') === '' && !document.querySelector('dialog[open]') && route(), 10000);
 	const failed = (box) => (e) => box.replaceChildren(h('p', {cls: 'err'}, `Cannot list the queue: ${e.message}`));
-	await listQueue({sort: 'queued'}, null, 1).then(({messages: [m]}) => oldest.replaceChildren(m
+	await listQueue({sort: 'oldest'}, null, 1).then(({messages: [m]}) => oldest.replaceChildren(m
 		? h('p', {}, h('a', {href: `#/message/${m.id}`}, m.id), ` from ${m.sender || '<>'}, queued `, when(m.queued),
 			` (${ago(m.queued)} ago), `, m.recipients.map((r) => [r.address, ' ', badge(r.state), ' ']))
 		: h('p', {}, 'The queue is empty.')), failed(oldest));
@@ -437,38 +404,78 @@ function deferredDomains(def) {
 
 function queueFilters(params) {
 	const f = {};
-	for (const k of ['state', 'domain', 'recipient', 'sender', 'age', 'sort', 'limit']) f[k] = params.get(k) || '';
-	f.limit = Number(f.limit) || 50;
+	for (const k of QUEUE_PARAMS) f[k] = params.get(k) || '';
+	f.limit = pageSize(params);
 	return f;
 }
 
+// Rows per page: the choices, or what the address asks (the API takes 1 to 1000).
+function pageSize(params) {
+	const n = Math.floor(Number(params.get('limit')));
+	return n >= 1 && n <= 1000 ? n : 50;
+}
+
+const select = (name, opts, value) => h('select', {name}, Object.entries(opts).map(([v, t]) => h('option', {value: v, selected: v === value}, t)));
+const perPage = (limit) => {
+	const opts = {25: '25', 50: '50', 100: '100'};
+	opts[limit] = String(limit);
+	return h('label', {}, 'Per page', select('limit', opts, String(limit)));
+};
+
+// Previous and Next over a keyset listing: Next follows next_cursor, Previous
+// goes back to the cursor the page before started from (docs/api.md, "Pages").
+function pager(p, next, prefix) {
+	return [
+		h('button', {type: 'button', id: `${prefix}prev`, disabled: p.page === 0, onclick: () => { p.page--; route(); }}, '← Previous'),
+		h('span', {id: `${prefix}page`}, `Page ${p.page + 1}`),
+		h('button', {type: 'button', id: `${prefix}next`, disabled: !next,
+			onclick: () => { p.pages[++p.page] = next; p.pages.length = p.page + 1; route(); }}, 'Next →')];
+}
+
+// A listing's cursors belong to its filters: new filters start at page 1.
+function pagesFor(p, params) {
+	const key = params.toString();
+	if (p.key !== key) { p.key = key; p.pages = [null]; p.page = 0; }
+	return p.pages[p.page];
+}
+
 function filterForm(f) {
-	const sel = (name, opts, value) => h('select', {name}, Object.entries(opts).map(([v, t]) => h('option', {value: v, selected: v === value}, t)));
 	const states = {'': 'pending (queued, held, deferred)'};
 	STATES.forEach((s) => { states[s] = s; });
+	const age = f.older_than ? `older_than:${f.older_than}` : f.newer_than ? `newer_than:${f.newer_than}` : '';
+	const ages = {...AGES};
+	if (!(age in ages)) ages[age] = age.replace('_than:', ' than ').replace('_', ' ');
 	const form = h('form', {cls: 'filters', id: 'filters'},
-		h('label', {}, 'State', sel('state', states, f.state)),
-		h('label', {}, 'Recipient domain', h('input', {name: 'domain', value: f.domain, placeholder: 'example.net'})),
-		h('label', {}, 'Recipient', h('input', {name: 'recipient', value: f.recipient, type: 'email'})),
-		h('label', {}, 'Sender', h('input', {name: 'sender', value: f.sender})),
-		h('label', {}, 'Age', sel('age', AGES, f.age)),
-		h('label', {}, 'Sort', sel('sort', SORTS, f.sort || 'queued')),
-		h('label', {}, 'Per page', sel('limit', {25: '25', 50: '50', 100: '100'}, String(f.limit))),
+		h('label', {}, 'State', select('state', states, f.state)),
+		h('label', {}, 'Recipient domain', h('input', {name: 'domain', value: f.domain, placeholder: 'example.net', autocapitalize: 'off'})),
+		h('label', {}, 'Recipient', h('input', {name: 'recipient', value: f.recipient, inputmode: 'email', autocapitalize: 'off'})),
+		h('label', {}, 'Sender', h('input', {name: 'sender', value: f.sender, inputmode: 'email', autocapitalize: 'off', placeholder: 'a@example.org, or <>'})),
+		h('label', {}, 'Age', select('age', ages, age)),
+		h('label', {}, 'Order', select('sort', SORTS, f.sort || 'oldest')),
+		perPage(f.limit),
 		h('button', {type: 'submit', cls: 'primary'}, 'Show'));
 	form.addEventListener('submit', (ev) => {
 		ev.preventDefault();
-		S.pages = [null];
-		S.page = 0;
-		go('queue', Object.fromEntries(new FormData(form)));
+		const v = Object.fromEntries(new FormData(form));
+		if (v.age) { const [k, d] = v.age.split(':'); v[k] = d; }
+		delete v.age;
+		if (v.sort === 'oldest') delete v.sort; // the API's default
+		for (const k of ['domain', 'recipient', 'sender']) v[k] = v[k].trim();
+		go('queue', v);
 	});
 	return form;
 }
 
 async function queuePage(params) {
 	const f = queueFilters(params);
-	const key = params.toString();
-	if (S.queueKey !== key) { S.queueKey = key; S.pages = [null]; S.page = 0; }
-	const [st, list] = await Promise.all([api('GET', '/api/v1/status'), listQueue(f, S.pages[S.page], f.limit)]);
+	const p = S.queue;
+	const cursor = pagesFor(p, params);
+	const [st, list] = await Promise.all([api('GET', '/api/v1/status'), listQueue(f, cursor, f.limit).catch((e) => e)]);
+	if (list instanceof Error) {
+		if (list.status !== 400) throw list;
+		// A filter the daemon refuses (a malformed address or domain): say so by the form.
+		return show(h('h1', {}, 'Queue'), filterForm(f), h('p', {cls: 'err', id: 'filter-error'}, `The daemon refused this filter: ${list.message}`));
+	}
 	const selected = new Set();
 	const actionBar = h('div', {cls: 'bar', id: 'actions'});
 	const count = h('span', {id: 'selected-count', cls: 'grow'});
@@ -505,11 +512,7 @@ async function queuePage(params) {
 	parts.push(list.messages.length
 		? table([all, 'Queue id', 'Queued', 'Sender', 'Size', 'Recipients'], rows, 'queue')
 		: h('p', {id: 'empty'}, 'No message matches.'));
-	parts.push(h('div', {cls: 'bar'},
-		h('button', {type: 'button', id: 'prev', disabled: S.page === 0, onclick: () => { S.page--; route(); }}, '← Previous'),
-		h('span', {id: 'page'}, `Page ${S.page + 1}`),
-		h('button', {type: 'button', id: 'next', disabled: !list.next, onclick: () => { S.pages[++S.page] = list.next; route(); }}, 'Next →'),
-		h('button', {type: 'button', onclick: route}, 'Refresh')));
+	parts.push(h('div', {cls: 'bar', id: 'pager'}, pager(p, list.next, ''), h('button', {type: 'button', onclick: route}, 'Refresh')));
 	show(parts);
 	refreshBar();
 }
@@ -517,7 +520,7 @@ async function queuePage(params) {
 // Actions on everything the filter selects: the API's selectors are the
 // recipient domain and address, so only such a filter can be acted on whole.
 function bulkBar(f) {
-	if (!(f.domain || f.recipient) || f.state || f.sender || f.age) return null;
+	if (!(f.domain || f.recipient) || f.state || f.sender || f.older_than || f.newer_than) return null;
 	const what = [f.domain && `at ${f.domain}`, f.recipient && `for ${f.recipient}`].filter(Boolean).join(' ');
 	const body = {};
 	if (f.domain) body.domain = f.domain;
@@ -594,40 +597,55 @@ async function readHeaders(url, out) {
 	}
 }
 
-// ---- history (GET /api/v1/history: finished messages and their attempts) ----
+// ---- history (GET /api/v1/history: every attempt of the messages the spool keeps) ----
+
+const HISTORY_PARAMS = ['recipient', 'domain', 'id', 'result', 'since', 'sort'];
+const SINCE = {'': 'any time', '1h': 'the last hour', '1d': 'the last day', '7d': 'the last 7 days'};
 
 async function historyPage(params) {
 	const f = {};
-	for (const k of ['recipient', 'domain', 'id', 'result', 'cursor']) f[k] = params.get(k) || '';
+	for (const k of HISTORY_PARAMS) f[k] = params.get(k) || '';
+	f.limit = pageSize(params);
+	const since = {...SINCE};
+	if (!(f.since in since)) since[f.since] = `since ${f.since}`;
 	const form = h('form', {cls: 'filters', id: 'history-filters'},
-		h('label', {}, 'Recipient', h('input', {name: 'recipient', value: f.recipient})),
-		h('label', {}, 'Recipient domain', h('input', {name: 'domain', value: f.domain})),
-		h('label', {}, 'Queue id', h('input', {name: 'id', value: f.id})),
-		h('label', {}, 'Result', h('select', {name: 'result'}, ['', 'delivered', 'deferred', 'failed'].map((v) =>
-			h('option', {value: v, selected: v === f.result}, v || 'any')))),
+		h('label', {}, 'Recipient', h('input', {name: 'recipient', value: f.recipient, inputmode: 'email', autocapitalize: 'off'})),
+		h('label', {}, 'Recipient domain', h('input', {name: 'domain', value: f.domain, placeholder: 'example.net', autocapitalize: 'off'})),
+		h('label', {}, 'Queue id', h('input', {name: 'id', value: f.id, autocapitalize: 'characters'})),
+		h('label', {}, 'Result', select('result', {'': 'any', delivered: 'delivered', deferred: 'deferred', failed: 'failed'}, f.result)),
+		h('label', {}, 'Started in', select('since', since, f.since)),
+		h('label', {}, 'Order', select('sort', {newest: 'newest first', oldest: 'oldest first'}, f.sort || 'newest')),
+		perPage(f.limit),
 		h('button', {type: 'submit', cls: 'primary'}, 'Search'));
-	form.addEventListener('submit', (ev) => { ev.preventDefault(); go('history', Object.fromEntries(new FormData(form))); });
-	const q = new URLSearchParams({limit: '50'});
-	for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+	form.addEventListener('submit', (ev) => {
+		ev.preventDefault();
+		const v = Object.fromEntries(new FormData(form));
+		if (v.sort === 'newest') delete v.sort; // the API's default
+		for (const k of ['recipient', 'domain', 'id']) v[k] = v[k].trim();
+		go('history', v);
+	});
+	const p = S.history;
+	const q = new URLSearchParams();
+	for (const k of HISTORY_PARAMS) if (f[k]) q.set(k, f[k]);
+	q.set('limit', f.limit);
+	const cursor = pagesFor(p, params);
+	if (cursor) q.set('cursor', cursor);
 	let d;
 	try {
 		d = await api('GET', `/api/v1/history?${q}`);
 	} catch (e) {
-		if (e.status !== 404) throw e;
-		return show(h('h1', {}, 'Delivery history'), h('p', {id: 'history-unavailable'},
-			'Delivery history is not available: this daemon has no /api/v1/history. Finished messages stay visible in the ',
-			h('a', {href: '#/queue?state=delivered'}, 'queue'), ' (state delivered or failed) for delivery.log_retention.'));
+		if (e.status !== 400) throw e;
+		return show(h('h1', {}, 'Delivery history'), form, h('p', {cls: 'err', id: 'filter-error'}, `The daemon refused this search: ${e.message}`));
 	}
-	const items = Array.isArray(d) ? d : d.attempts || d.entries || d.messages || d.history || [];
-	const rows = items.flatMap((it) => (it.attempts ? it.attempts.map((a) => ({...a, id: it.id, sender: it.sender})) : [it]));
-	const next = !Array.isArray(d) && d.next_cursor;
 	show(h('h1', {}, 'Delivery history'), form,
-		rows.length ? table(['Time', 'Queue id', 'Sender', 'Recipient', 'Result', 'MX host / IP', 'TLS', 'Reply'], rows.map((a) => [
-			when(a.time || a.done), a.id ? h('a', {href: `#/message/${a.id}`, cls: 'mono'}, a.id) : '—', h('span', {cls: 'wrap'}, a.sender === '' ? '<>' : a.sender || '—'),
-			h('span', {cls: 'wrap'}, a.recipient || a.address || '—'), a.result ? badge(a.result) : '—', [a.mx || '—', h('br'), a.ip || ''],
-			tlsCell(a), h('span', {cls: 'wrap'}, a.reply || a.last_error || '')]), 'history') : h('p', {id: 'empty'}, 'Nothing matches.'),
-		h('div', {cls: 'bar'}, f.cursor ? h('button', {type: 'button', onclick: () => history.back()}, '← Previous') : null,
-			next ? h('button', {type: 'button', id: 'history-next', onclick: () => go('history', {...f, cursor: next})}, 'Older →') : null));
+		d.attempts.length ? table(['Time', 'Queue id', 'Sender', 'Recipient', 'Result', 'MX host / IP', 'TLS', 'Reply'], d.attempts.map((a) => ({
+			attrs: {'data-id': a.id}, cells: [
+				[when(a.time), a.duration_ms === null ? '' : h('span', {cls: 'muted'}, ` ${a.duration_ms} ms`)],
+				h('a', {href: `#/message/${a.id}`, cls: 'mono'}, a.id), h('span', {cls: 'wrap'}, a.sender || '<>'),
+				h('span', {cls: 'wrap'}, a.recipient), badge(a.result), [a.mx || '—', h('br'), a.ip || ''],
+				tlsCell(a), h('span', {cls: 'wrap'}, a.reply || '')]})), 'history') : h('p', {id: 'empty'}, 'No attempt matches.'),
+		h('div', {cls: 'bar', id: 'history-pager'}, pager(p, d.next_cursor, 'history-')),
+		h('p', {cls: 'muted'}, 'A message\'s attempts stay for delivery.log_retention after its last recipient is final; a dropped message goes with its attempts.'));
 }
 
 // ---- TLS: today's results per policy domain, and outpost check ----
