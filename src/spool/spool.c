@@ -164,8 +164,8 @@ static const char *const migrations[] = {
     /* 7: keyset pagination of the API's listings (docs/api.md, "Pages"):
      * messages by (queued, id) and the delivery log by (started, id), the
      * rowid being the last column of every index */
-    "CREATE INDEX messages_by_queued ON messages(queued);"
-    "CREATE INDEX attempt_log_by_started ON attempt_log(started);",
+    ("CREATE INDEX messages_by_queued ON messages(queued);"
+     "CREATE INDEX attempt_log_by_started ON attempt_log(started);"),
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
