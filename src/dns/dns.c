@@ -608,21 +608,38 @@ struct dns_resolver {
 	bool ch_live;
 	struct event *timer; /* follows ares_timeout() */
 	struct dns_sock *socks;
-	struct dns_query *deferred; /* results waiting for their callback (dns_query) */
+	struct dns_wire *wires;     /* questions on the wire, or answered and waiting */
+	struct dns_query *deferred; /* invalid names, failing on the loop (dns_query) */
 	bool trust_ad;
+};
+
+/* One question on the wire, shared by every query that asks it while it is
+ * out: a burst of attempts to one domain (a thousand at once under load)
+ * sends one MX query, not a thousand that overflow the socket's receive
+ * buffer and time out. Answers are not kept after they are delivered. */
+struct dns_wire {
+	struct dns_resolver *r;
+	struct dns_wire *prev, *next; /* on r->wires */
+	char key[DNS_NAME_MAX + 1];   /* lower case, no trailing dot */
+	char name[DNS_NAME_MAX + 1];  /* as the first query asked it */
+	enum dns_type type;
+	struct dns_query *waiters, *last; /* in the order they asked */
+	bool sending;        /* inside ares_send: an answer now must wait */
+	bool answered;       /* no new waiters: the answer is being delivered */
+	struct event *defer; /* set: the answer waits for the loop */
+	struct dns_answer answer;
 };
 
 struct dns_query {
 	struct dns_resolver *r;
-	struct dns_query *prev, *next; /* on r->deferred while defer is set */
+	struct dns_wire *wire;         /* NULL for an invalid name (r->deferred) */
+	struct dns_query *prev, *next; /* on wire->waiters, or on r->deferred */
 	char name[DNS_NAME_MAX + 1];
 	enum dns_type type;
 	dns_callback cb;
 	void *arg;
-	bool sending;        /* inside ares_send: a result now must wait */
-	bool cancelled;      /* the caller gave up; c-ares still holds q */
 	bool in_callback;    /* the caller's callback is running */
-	struct event *defer; /* set: answer waits for delivery on the loop */
+	struct event *defer; /* invalid name: the failure waits for the loop */
 	struct dns_answer answer;
 	int64_t started_us;
 };
@@ -876,27 +893,68 @@ fail_lib:
 	return NULL;
 }
 
-static void query_unlink_deferred(struct dns_query *q)
+/* q off whichever list holds it: r->deferred or its wire's waiters. */
+static void query_unlink(struct dns_query *q)
 {
-	struct dns_resolver *r = q->r;
-
+	struct dns_query **head = q->wire ? &q->wire->waiters : &q->r->deferred;
+	if (q->wire && q->wire->last == q)
+		q->wire->last = q->prev;
 	if (q->prev)
 		q->prev->next = q->next;
 	else
-		r->deferred = q->next;
+		*head = q->next;
 	if (q->next)
 		q->next->prev = q->prev;
 	q->prev = q->next = NULL;
-	event_free(q->defer);
-	q->defer = NULL;
+}
+
+static void query_push(struct dns_query **head, struct dns_query *q)
+{
+	q->prev = NULL;
+	q->next = *head;
+	if (*head)
+		(*head)->prev = q;
+	*head = q;
+}
+
+/* q waits for w's answer, after those that asked before it. */
+static void wire_add(struct dns_wire *w, struct dns_query *q)
+{
+	q->wire = w;
+	q->next = NULL;
+	q->prev = w->last;
+	if (w->last)
+		w->last->next = q;
+	else
+		w->waiters = q;
+	w->last = q;
 }
 
 static void query_free(struct dns_query *q)
 {
+	query_unlink(q);
 	if (q->defer != NULL)
-		query_unlink_deferred(q);
+		event_free(q->defer);
 	dns_answer_free(&q->answer);
 	free(q);
+}
+
+/* The wire goes with the waiters it still has, without their callbacks. */
+static void wire_free(struct dns_wire *w)
+{
+	struct dns_resolver *r = w->r;
+	while (w->waiters != NULL)
+		query_free(w->waiters);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		r->wires = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	if (w->defer != NULL)
+		event_free(w->defer);
+	dns_answer_free(&w->answer);
+	free(w);
 }
 
 /* Pending queries are dropped without their callbacks: callers cancel (or
@@ -906,14 +964,15 @@ void dns_resolver_free(struct dns_resolver *r)
 	if (r == NULL)
 		return;
 	/* ares_destroy runs every outstanding callback with ARES_EDESTRUCTION
-	 * (they free their queries) and closes the sockets (their events go). */
+	 * (they free their wires) and closes the sockets (their events go). */
 	ares_destroy(r->ch);
 	r->ch_live = false;
+	while (r->wires != NULL) /* answered, waiting for the loop */
+		wire_free(r->wires);
 	while (r->deferred != NULL)
 		query_free(r->deferred);
 	while (r->socks != NULL) {
 		struct dns_sock *s = r->socks;
-
 		r->socks = s->next;
 		event_free(s->ev);
 		free(s);
@@ -949,62 +1008,71 @@ static void count_lookup(const struct dns_query *q, const struct dns_answer *a)
 	metric_observe(m_lookup_seconds, (double)(time_mono_us() - q->started_us) / 1e6);
 }
 
-static void query_deliver(struct dns_query *q, struct dns_answer *a)
+/* Runs q's callback, then frees q: the caller has taken q off its list. */
+static void query_deliver(struct dns_query *q, const struct dns_answer *a)
 {
 	count_lookup(q, a);
 	q->in_callback = true;
 	q->cb(q->arg, a);
+	dns_answer_free(&q->answer);
+	if (q->defer != NULL)
+		event_free(q->defer);
+	free(q);
+}
+
+/* Every waiter gets the answer. A callback may cancel other waiters (they
+ * leave the list) or ask the same question again (a new wire: this one is
+ * answered), so each waiter is taken off the list before its callback. */
+static void wire_deliver(struct dns_wire *w, const struct dns_answer *a)
+{
+	struct dns_query *q;
+	while ((q = w->waiters) != NULL) {
+		query_unlink(q);
+		q->wire = NULL;
+		query_deliver(q, a);
+	}
+}
+
+static void wire_on_deferred(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_wire *w = arg;
+	wire_deliver(w, &w->answer);
+	wire_free(w);
 }
 
 static void query_on_deferred(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns_query *q = arg;
-
-	query_unlink_deferred(q);
+	query_unlink(q);
 	query_deliver(q, &q->answer);
-	query_free(q);
-}
-
-/* Holds the answer until the loop runs again: the contract says the
- * callback never runs from within dns_query. */
-static void query_defer(struct dns_query *q, const struct dns_answer *a)
-{
-	struct dns_resolver *r = q->r;
-
-	q->answer = *a;
-	q->defer = event_new(r->base, -1, 0, query_on_deferred, q);
-	if (q->defer == NULL)
-		abort();
-	q->next = r->deferred;
-	if (r->deferred)
-		r->deferred->prev = q;
-	r->deferred = q;
-	event_active(q->defer, EV_TIMEOUT, 1);
 }
 
 static void query_on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
-	struct dns_query *q = arg;
+	struct dns_wire *w = arg;
 	struct dns_answer a;
-
-	if (status == ARES_EDESTRUCTION || q->cancelled) {
-		query_free(q);
+	if (status == ARES_EDESTRUCTION) {
+		wire_free(w);
 		return;
 	}
 	if (status == ARES_SUCCESS && abuf != NULL && alen > 0) {
-		dns_answer_parse(abuf, (size_t)alen, q->name, q->type, q->r->trust_ad, &a);
+		dns_answer_parse(abuf, (size_t)alen, w->name, w->type, w->r->trust_ad, &a);
 	} else {
 		answer_init(&a);
-		answer_fail(&a, DNS_TEMPFAIL, "%s %s: %s", q->name, dns_type_name(q->type),
+		answer_fail(&a, DNS_TEMPFAIL, "%s %s: %s", w->name, dns_type_name(w->type),
 		            status == ARES_ETIMEOUT ? "timeout" : ares_strerror(status));
 	}
-	if (q->sending) {
-		query_defer(q, &a);
+	w->answered = true;
+	if (w->sending) { /* the contract: never from within dns_query */
+		w->answer = a;
+		if ((w->defer = event_new(w->r->base, -1, 0, wire_on_deferred, w)) == NULL)
+			abort();
+		event_active(w->defer, EV_TIMEOUT, 1);
 		return;
 	}
-	query_deliver(q, &a);
+	wire_deliver(w, &a);
 	dns_answer_free(&a);
-	query_free(q);
+	wire_free(w);
 }
 
 /* The wire query: RD and AD (RFC 6840 §5.7: ask for the AD bit), EDNS0
@@ -1038,43 +1106,89 @@ static bool query_build(const char *name, enum dns_type type, uint8_t **wire, si
 	return ok;
 }
 
+/* The key a question is shared under: the name in lower case without a
+ * trailing dot (names compare without case, RFC 4343). */
+static void wire_key(const char *name, char *key, size_t n)
+{
+	size_t len = strlen(name);
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len >= n)
+		len = n - 1;
+	for (size_t i = 0; i < len; i++)
+		key[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
+	key[len] = '\0';
+}
+
+static struct dns_wire *wire_find(struct dns_resolver *r, const char *key, enum dns_type type)
+{
+	for (struct dns_wire *w = r->wires; w; w = w->next)
+		if (!w->answered && w->type == type && strcmp(w->key, key) == 0)
+			return w;
+	return NULL;
+}
+
+/* A new wire for q's question, sent; false when the name cannot be asked. */
+static bool wire_send(struct dns_resolver *r, struct dns_query *q, const char *key)
+{
+	uint8_t *wire = NULL;
+	size_t len = 0;
+	if (!query_build(q->name, q->type, &wire, &len) || len > 65535) {
+		free(wire);
+		return false;
+	}
+	struct dns_wire *w = dns_alloc(sizeof(*w));
+	w->r = r;
+	w->type = q->type;
+	snprintf(w->key, sizeof w->key, "%s", key);
+	snprintf(w->name, sizeof w->name, "%s", q->name);
+	w->next = r->wires;
+	if (r->wires)
+		r->wires->prev = w;
+	r->wires = w;
+	wire_add(w, q);
+	w->sending = true;
+	ares_send(r->ch, wire, (int)len, query_on_answer, w);
+	w->sending = false;
+	free(wire);
+	resolver_rearm(r);
+	return true;
+}
+
 struct dns_query *dns_query(struct dns_resolver *r, const char *name, enum dns_type type,
                             dns_callback cb, void *arg)
 {
 	struct dns_query *q = dns_alloc(sizeof(*q));
-	uint8_t *wire = NULL;
-	size_t len = 0;
-
+	char key[DNS_NAME_MAX + 1];
 	q->r = r;
 	q->type = type;
 	q->cb = cb;
 	q->arg = arg;
 	q->started_us = time_mono_us();
 	snprintf(q->name, sizeof(q->name), "%s", name ? name : "");
-	if (name == NULL || !query_build(name, type, &wire, &len) || len > 65535) {
-		struct dns_answer a;
-
-		answer_init(&a);
-		answer_fail(&a, DNS_MALFORMED, "%s %s: invalid query name", q->name,
-		            dns_type_name(type));
-		query_defer(q, &a);
-		free(wire);
+	wire_key(q->name, key, sizeof key);
+	struct dns_wire *w = name ? wire_find(r, key, type) : NULL;
+	if (w != NULL) {
+		wire_add(w, q);
 		return q;
 	}
-	q->sending = true;
-	ares_send(r->ch, wire, (int)len, query_on_answer, q);
-	q->sending = false;
-	free(wire);
-	resolver_rearm(r);
+	if (name != NULL && wire_send(r, q, key))
+		return q;
+	answer_init(&q->answer);
+	answer_fail(&q->answer, DNS_MALFORMED, "%s %s: invalid query name", q->name,
+	            dns_type_name(type));
+	query_push(&r->deferred, q);
+	if ((q->defer = event_new(r->base, -1, 0, query_on_deferred, q)) == NULL)
+		abort();
+	event_active(q->defer, EV_TIMEOUT, 1);
 	return q;
 }
 
+/* The wire stays out when its last waiter goes: c-ares cannot take back one
+ * question, and a query asked meanwhile may still share its answer. */
 void dns_cancel(struct dns_query *q)
 {
 	if (q == NULL || q->in_callback)
 		return;
-	if (q->defer != NULL) /* c-ares is done with it: nothing else holds q */
-		query_free(q);
-	else
-		q->cancelled = true; /* freed when c-ares reports back */
+	query_free(q);
 }

@@ -105,8 +105,10 @@ bool dns_resolver_trusts_ad(const struct dns_resolver *r);
 typedef void (*dns_callback)(void *arg, const struct dns_answer *a);
 
 /* Asks name (absolute or relative; treated as absolute) for type. The
- * callback runs later, never from within this call. Returns a handle that
- * dns_cancel accepts until the callback has run. */
+ * callback runs later, never from within this call. While the same question
+ * (names compared without case) is out, a new query shares its answer
+ * instead of sending another; callbacks run in the order the queries were
+ * made. Returns a handle that dns_cancel accepts until the callback has run. */
 struct dns_query *dns_query(struct dns_resolver *r, const char *name, enum dns_type type,
                             dns_callback cb, void *arg);
 

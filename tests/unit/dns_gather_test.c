@@ -722,6 +722,42 @@ static void test_query_callback_never_runs_inside_dns_query(void **state)
 	dns_resolver_free(r);
 }
 
+/* Queries that ask what is already on the wire share its answer. */
+static int shared_answers, shared_mx;
+static struct dns_query *shared_victim;
+
+static void on_shared_answer(void *arg, const struct dns_answer *a)
+{
+	shared_answers++;
+	shared_mx += a->status == DNS_OK ? (int)a->n : 0;
+	if (shared_victim != NULL) { /* a callback cancels a waiter not yet answered */
+		dns_cancel(shared_victim);
+		shared_victim = NULL;
+	}
+	if (arg != NULL) /* and asks the same again: a new question on the wire */
+		dns_query(arg, "example.test", DNS_MX, on_shared_answer, NULL);
+}
+
+static void test_same_question_in_flight_is_asked_once(void **state)
+{
+	struct dns_resolver *r = resolver();
+	queries = shared_answers = shared_mx = 0;
+	dns_query(r, "example.test", DNS_MX, on_shared_answer, r);
+	for (int i = 0; i < 998; i++)
+		dns_query(r, i % 2 ? "EXAMPLE.test." : "example.test", DNS_MX, on_shared_answer,
+		          NULL);
+	shared_victim = dns_query(r, "example.test", DNS_MX, on_shared_answer, NULL);
+	dns_query(r, "example.test", DNS_A, on_shared_answer, NULL); /* another type */
+	dns_cancel(dns_query(r, "example.test", DNS_MX, on_shared_answer, NULL));
+	run_for_ms(500);
+	/* one MX and one A question; then the MX asked again from a callback */
+	assert_int_equal(queries, 3);
+	/* 998 + the first + its repeat + the A answer; the cancelled two get none */
+	assert_int_equal(shared_answers, 1001);
+	assert_int_equal(shared_mx, 1000 * 3); /* example.test has three MX records */
+	dns_resolver_free(r);
+}
+
 static void test_refused_port_is_temporary(void **state)
 {
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -888,6 +924,7 @@ int main(void)
 	    cmocka_unit_test(test_cancel_runs_no_callback_and_leaks_nothing),
 	    cmocka_unit_test(test_resolver_free_with_queries_in_flight),
 	    cmocka_unit_test(test_query_callback_never_runs_inside_dns_query),
+	    cmocka_unit_test(test_same_question_in_flight_is_asked_once),
 	    cmocka_unit_test(test_refused_port_is_temporary),
 	    cmocka_unit_test(test_trust_ad_follows_config),
 	    cmocka_unit_test(test_tlsa_signed_records_are_found),
