@@ -999,6 +999,9 @@ static void sts_known(struct attempt *a, struct sts_result *r)
 	a->client = pool_take(a->ctx->pool, a->job->domain, a->pool_tag, &a->conn);
 	if (a->client)
 		return send_txn(a);
+	/* the scheduler left this domain's idle connections for this attempt
+	 * (pool_make_room); none is under its policy, so one goes for the new */
+	pool_close_oldest_of(a->ctx->pool, a->job->domain);
 	resolve(a);
 }
 

@@ -4,6 +4,7 @@
 #include "util/log.h"
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,16 +125,43 @@ void pool_put(struct pool *p, const char *dest, struct smtp_client *c,
 	p->nidle++;
 }
 
-void pool_close_oldest(struct pool *p)
+static void close_conn(struct idle_conn *ic)
 {
-	struct idle_conn *ic = p->head;
-	while (ic && ic->next)
-		ic = ic->next;
-	if (ic == NULL)
-		return;
 	unlink_conn(ic);
 	smtp_client_quit(ic->client);
 	free(ic);
+}
+
+/* The connection parked longest whose dest is (or, with other, is not)
+ * dest; any when dest is NULL. */
+static struct idle_conn *oldest(struct pool *p, const char *dest, bool other)
+{
+	struct idle_conn *found = NULL;
+	for (struct idle_conn *ic = p->head; ic; ic = ic->next)
+		if (dest == NULL || (strcmp(ic->dest, dest) != 0) == other)
+			found = ic;
+	return found;
+}
+
+void pool_close_oldest(struct pool *p)
+{
+	struct idle_conn *ic = oldest(p, NULL, false);
+	if (ic)
+		close_conn(ic);
+}
+
+void pool_make_room(struct pool *p, const char *dest)
+{
+	struct idle_conn *ic = oldest(p, dest, true);
+	if (ic)
+		close_conn(ic);
+}
+
+void pool_close_oldest_of(struct pool *p, const char *dest)
+{
+	struct idle_conn *ic = oldest(p, dest, false);
+	if (ic)
+		close_conn(ic);
 }
 
 size_t pool_idle_count(const struct pool *p, const char *dest)

@@ -53,10 +53,20 @@ struct smtp_client *pool_take(struct pool *p, const char *dest, const char *tag,
 void pool_put(struct pool *p, const char *dest, struct smtp_client *c,
               const struct pool_conn_info *info);
 
-/* Quits the connection parked longest (none: nothing happens). Idle
- * connections count against delivery.max_connections: the scheduler makes
- * room this way before an attempt that may open a new one. */
+/* Quits the connection parked longest (none: nothing happens). */
 void pool_close_oldest(struct pool *p);
+
+/* Idle connections count against delivery.max_connections: before an
+ * attempt for dest at the limit, the scheduler quits the connection parked
+ * longest for another destination. When every idle connection is dest's
+ * own, none goes: the attempt takes one of them (a wave of attempts ending
+ * together must not close the connections the next wave reuses). */
+void pool_make_room(struct pool *p, const char *dest);
+
+/* Quits dest's connection parked longest: an attempt for dest that found
+ * none set up under its policy (pool_take) opens its own instead, and the
+ * limit holds. */
+void pool_close_oldest_of(struct pool *p, const char *dest);
 
 /* Idle connections parked for dest / in all. */
 size_t pool_idle_count(const struct pool *p, const char *dest);

@@ -26,18 +26,23 @@
 #define WRITE_BACKOFF_FIRST_MS 1000
 #define WRITE_BACKOFF_MAX_MS   60000
 
-/* A destination with attempts in flight. Its window is how many may run at
- * once: it starts small and opens by one with every delivered attempt, up to
- * delivery.max_connections_per_destination (Postfix's slow start), so that
- * a burst first fills few connections and then reuses them instead of
- * opening one per message. Forgotten when the destination goes idle. */
+/* A destination with attempts in flight, or with some lately. Its window is
+ * how many may run at once: it starts small and opens by one with every
+ * delivered attempt, up to delivery.max_connections_per_destination
+ * (Postfix's slow start), so that a burst first fills few connections and
+ * then reuses them instead of opening one per message. Forgotten when the
+ * destination has been idle for DEST_FORGET_MS: a receiver that answers in
+ * waves (every attempt ends at once, and the next ones start only after
+ * their begin is committed) keeps the window it opened. */
 struct destination {
 	char domain[256];
 	size_t active;
 	size_t window;
+	int64_t idle_since_ms; /* monotonic; when active fell to 0 */
 };
 
 #define INITIAL_WINDOW 5
+#define DEST_FORGET_MS 10000
 
 struct running {
 	struct scheduler *sched;
@@ -117,7 +122,20 @@ static void destination_release(struct scheduler *s, const char *domain, bool de
 	if (d && delivered)
 		d->window++;
 	if (d && --d->active == 0)
-		*d = s->dests[--s->ndests]; /* only busy destinations are kept */
+		d->idle_since_ms = time_mono_us() / 1000;
+}
+
+/* Only busy destinations and those busy lately are kept. */
+static void destinations_forget_idle(struct scheduler *s)
+{
+	int64_t now = time_mono_us() / 1000;
+	for (size_t i = 0; i < s->ndests;) {
+		struct destination *d = &s->dests[i];
+		if (d->active == 0 && now - d->idle_since_ms >= DEST_FORGET_MS)
+			*d = s->dests[--s->ndests];
+		else
+			i++;
+	}
 }
 
 static bool destination_full(const struct scheduler *s, const struct destination *d)
@@ -298,11 +316,10 @@ static void job_start(struct scheduler *s, struct running *r)
 		idset_add(&s->flying, jr->id);
 		r->picked[r->npicked++] = jr->id;
 	}
-	/* idle pooled connections count against max_connections too: the
-	 * oldest goes when this attempt may need a new one */
+	/* idle pooled connections count against max_connections too */
 	if (s->in_flight + pool_idle_total(s->ctx.pool) >=
 	    (size_t)s->ctx.conf->delivery_max_connections)
-		pool_close_oldest(s->ctx.pool);
+		pool_make_room(s->ctx.pool, r->job.domain);
 	destination(s, r->job.domain, true)->active++;
 	r->next = s->jobs;
 	if (s->jobs)
@@ -405,6 +422,7 @@ static void schedule(struct scheduler *s)
 	if (blocked > 0)
 		return arm(s, blocked);
 	size_t max = (size_t)s->ctx.conf->delivery_max_connections;
+	destinations_forget_idle(s);
 	/* A list cut at `want` rows may be all of one destination that filled
 	 * up meanwhile: read again without it, so that one busy destination
 	 * never hides the due work of the others. */
