@@ -3,8 +3,9 @@
 # history and its filters; a paging walk over a few thousand queued messages
 # while another process keeps submitting and dropping, every message that
 # existed throughout seen exactly once (oldest first, newest first, and by
-# `queue list --json`); `queue list --json` against the spool itself; the
-# reads with the daemon stopped.
+# `queue list --json`); submissions while the whole queue is listed
+# (loosely: bench/ W10 measures it); `queue list --json` against the spool
+# itself; the reads with the daemon stopped.
 #   127.0.7.1 smtp-sink: takes everything
 #   127.0.7.2 nothing listens: every attempt is deferred, the second fails
 #   127.0.7.3 the bulk's recipients (delivery stays paused)
@@ -118,7 +119,33 @@ check "queue list --json, pages of 1000: the same" \
 check "oldest first, the walk also saw mail added behind it" \
 	test "$(sort "$CH/seen.oldest" | comm -13 "$CH/initial" - | wc -l)" -gt 0
 
-# ---- 3. queue list --json is the spool -----------------------------------------
+# ---- 3. submissions while the whole queue is listed ----------------------------
+# Listings are read on worker threads (docs/api.md): a full walk of a big
+# queue must not hold up submissions. Measured properly in bench/ (W10,
+# 200,000 recipients); here loosely: 20,000 more recipients, then the p99
+# of the submission latency (bench/tools/latency.py) without and with
+# `queue list --json` walking every page in a loop.
+$PY - "$SMTP_PORT" <<'EOF2'
+import smtplib, sys
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1])) as s:
+    for i in range(200):
+        s.sendmail("bulk@example.org", ["b%d-%d@[127.0.7.3]" % (i, k) for k in range(100)],
+                   "Subject: bulk %d\r\n\r\nx\r\n" % i)
+EOF2
+LAT="$PY $HERE/../../bench/tools/latency.py $SMTP_PORT --rate 50 --seconds 5 --sessions 4"
+p99() { $PY -c 'import json,sys; print(round(json.load(sys.stdin)["p99_ms"], 1))'; }
+IDLE=$($LAT --out "$E2E_DIR/lat.idle" | p99)
+touch "$E2E_DIR/listing"
+(while [ -e "$E2E_DIR/listing" ]; do op queue list --json >/dev/null; echo >>"$E2E_DIR/walks"; done) &
+LISTER=$!
+LISTED=$($LAT --out "$E2E_DIR/lat.list" | p99)
+rm -f "$E2E_DIR/listing"
+wait "$LISTER"
+echo "# submission p99: ${IDLE} ms alone, ${LISTED} ms during $(wc -l <"$E2E_DIR/walks") full listings"
+check "a full listing of 20,000 recipients does not hold up submissions (p99 $LISTED ms <= 4 x $IDLE + 200)" \
+	$PY -c "import sys; sys.exit(0 if $LISTED <= 4 * $IDLE + 200 else 1)"
+
+# ---- 4. queue list --json is the spool -----------------------------------------
 op queue list --json | list_ids >"$E2E_DIR/list.api"
 spool_pending >"$E2E_DIR/list.spool"
 check "queue list --json: the spool's pending messages, each once ($(wc -l <"$E2E_DIR/list.api"))" \
@@ -130,7 +157,7 @@ check "--sender: the churn's messages only" \
 	test "$(op queue list --json --sender churn@example.org | json_len)" = \
 	"$(sqlite3 -readonly "$DATA/spool.db" "SELECT count(*) FROM messages WHERE sender = 'churn@example.org' AND done_at IS NULL")"
 
-# ---- 4. the daemon stopped -------------------------------------------------------
+# ---- 5. the daemon stopped -------------------------------------------------------
 e2e_stop
 op queue list --json 2>"$E2E_DIR/off.err" | list_ids >"$E2E_DIR/list.off"
 check "no daemon: queue list --json reads the spool, the same set" \
