@@ -908,15 +908,6 @@ static void query_unlink(struct dns_query *q)
 	q->prev = q->next = NULL;
 }
 
-static void query_push(struct dns_query **head, struct dns_query *q)
-{
-	q->prev = NULL;
-	q->next = *head;
-	if (*head)
-		(*head)->prev = q;
-	*head = q;
-}
-
 /* q waits for w's answer, after those that asked before it. */
 static void wire_add(struct dns_wire *w, struct dns_query *q)
 {
@@ -1177,7 +1168,10 @@ struct dns_query *dns_query(struct dns_resolver *r, const char *name, enum dns_t
 	answer_init(&q->answer);
 	answer_fail(&q->answer, DNS_MALFORMED, "%s %s: invalid query name", q->name,
 	            dns_type_name(type));
-	query_push(&r->deferred, q);
+	q->next = r->deferred;
+	if (r->deferred)
+		r->deferred->prev = q;
+	r->deferred = q;
 	if ((q->defer = event_new(r->base, -1, 0, query_on_deferred, q)) == NULL)
 		abort();
 	event_active(q->defer, EV_TIMEOUT, 1);
