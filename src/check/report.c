@@ -483,6 +483,7 @@ static json_t *check_host(struct check *c, struct attempt_tls *t, const struct d
 		host_tls_decide(t, &h, ips, tlsa);
 	else
 		host_tlsa_free(tlsa);
+	h.peer.pkix_always = true; /* the report gives PKIX's verdict under DANE too */
 	json_object_set_new(o, "tlsa", tlsa_json(&h));
 	set_str(o, "policy", tls_governor_name(h.plan.governor));
 	json_t *conn = ips && ips->n ? probe(c, &h, &ips->addrs[0]) : NULL;

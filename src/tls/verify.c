@@ -337,6 +337,7 @@ static void pkix_verdict(const struct tls_peer_policy *p, long err, struct tls_p
 		failure_named(&out->pkix, err, "no-reference-identifier");
 	else
 		failure_set(&out->pkix, err);
+	out->pkix_checked = true;
 	out->pkix_ok = out->pkix.result_type == NULL;
 	if (p->auth == TLS_AUTH_PKIX) {
 		out->authenticated = out->pkix_ok;
@@ -372,6 +373,9 @@ void tls_peer_verdict(SSL *ssl, const struct tls_peer_policy *p, struct tls_peer
 	err = out->resumed ? verify_chain(ssl, dane) : SSL_get_verify_result(ssl);
 	if (dane) {
 		dane_verdict(ssl, err, out);
+		/* a second chain verification per connection is a cost W7 sees */
+		if (out->authenticated && !p->pkix_always)
+			return;
 		err = verify_chain(ssl, false);
 	}
 	/* Without usable records OpenSSL verified PKIX (SSL_dane_tlsa_add(3)),

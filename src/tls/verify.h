@@ -50,6 +50,10 @@ struct tls_peer_policy {
 	size_t nnames;
 	const struct tls_tlsa *tlsa; /* DANE only; may hold unusable records */
 	size_t ntlsa;
+	/* Under DANE, PKIX is checked only when DANE failed (delivery needs no
+	 * more: REQUIRETLS takes DANE, RFC 8689 §4.2.1), unless this is set
+	 * (outpost check reports both). */
+	bool pkix_always;
 };
 
 /* True when the record can authenticate an SMTP server (RFC 7672 §3.1):
@@ -93,9 +97,10 @@ struct tls_peer_result {
 	char dane_record[64];       /* matching record: "3 1 1 5f2a1c0b...9e8dc3a4" */
 	struct tls_failure failure; /* why the DANE or PKIX policy failed */
 
-	/* PKIX for the names, whatever the policy: needed for REQUIRETLS
-	 * (RFC 8689 §4.2.1) and reported to TLS-RPT. False without names. */
-	bool pkix_ok;
+	/* PKIX for the names: needed for REQUIRETLS without DANE (RFC 8689
+	 * §4.2.1) and reported to TLS-RPT. False without names, and when not
+	 * checked (pkix_checked false: DANE authenticated the peer). */
+	bool pkix_ok, pkix_checked;
 	struct tls_failure pkix;
 
 	bool resumed;        /* an abbreviated handshake (session resumption) */

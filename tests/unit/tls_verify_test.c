@@ -431,6 +431,7 @@ static void test_dane_matrix_usage_selector_mtype(void **state)
 					           &record_of(&rec, u, s, m, subject)->t, 1);
 					struct tls_peer_result r;
 					char want[8];
+					p.pkix_always = true;
 
 					print_message("%u %u %u %s\n", u, s, m,
 					              match ? "match" : "no match");
@@ -657,10 +658,18 @@ static void test_dane_ee_accepts_an_expired_leaf_for_another_name(void **state)
 		    policy(TLS_AUTH_DANE, &record_of(&rec, 3, s, 1, pki.expired_wrong.cert)->t, 1);
 		struct tls_peer_result r;
 
+		/* delivery's policy: DANE authenticated the peer, PKIX is not checked */
+		verdict(pki.client_ca, server, &p, &r);
+		assert_true(r.authenticated);
+		assert_int_equal(r.method, TLS_METHOD_DANE_EE);
+		assert_false(r.pkix_checked);
+		/* outpost check's: PKIX too */
+		p.pkix_always = true;
 		verdict(pki.client_ca, server, &p, &r);
 		assert_true(r.authenticated);
 		assert_int_equal(r.method, TLS_METHOD_DANE_EE);
 		assert_int_equal(r.dane_depth, 0);
+		assert_true(r.pkix_checked);
 		assert_false(r.pkix_ok);
 		assert_non_null(r.pkix.result_type);
 	}
@@ -1060,6 +1069,7 @@ static void resumes_with_the_same_key(int version)
 	    policy(TLS_AUTH_DANE, &record_of(&rec, 2, 1, 1, pki.inter.cert)->t, 1);
 	struct tls_peer_policy pkix = policy(TLS_AUTH_PKIX, NULL, 0);
 	struct tls_peer_result r;
+	dane.pkix_always = true;
 
 	assert_false(session_connect(pki.client_ca, server, &dane, cache, true, &r));
 	assert_true(r.authenticated);
