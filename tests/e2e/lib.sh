@@ -73,6 +73,18 @@ e2e_stop() {
 	forget_pid "$DAEMON_PID"
 }
 
+# e2e_stop_clean: a SIGTERM stop that must end with status 0 and leave no
+# sanitizer report in the daemon's log (checked).
+e2e_stop_clean() {
+	local rc=0
+	kill -TERM "$DAEMON_PID"
+	wait "$DAEMON_PID" || rc=$?
+	forget_pid "$DAEMON_PID"
+	check "the daemon exits cleanly on SIGTERM (status $rc)" test "$rc" -eq 0
+	check "no sanitizer report in the daemon log" \
+		bash -c "! grep -Eq 'AddressSanitizer|runtime error:|LeakSanitizer' '$E2E_DIR/outpost.log'"
+}
+
 e2e_kill9() {
 	kill -9 "$DAEMON_PID" 2>/dev/null || true
 	wait "$DAEMON_PID" 2>/dev/null || true

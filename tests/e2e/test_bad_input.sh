@@ -64,9 +64,5 @@ check "the spool holds only the expected recipients" test "$ADDRS" = "$(sort "$Q
 check "the injection after STARTTLS was logged and discarded" grep -q "event=smtp_starttls_injection" "$E2E_DIR/outpost.log"
 check "no sanitizer report in the daemon log" bash -c "! grep -Eq 'AddressSanitizer|runtime error:|LeakSanitizer' '$E2E_DIR/outpost.log'"
 
-kill -TERM "$DAEMON_PID"
-RC=0
-wait "$DAEMON_PID" || RC=$?
-check "the daemon exits cleanly on SIGTERM (status $RC)" test "$RC" -eq 0
-check "no sanitizer report at exit" bash -c "! grep -Eq 'AddressSanitizer|runtime error:|LeakSanitizer' '$E2E_DIR/outpost.log'"
+e2e_stop_clean
 e2e_finish

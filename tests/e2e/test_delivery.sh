@@ -313,12 +313,7 @@ check "the sink has the message at least once" \
 # ---- the daemon survived it all --------------------------------------------------------------
 check "the daemon is still running" kill -0 "$DAEMON_PID"
 # (with connections still parked in the pool)
-kill -TERM "$DAEMON_PID"
-RC=0
-wait "$DAEMON_PID" || RC=$?
-forget_pid "$DAEMON_PID"
-check "the daemon exits cleanly on SIGTERM (status $RC)" test "$RC" -eq 0
-check "no sanitizer report in the daemon log" bash -c "! grep -Eq 'AddressSanitizer|runtime error:|LeakSanitizer' '$E2E_DIR/outpost.log'"
+e2e_stop_clean
 dns_peers_stop
 dp_stop
 echo "# took $((SECONDS - T0)) s"

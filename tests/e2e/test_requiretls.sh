@@ -654,12 +654,7 @@ plain_ok() {
 check "no aiosmtpd receiver but 'refuse' saw MAIL, RCPT or DATA without TLS" plain_ok
 
 check "the daemon is still running" kill -0 "$DAEMON_PID"
-kill -TERM "$DAEMON_PID"
-RC=0
-wait "$DAEMON_PID" || RC=$?
-forget_pid "$DAEMON_PID"
-check "the daemon exits cleanly on SIGTERM (status $RC)" test "$RC" -eq 0
-check "no sanitizer report in the daemon log" bash -c "! grep -Eq 'AddressSanitizer|runtime error:|LeakSanitizer' '$E2E_DIR/outpost.log'"
+e2e_stop_clean
 stop_others
 dns_peers_stop
 dp_stop

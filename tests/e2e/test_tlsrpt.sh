@@ -670,12 +670,7 @@ if ! not_logged delivery result=failed; then
 	$PY "$HERE/outpost_log.py" "$E2E_DIR/outpost.log" delivery result=failed | cut -c1-300 | sed 's/^/     /'
 fi
 check "the daemon is still running" kill -0 "$DAEMON_PID"
-kill -TERM "$DAEMON_PID"
-RC=0
-wait "$DAEMON_PID" || RC=$?
-forget_pid "$DAEMON_PID"
-check "the daemon exits cleanly on SIGTERM (status $RC)" test "$RC" -eq 0
-check "no sanitizer report in the daemon log" bash -c "! grep -Eq 'AddressSanitizer|runtime error:|LeakSanitizer' '$E2E_DIR/outpost.log'"
+e2e_stop_clean
 dp_stop
 dns_peers_stop
 echo "# took $((SECONDS - T0)) s"
