@@ -26,28 +26,7 @@
 
 DANE_LISTENERS=()
 
-dane_pick_port() {
-	DP_PORT=$(/usr/bin/python3 - <<'EOF'
-import random, socket
-for _ in range(200):
-    p = random.randint(20000, 32000)  # below the ephemeral range
-    socks = []
-    try:
-        for i in range(1, 61):
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.1.%d" % i, p))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(p)
-    break
-EOF
-)
-	[ -n "$DP_PORT" ]
-}
+dane_pick_port() { dp_pick_port 127.0.1 60; }
 
 # dane_listener ID ADDR CHAIN [sni=NAME [snichain=FILE]] [-o name=value ...]
 # CHAIN: the key and certificates (one PEM file, key first), "" for none;

@@ -5,7 +5,7 @@
 #
 #   PEERS=/abs/scratch/dir
 #   source tests/e2e/delivery_peers.sh
-#   dp_pick_port [127.0.2]                    # sets DP_PORT, free on 127.0.0.1-31
+#   dp_pick_port [127.0.2 [60]]               # sets DP_PORT, free on 127.0.0.1-31
 #                                             # (or on PREFIX.1-31)
 #   dp_postfix NAME 127.0.0.2 [main.cf lines on stdin]   # private Postfix, Maildir
 #   DP_MASTER_EXTRA=$'127.0.0.3:PORT inet n - n - - smtpd -o ...' dp_postfix ...
@@ -58,15 +58,15 @@ EOF
 }
 
 # A port free for TCP on every address 127.0.0.1 .. 127.0.0.31 (or PREFIX.1
-# .. PREFIX.31 with a PREFIX such as 127.0.2).
+# .. PREFIX.COUNT with a PREFIX such as 127.0.2).
 dp_pick_port() {
-	DP_PORT=$(/usr/bin/python3 - "${1:-127.0.0}" <<'EOF'
+	DP_PORT=$(/usr/bin/python3 - "${1:-127.0.0}" "${2:-31}" <<'EOF'
 import random, socket, sys
 for _ in range(200):
     p = random.randint(20000, 32000)  # below the ephemeral range
     socks = []
     try:
-        for i in range(1, 32):
+        for i in range(1, int(sys.argv[2]) + 1):
             s = socket.socket()
             socks.append(s)
             s.bind(("%s.%d" % (sys.argv[1], i), p))

@@ -75,26 +75,7 @@ stop_others() {
 trap 'stop_others; dp_stop; e2e_cleanup' EXIT
 
 # The delivery port: free on every address this scenario uses.
-DP_PORT=$($PY - <<'EOF'
-import random, socket
-for _ in range(200):
-    p = random.randint(20000, 32000)
-    socks = []
-    try:
-        for i in range(1, 61):
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.3.%d" % i, p))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(p)
-    break
-EOF
-)
-[ -n "$DP_PORT" ] || { echo "no free port on 127.0.3.1-60"; exit 1; }
+dp_pick_port 127.0.3 60 || { echo "no free port on 127.0.3.1-60"; exit 1; }
 
 # ---- certificates: the test bed's CA issues one for all the MX names and
 # one for the MTA-STS policy hosts; one self-signed; one key only for a
