@@ -165,12 +165,41 @@ static void reply(struct session *s, int code, const char *enh, const char *fmt,
 	smtp_reply_write(bufferevent_get_output(s->bev), code, enh, text);
 }
 
-/* Closes the session after this final reply has been written. */
+/* Closes the session after this final reply has been written: on_write
+ * closes it once the output has drained. */
 static void reply_and_close(struct session *s, int code, const char *enh, const char *text)
 {
 	smtp_reply_write(bufferevent_get_output(s->bev), code, enh, text);
 	s->state = ST_CLOSING;
 	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_enable(s->bev, EV_WRITE);
+}
+
+/* A TLS session's bufferevent is a filter over the socket's. */
+static bool plain_socket(const struct session *s)
+{
+	return bufferevent_get_underlying(s->bev) == NULL;
+}
+
+/* Replies leave at once, those of pipelined commands in one write. On a
+ * plain socket the bufferevent polls for writability only while the
+ * kernel's buffer is full: polling for every reply cost two epoll_ctl
+ * calls and a loop iteration before the reply left (docs/design.md, "The
+ * submission listener"). The TLS filter writes through its own bufferevent. */
+static void session_flush(struct session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	if (evbuffer_get_length(out) == 0)
+		return;
+	if (plain_socket(s) && s->state != ST_CLOSING) {
+		/* A socket bufferevent freezes its output's start: only it
+		 * drains it, as its own write callback does, unfrozen. */
+		evbuffer_unfreeze(out, 1);
+		evbuffer_write(out, bufferevent_getfd(s->bev)); /* errors: see below */
+		evbuffer_freeze(out, 1);
+	}
+	if (evbuffer_get_length(out) > 0) /* full, or failed: the bufferevent retries, and reports */
+		bufferevent_enable(s->bev, EV_WRITE);
 }
 
 /* A refused command: replied, counted, and the session closed once the
@@ -876,8 +905,8 @@ static bool output_backlogged(struct session *s)
 }
 
 /* Runs every complete command or data chunk buffered; pipelined commands
- * are answered together, in one write, when the loop flushes the output. */
-static void session_process(struct session *s)
+ * are answered together, in one write (session_flush). */
+static void session_run(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	while (evbuffer_get_length(in) > 0) {
@@ -897,6 +926,12 @@ static void session_process(struct session *s)
 		if (!progressed)
 			return;
 	}
+}
+
+static void session_process(struct session *s)
+{
+	session_run(s);
+	session_flush(s);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -936,6 +971,8 @@ static void on_write(struct bufferevent *bev, void *arg)
 	struct session *s = arg;
 	if (s->state == ST_CLOSING)
 		return close_when_sent(s);
+	if (plain_socket(s)) /* drained: back to writing directly */
+		bufferevent_disable(s->bev, EV_WRITE);
 	if (s->reading_paused) {
 		s->reading_paused = false;
 		bufferevent_enable(s->bev, EV_READ);
@@ -960,7 +997,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			/* the write timeout stays: a client that reads nothing
 			 * is dropped at the next expiry */
 			reply_and_close(s, 421, "4.4.2", "idle timeout, closing connection");
-			bufferevent_enable(s->bev, EV_WRITE);
 			return;
 		}
 	}
@@ -974,7 +1010,7 @@ static void session_setup_bev(struct session *s)
 	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
 	bufferevent_set_timeouts(s->bev, &idle, &idle);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_READ_AHEAD);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->bev, plain_socket(s) ? EV_READ : EV_READ | EV_WRITE);
 }
 
 /* RFC 3207 §4.2: whatever the client sent after STARTTLS and before the
@@ -991,6 +1027,7 @@ static void tls_start(struct session *s)
 	session_reset(s);
 	free(s->auth_user);
 	s->auth_user = NULL;
+	session_flush(s); /* the 220 leaves before the handshake */
 	SSL *ssl = SSL_new(s->d->tls);
 	struct bufferevent *tb = bufferevent_openssl_filter_new(
 	    s->d->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
@@ -1143,6 +1180,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	metric_add(m_connections, "accepted", 1);
 	session_setup_bev(s);
 	reply(s, 220, NULL, "%s ESMTP outpost", d->conf->hostname);
+	session_flush(s);
 }
 
 /* ---- listeners ---------------------------------------------------------- */
@@ -1278,7 +1316,6 @@ void smtpd_drain(struct smtpd *d)
 			continue;
 		}
 		reply_and_close(s, 421, "4.3.2", "shutting down");
-		bufferevent_enable(s->bev, EV_WRITE);
 	}
 }
 
