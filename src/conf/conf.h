@@ -52,6 +52,7 @@ struct conf {
 	/* [dns] */
 	struct strlist dns_nameserver;
 	int64_t trust_ad; /* enum trust_ad */
+	int64_t dns_cache_max_ttl_ms;
 	/* [delivery] */
 	int64_t delivery_port;
 	int64_t max_attempts;

@@ -19,6 +19,8 @@
  */
 #include "dns/dns.h"
 
+#include "dns/cache.h"
+
 #include "dns/dns_internal.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -609,14 +611,15 @@ struct dns_resolver {
 	struct event *timer; /* follows ares_timeout() */
 	struct dns_sock *socks;
 	struct dns_wire *wires;     /* questions on the wire, or answered and waiting */
-	struct dns_query *deferred; /* invalid names, failing on the loop (dns_query) */
+	struct dns_query *deferred; /* answered at once: cached, or an invalid name */
+	struct dns_cache *cache;
 	bool trust_ad;
 };
 
 /* One question on the wire, shared by every query that asks it while it is
  * out: a burst of attempts to one domain (a thousand at once under load)
  * sends one MX query, not a thousand that overflow the socket's receive
- * buffer and time out. Answers are not kept after they are delivered. */
+ * buffer and time out. Its answer then goes to the cache (cache.h). */
 struct dns_wire {
 	struct dns_resolver *r;
 	struct dns_wire *prev, *next; /* on r->wires */
@@ -883,6 +886,7 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const struct conf
 	    conf->trust_ad == TRUST_AD_YES || (conf->trust_ad == TRUST_AD_AUTO && loopback);
 	log_event(LOG_INFO, "dns_resolver", "servers=%s source=%s trust_ad=%s", log_quote(used),
 	          conf->dns_nameserver.len ? "config" : "resolv.conf", r->trust_ad ? "yes" : "no");
+	r->cache = dns_cache_new((uint32_t)(conf->dns_cache_max_ttl_ms / 1000));
 	return r;
 fail:
 	ares_destroy(r->ch);
@@ -969,11 +973,12 @@ void dns_resolver_free(struct dns_resolver *r)
 		free(s);
 	}
 	event_free(r->timer);
+	dns_cache_free(r->cache);
 	ares_library_cleanup();
 	free(r);
 }
 
-static struct metric *m_lookups, *m_lookup_seconds;
+static struct metric *m_lookups, *m_lookup_seconds, *m_cached;
 
 static void metrics_init(void)
 {
@@ -984,6 +989,10 @@ static void metrics_init(void)
 	                           "type,result");
 	m_lookup_seconds = metric_histogram("outpost_dns_lookup_seconds", "DNS lookup time", secs,
 	                                    sizeof secs / sizeof secs[0]);
+	m_cached = metric_counter("outpost_dns_cached_answers_total",
+	                          "DNS lookups answered from outpost's cache (in lookups_total too)",
+	                          NULL);
+	metric_add(m_cached, NULL, 0);
 }
 
 static void count_lookup(const struct dns_query *q, const struct dns_answer *a)
@@ -1048,6 +1057,9 @@ static void query_on_answer(void *arg, int status, int timeouts, unsigned char *
 	}
 	if (status == ARES_SUCCESS && abuf != NULL && alen > 0) {
 		dns_answer_parse(abuf, (size_t)alen, w->name, w->type, w->r->trust_ad, &a);
+		if (a.status == DNS_OK || a.status == DNS_NOTFOUND)
+			dns_cache_put(w->r->cache, w->key, w->type, abuf, (size_t)alen, a.ttl,
+			              time_mono_us() / 1000);
 	} else {
 		answer_init(&a);
 		answer_fail(&a, DNS_TEMPFAIL, "%s %s: %s", w->name, dns_type_name(w->type),
@@ -1146,6 +1158,33 @@ static bool wire_send(struct dns_resolver *r, struct dns_query *q, const char *k
 	return true;
 }
 
+/* q's answer is known now (q->answer) and is delivered from the loop. */
+static void query_defer(struct dns_resolver *r, struct dns_query *q)
+{
+	q->next = r->deferred;
+	if (r->deferred)
+		r->deferred->prev = q;
+	r->deferred = q;
+	if ((q->defer = event_new(r->base, -1, 0, query_on_deferred, q)) == NULL)
+		abort();
+	event_active(q->defer, EV_TIMEOUT, 1);
+}
+
+/* The cached answer to q's question, parsed into q->answer; false when none. */
+static bool query_from_cache(struct dns_resolver *r, struct dns_query *q, const char *key)
+{
+	size_t len;
+	uint32_t ttl_left;
+	const uint8_t *wire =
+	    dns_cache_get(r->cache, key, q->type, q->started_us / 1000, &len, &ttl_left);
+	if (wire == NULL)
+		return false;
+	dns_answer_parse(wire, len, q->name, q->type, r->trust_ad, &q->answer);
+	q->answer.ttl = ttl_left;
+	metric_add(m_cached, NULL, 1);
+	return true;
+}
+
 struct dns_query *dns_query(struct dns_resolver *r, const char *name, enum dns_type type,
                             dns_callback cb, void *arg)
 {
@@ -1158,6 +1197,10 @@ struct dns_query *dns_query(struct dns_resolver *r, const char *name, enum dns_t
 	q->started_us = time_mono_us();
 	snprintf(q->name, sizeof(q->name), "%s", name ? name : "");
 	wire_key(q->name, key, sizeof key);
+	if (name != NULL && query_from_cache(r, q, key)) {
+		query_defer(r, q);
+		return q;
+	}
 	struct dns_wire *w = name ? wire_find(r, key, type) : NULL;
 	if (w != NULL) {
 		wire_add(w, q);
@@ -1168,13 +1211,7 @@ struct dns_query *dns_query(struct dns_resolver *r, const char *name, enum dns_t
 	answer_init(&q->answer);
 	answer_fail(&q->answer, DNS_MALFORMED, "%s %s: invalid query name", q->name,
 	            dns_type_name(type));
-	q->next = r->deferred;
-	if (r->deferred)
-		r->deferred->prev = q;
-	r->deferred = q;
-	if ((q->defer = event_new(r->base, -1, 0, query_on_deferred, q)) == NULL)
-		abort();
-	event_active(q->defer, EV_TIMEOUT, 1);
+	query_defer(r, q);
 	return q;
 }
 

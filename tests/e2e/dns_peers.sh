@@ -283,7 +283,9 @@ dns_peers_start() {
 }
 
 # Re-reads the zones (after dns_peers_add_record): re-signs, makes nsd
-# reload and unbound forget its cache.
+# reload and unbound forget its cache. outpost keeps answers for their TTL, at
+# most [dns] cache_max_ttl: the scenarios that change records set it to 1s,
+# and the wait below lets what outpost kept run out.
 dns_peers_reload() {
 	dns_peers__zones
 	dns_peers__sign >/dev/null || return 1
@@ -291,6 +293,7 @@ dns_peers_reload() {
 	sleep 0.3
 	unbound-control -c "$PEERS/dns/unbound.conf" flush_zone test >/dev/null
 	unbound-control -c "$PEERS/dns/unbound.conf" flush_bogus >/dev/null
+	sleep 1.1
 }
 
 dns_peers_stop() {

@@ -173,6 +173,8 @@ write_conf() { # ENABLED(yes|no) FIRST_RETRY
 [dns]
 nameserver = $DNS_RESOLVER
 trust_ad = yes
+# records change mid-scenario (dns_peers_reload): answers kept 1 s at most
+cache_max_ttl = 1s
 [delivery]
 port = $DP_PORT
 first_retry = $2

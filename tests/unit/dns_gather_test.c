@@ -1,7 +1,8 @@
 /* dns_gather_test.c - the resolver and the gather state machines
  * (src/dns/dns.c, src/dns/destinations.c) against a scripted DNS server
  * that runs on the same libevent loop: CNAME chains and loops, MX, null MX,
- * implicit MX, NXDOMAIN, SERVFAIL with EDE, address families, cancel. */
+ * implicit MX, NXDOMAIN, SERVFAIL with EDE, address families, cancel, the
+ * answers kept for their TTL (src/dns/cache.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -167,6 +168,17 @@ static bool answer_chain(ldns_pkt *resp, const char *name, ldns_rr_type type)
 
 static void answer_from_zone(ldns_pkt *resp, const char *name, ldns_rr_type type)
 {
+	if (strcmp(name, "denied.test") == 0) { /* a denial with its SOA: 60 s negative TTL */
+		ldns_rr *soa = NULL;
+		assert_int_equal(ldns_rr_new_frm_str(&soa,
+		                                     "test. 300 IN SOA ns.test. host.test. 1 3600 600 "
+		                                     "86400 60",
+		                                     300, NULL, NULL),
+		                 LDNS_STATUS_OK);
+		ldns_pkt_push_rr(resp, LDNS_SECTION_AUTHORITY, soa);
+		ldns_pkt_set_rcode(resp, LDNS_RCODE_NXDOMAIN);
+		return;
+	}
 	for (size_t i = 0; i < sizeof(zone) / sizeof(zone[0]); i++) {
 		const struct zone_entry *z = &zone[i];
 
@@ -750,11 +762,81 @@ static void test_same_question_in_flight_is_asked_once(void **state)
 	dns_query(r, "example.test", DNS_A, on_shared_answer, NULL); /* another type */
 	dns_cancel(dns_query(r, "example.test", DNS_MX, on_shared_answer, NULL));
 	run_for_ms(500);
-	/* one MX and one A question; then the MX asked again from a callback */
-	assert_int_equal(queries, 3);
+	/* one MX and one A question; the MX asked again from a callback is
+	 * answered from the cache */
+	assert_int_equal(queries, 2);
 	/* 998 + the first + its repeat + the A answer; the cancelled two get none */
 	assert_int_equal(shared_answers, 1001);
 	assert_int_equal(shared_mx, 1000 * 3); /* example.test has three MX records */
+	dns_resolver_free(r);
+}
+
+/* An answer with records or a signed denial is kept for its TTL; a failure
+ * is asked again. Hits carry what the resolver said: records, AD, rcode. */
+static int cached_answers;
+static struct dns_answer cached_last;
+
+static void on_cached_answer(void *arg, const struct dns_answer *a)
+{
+	cached_answers++;
+	cached_last.status = a->status;
+	cached_last.authentic = a->authentic;
+	cached_last.nxdomain = a->nxdomain;
+	cached_last.n = a->n;
+	cached_last.ttl = a->ttl;
+	cached_last.ede = a->ede;
+}
+
+static void ask(struct dns_resolver *r, const char *name, enum dns_type type)
+{
+	cached_answers = 0;
+	dns_query(r, name, type, on_cached_answer, NULL);
+	run_for_ms(200);
+	assert_int_equal(cached_answers, 1);
+}
+
+static void test_answers_are_kept_for_their_ttl(void **state)
+{
+	struct dns_resolver *r = resolver();
+	queries = 0;
+	ask(r, "example.test", DNS_MX);
+	assert_int_equal(queries, 1);
+	for (int i = 0; i < 3; i++) { /* any case, with or without the root's dot */
+		ask(r, i == 1 ? "EXAMPLE.Test." : "example.test", DNS_MX);
+		assert_int_equal(queries, 1);
+		assert_int_equal(cached_last.status, DNS_OK);
+		assert_int_equal(cached_last.n, 3);
+		assert_true(cached_last.authentic);
+		assert_true(cached_last.ttl > 0 && cached_last.ttl <= 300);
+	}
+	ask(r, "example.test", DNS_A); /* another type: another question */
+	assert_int_equal(queries, 2);
+
+	ask(r, "denied.test", DNS_MX); /* NXDOMAIN with its SOA: kept */
+	ask(r, "denied.test", DNS_MX);
+	assert_int_equal(queries, 3);
+	assert_int_equal(cached_last.status, DNS_NOTFOUND);
+	assert_true(cached_last.nxdomain);
+	assert_true(cached_last.ttl <= 60);
+
+	ask(r, "unknown.test", DNS_MX); /* a denial without SOA: no TTL, not kept */
+	ask(r, "unknown.test", DNS_MX);
+	assert_int_equal(queries, 5);
+
+	ask(r, "servfail.test", DNS_CNAME); /* failures never kept */
+	ask(r, "servfail.test", DNS_CNAME);
+	assert_int_equal(queries, 7);
+	assert_int_equal(cached_last.status, DNS_TEMPFAIL);
+	assert_int_equal(cached_last.ede, 7);
+
+	/* a hit is still an answer from the loop, and can be cancelled */
+	cached_answers = 0;
+	dns_cancel(dns_query(r, "example.test", DNS_MX, on_cached_answer, NULL));
+	dns_query(r, "example.test", DNS_MX, on_cached_answer, NULL);
+	assert_int_equal(cached_answers, 0);
+	run_for_ms(100);
+	assert_int_equal(cached_answers, 1);
+	assert_int_equal(queries, 7);
 	dns_resolver_free(r);
 }
 
@@ -925,6 +1007,7 @@ int main(void)
 	    cmocka_unit_test(test_resolver_free_with_queries_in_flight),
 	    cmocka_unit_test(test_query_callback_never_runs_inside_dns_query),
 	    cmocka_unit_test(test_same_question_in_flight_is_asked_once),
+	    cmocka_unit_test(test_answers_are_kept_for_their_ttl),
 	    cmocka_unit_test(test_refused_port_is_temporary),
 	    cmocka_unit_test(test_trust_ad_follows_config),
 	    cmocka_unit_test(test_tlsa_signed_records_are_found),
