@@ -611,6 +611,19 @@ const char *spool_column_text(sqlite3_stmt *st, int col)
 	return (const char *)sqlite3_column_text(st, col);
 }
 
+/* The column's text into buf, cut to n - 1 octets ("" for NULL): read for
+ * every due row, so no formatting. */
+static void column_copy(sqlite3_stmt *st, int col, char *buf, size_t n)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	size_t len = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
+	if (len >= n)
+		len = n - 1;
+	if (len > 0)
+		memcpy(buf, t, len);
+	buf[len] = '\0';
+}
+
 static int64_t column_time(sqlite3_stmt *st, int col)
 {
 	return sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
@@ -883,8 +896,8 @@ static int collect_due(struct spool *s, sqlite3_stmt *st, struct spool_due *out,
 		d->rcpt_id = sqlite3_column_int64(st, 0);
 		d->msg_id = (uint64_t)sqlite3_column_int64(st, 1);
 		d->attempts = sqlite3_column_int(st, 2);
-		snprintf(d->domain, sizeof d->domain, "%s", spool_column_text(st, 3));
-		snprintf(d->address, sizeof d->address, "%s", spool_column_text(st, 4));
+		column_copy(st, 3, d->domain, sizeof d->domain);
+		column_copy(st, 4, d->address, sizeof d->address);
 	}
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		return spool_db_error(s, "listing due recipients", why, whylen);
