@@ -20,7 +20,6 @@
 #include "dns/dns.h"
 
 #include "dns/cache.h"
-
 #include "dns/dns_internal.h"
 #include "util/log.h"
 #include "util/metrics.h"

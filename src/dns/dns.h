@@ -9,6 +9,7 @@
  * RFC 7672 §1.3 / RFC 6698 §4.1 advice: the path to the validator must be
  * trusted). SERVFAIL and timeouts are temporary; NXDOMAIN and NODATA are
  * "not found". The parser is a pure function over the wire (fuzzed).
+ * Answers are kept for their TTL, at most dns.cache_max_ttl (cache.h).
  */
 #ifndef OUTPOST_DNS_DNS_H
 #define OUTPOST_DNS_DNS_H
@@ -105,10 +106,11 @@ bool dns_resolver_trusts_ad(const struct dns_resolver *r);
 typedef void (*dns_callback)(void *arg, const struct dns_answer *a);
 
 /* Asks name (absolute or relative; treated as absolute) for type. The
- * callback runs later, never from within this call. While the same question
- * (names compared without case) is out, a new query shares its answer
- * instead of sending another; callbacks run in the order the queries were
- * made. Returns a handle that dns_cancel accepts until the callback has run. */
+ * callback runs later, never from within this call. A question answered
+ * before and still within its TTL is answered from the cache. While the same
+ * question (names compared without case) is out, a new query shares its
+ * answer instead of sending another; callbacks run in the order the queries
+ * were made. Returns a handle that dns_cancel accepts until the callback has run. */
 struct dns_query *dns_query(struct dns_resolver *r, const char *name, enum dns_type type,
                             dns_callback cb, void *arg);
 
