@@ -72,17 +72,52 @@ dns_peers__pki() {
 			-out ca.crt -days 30 -subj "/CN=Test Mail CA" \
 			-addext "basicConstraints=critical,CA:TRUE" \
 			-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-		for h in mx1.secure.test mta-sts.secure.test; do
-			openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $h.key \
-				-out $h.csr -subj "/CN=$h" 2>/dev/null
-			printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' \
-				"$h" >$h.ext
-			openssl x509 -req -in $h.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
-				-out $h.crt -extfile $h.ext 2>/dev/null
-			cat $h.crt ca.crt >$h.chain.crt # leaf + TA: DANE-TA(2) needs the TA in the chain
-		done
-		chmod 600 ./*.key
-	)
+		chmod 600 ca.key
+	) || return 1
+	for h in mx1.secure.test mta-sts.secure.test; do
+		dns_peers_cert "$P" $h "DNS:$h" || return 1
+	done
+}
+
+# dns_peers_cert DIR NAME SAN [ca|expired|self]: a P-256 key and certificate in
+# DIR/NAME.key, NAME.crt and NAME.chain.crt (leaf + CA: DANE-TA(2) needs the TA
+# in the chain; a self-signed one alone). SAN is a subjectAltName value
+# ("DNS:a,DNS:b"); the CN is its first name. ca (default): a leaf of the test
+# bed's CA, valid for 30 days; expired: one of the CA valid in January 2020
+# only (openssl ca, in DIR/ca); self: self-signed. Needs dns_peers__pki first.
+dns_peers_cert() {
+	local dir=$1 name=$2 san=$3 kind=${4:-ca} cn ca=$PEERS/pki/ca.crt cakey=$PEERS/pki/ca.key
+	cn=${san%%,*}
+	cn=${cn#DNS:}
+	if [ "$kind" = self ]; then
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+			-keyout "$dir/$name.key" -out "$dir/$name.crt" -subj "/CN=$cn" \
+			-addext "subjectAltName=$san" 2>/dev/null || return 1
+		cp "$dir/$name.crt" "$dir/$name.chain.crt"
+		chmod 600 "$dir/$name.key"
+		return 0
+	fi
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/$name.key" \
+		-out "$dir/$name.csr" -subj "/CN=$cn" 2>/dev/null || return 1
+	printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' \
+		"$san" >"$dir/$name.ext"
+	if [ "$kind" = expired ]; then
+		mkdir -p "$dir/ca/new"
+		: >"$dir/ca/index.txt"
+		echo 1000 >"$dir/ca/serial"
+		printf '%s\n' "[ca]" "default_ca = test" "[test]" "database = $dir/ca/index.txt" \
+			"new_certs_dir = $dir/ca/new" "serial = $dir/ca/serial" "default_md = sha256" \
+			"policy = any" "unique_subject = no" "[any]" "commonName = supplied" \
+			>"$dir/ca/ca.cnf"
+		openssl ca -batch -notext -config "$dir/ca/ca.cnf" -cert "$ca" -keyfile "$cakey" \
+			-in "$dir/$name.csr" -out "$dir/$name.crt" -extfile "$dir/$name.ext" \
+			-startdate 20200101000000Z -enddate 20200201000000Z 2>/dev/null || return 1
+	else
+		openssl x509 -req -in "$dir/$name.csr" -CA "$ca" -CAkey "$cakey" -CAcreateserial \
+			-days 30 -out "$dir/$name.crt" -extfile "$dir/$name.ext" 2>/dev/null || return 1
+	fi
+	cat "$dir/$name.crt" "$ca" >"$dir/$name.chain.crt"
+	chmod 600 "$dir/$name.key"
 }
 
 # The sha256 hashes for "TLSA 3 1 1" (mx1's SPKI) and "TLSA 2 0 1" (the CA).

@@ -79,50 +79,9 @@ san() { # NAMES... -> DNS:a,DNS:b
 	for n in "$@"; do out="${out:+$out,}DNS:$n"; done
 	echo "$out"
 }
-selfsigned() { # NAME SAN
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-		-keyout "$C/$1.key" -out "$C/$1.crt" -subj "/CN=${2%%,*}" \
-		-addext "subjectAltName=$2" 2>/dev/null
-	cp "$C/$1.crt" "$C/$1.chain.crt"
-}
-csr() { # NAME SAN
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$C/$1.key" \
-		-out "$C/$1.csr" -subj "/CN=x" 2>/dev/null
-	printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' "$2" \
-		>"$C/$1.ext"
-}
-issue() { # NAME SAN: a leaf of the test bed's CA, valid now
-	csr "$1" "$2"
-	openssl x509 -req -in "$C/$1.csr" -CA "$PEERS/pki/ca.crt" -CAkey "$PEERS/pki/ca.key" \
-		-CAcreateserial -days 30 -out "$C/$1.crt" -extfile "$C/$1.ext" 2>/dev/null
-	cat "$C/$1.crt" "$PEERS/pki/ca.crt" >"$C/$1.chain.crt"
-}
-issue_expired() { # NAME SAN: a leaf of the CA, valid in January 2020 only
-	csr "$1" "$2"
-	mkdir -p "$C/ca/new"
-	: >"$C/ca/index.txt"
-	echo 1000 >"$C/ca/serial"
-	cat >"$C/ca/ca.cnf" <<EOF
-[ca]
-default_ca = test
-[test]
-database = $C/ca/index.txt
-new_certs_dir = $C/ca/new
-serial = $C/ca/serial
-default_md = sha256
-policy = any
-unique_subject = no
-[any]
-commonName = supplied
-EOF
-	openssl ca -batch -notext -config "$C/ca/ca.cnf" -cert "$PEERS/pki/ca.crt" \
-		-keyfile "$PEERS/pki/ca.key" -in "$C/$1.csr" -out "$C/$1.crt" -extfile "$C/$1.ext" \
-		-startdate 20200101000000Z -enddate 20200201000000Z 2>/dev/null
-	cat "$C/$1.crt" "$PEERS/pki/ca.crt" >"$C/$1.chain.crt"
-}
 # Self-signed ones first: the DANE hosts' TLSA records need their key.
-selfsigned self "$(san mx-self.$Z mx-test.$Z mxd-a.$S mxd-b.$S)"
-selfsigned webself "$(san mta-sts.fcert.$Z)"
+dns_peers_cert "$C" self "$(san mx-self.$Z mx-test.$Z mxd-a.$S mxd-b.$S)" self
+dns_peers_cert "$C" webself "$(san mta-sts.fcert.$Z)" self
 T311=$(openssl x509 -in "$C/self.crt" -noout -pubkey | openssl pkey -pubin -outform DER |
 	openssl dgst -sha256 -r | cut -d' ' -f1)
 
@@ -230,14 +189,14 @@ mta-sts.stsdane A $WEB"
 dns_peers_start
 
 # CA-issued ones, now that the test bed's CA exists.
-issue good "$(san mx-good.$Z mx-good2.$Z mx-unl.$Z mx.wild.$Z a.mx.wild.$Z wild.$Z mx-sf.$Z mx-5xx.$Z)"
-issue wrong "$(san someone-else.$Z)"
-issue_expired exp "$(san mx-exp.$Z)"
+dns_peers_cert "$C" good "$(san mx-good.$Z mx-good2.$Z mx-unl.$Z mx.wild.$Z a.mx.wild.$Z wild.$Z mx-sf.$Z mx-5xx.$Z)"
+dns_peers_cert "$C" wrong "$(san someone-else.$Z)"
+dns_peers_cert "$C" exp "$(san mx-exp.$Z)" expired
 WEB_DOMAINS="match nolist wild upper wrong self exp notls s5xx s5xxb testing tnotls nonemode f404 f500
 	fredir fbig finval ftwo servfail gone idchg fbcache sfcache age0 backoff"
 web_names=()
 for d in $WEB_DOMAINS; do web_names+=("mta-sts.$d.$Z"); done
-issue web "$(san "${web_names[@]}" mta-sts.stsdane.$S)"
+dns_peers_cert "$C" web "$(san "${web_names[@]}" mta-sts.stsdane.$S)"
 # the names of the one generic server block (the others have their own)
 generic=()
 for n in "${web_names[@]}"; do

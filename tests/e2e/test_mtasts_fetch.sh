@@ -61,39 +61,9 @@ CA=$PEERS/pki/ca.crt
 sans=""
 for d in $GOOD chunked; do sans="${sans}DNS:mta-sts.$d.$Z,"; done
 sans="${sans}DNS:tlsrpt.$Z"
-leaf_csr() { # NAME CN
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$C/$1.key" \
-		-out "$C/$1.csr" -subj "/CN=$2" 2>/dev/null
-	printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' "$3" >"$C/$1.ext"
-}
-leaf_csr good "mta-sts.ok.$Z" "$sans"
-openssl x509 -req -in "$C/good.csr" -CA "$CA" -CAkey "$PEERS/pki/ca.key" -CAcreateserial \
-	-days 30 -out "$C/good.crt" -extfile "$C/good.ext" 2>/dev/null
-cat "$C/good.crt" "$CA" >"$C/good.chain.crt"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-	-keyout "$C/selfsigned.key" -out "$C/selfsigned.crt" -subj "/CN=mta-sts.selfsigned.$Z" \
-	-addext "subjectAltName=DNS:mta-sts.selfsigned.$Z" 2>/dev/null
-leaf_csr expired "mta-sts.expired.$Z" "DNS:mta-sts.expired.$Z"
-mkdir -p "$C/ca/new"
-: >"$C/ca/index.txt"
-echo 1000 >"$C/ca/serial"
-cat >"$C/ca/ca.cnf" <<EOF
-[ca]
-default_ca = test
-[test]
-database = $C/ca/index.txt
-new_certs_dir = $C/ca/new
-serial = $C/ca/serial
-default_md = sha256
-policy = any
-unique_subject = no
-[any]
-commonName = supplied
-EOF
-openssl ca -batch -notext -config "$C/ca/ca.cnf" -cert "$CA" -keyfile "$PEERS/pki/ca.key" \
-	-in "$C/expired.csr" -out "$C/expired.crt" -extfile "$C/expired.ext" \
-	-startdate 20200101000000Z -enddate 20200201000000Z 2>/dev/null
-cat "$C/expired.crt" "$CA" >"$C/expired.chain.crt"
+dns_peers_cert "$C" good "$sans"
+dns_peers_cert "$C" selfsigned "DNS:mta-sts.selfsigned.$Z" self
+dns_peers_cert "$C" expired "DNS:mta-sts.expired.$Z" expired
 
 # --- content
 POLICY=$'version: STSv1\r\nmode: enforce\r\nmx: mx1.secure.test\r\nmx: *.secure.test\r\nmax_age: 86400\r\n'

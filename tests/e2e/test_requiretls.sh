@@ -83,21 +83,11 @@ dp_pick_port 127.0.3 60 || { echo "no free port on 127.0.3.1-60"; exit 1; }
 dns_peers__pki # the test bed's CA now (dns_peers_start would make it later)
 CA=$PEERS/pki/ca.crt
 STS_DOMAINS="sts-enf sts-test sts-bad sts-unl sts-refuse sts-refuse2"
-issue() { # NAME SANS
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$C/$1.key" \
-		-out "$C/$1.csr" -subj "/CN=${2%%,*}" 2>/dev/null
-	printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' \
-		"$(echo "$2" | sed 's/\([^,]*\)/DNS:\1/g')" >"$C/$1.ext"
-	openssl x509 -req -in "$C/$1.csr" -CA "$CA" -CAkey "$PEERS/pki/ca.key" -CAcreateserial \
-		-days 30 -out "$C/$1.crt" -extfile "$C/$1.ext" 2>/dev/null
-	cat "$C/$1.crt" "$CA" >"$C/$1.chain.crt"
-}
+issue() { dns_peers_cert "$C" "$1" "$(echo "$2" | sed 's/\([^,]*\)/DNS:\1/g')"; } # NAME SANS
 issue mx "mxrt.secure.test,mxpre.secure.test,mxtf.secure.test,mxbroken.secure.test,mxrt.insecure.test,mxsnd.secure.test,mxnort.secure.test,mxdane.secure.test,mxdanebad.secure.test,mxrefuse.insecure.test,mxbroken.insecure.test"
 issue sub outpost.secure.test # outpost's own submission listener (STARTTLS)
 issue sts "$(for d in $STS_DOMAINS; do printf 'mta-sts.%s.insecure.test,' $d; done | sed 's/,$//')"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-	-keyout "$C/ss.key" -out "$C/ss.crt" -subj "/CN=mxss.insecure.test" \
-	-addext "subjectAltName=DNS:mxss.insecure.test,DNS:mxss.secure.test,DNS:mxpself.insecure.test" 2>/dev/null
+dns_peers_cert "$C" ss "DNS:mxss.insecure.test,DNS:mxss.secure.test,DNS:mxpself.insecure.test" self
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$C/other.key" 2>/dev/null
 spki() { openssl pkey -in "$1" -pubout -outform DER 2>/dev/null | openssl dgst -sha256 -r | cut -d' ' -f1; }
 TLSA_GOOD=$(spki "$C/mx.key")
