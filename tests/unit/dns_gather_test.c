@@ -297,25 +297,32 @@ static struct dns_resolver *resolver(void)
 	return resolver_for(ns, TRUST_AD_AUTO);
 }
 
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(base);
+}
+
+/* Runs the loop for ms, or until a callback breaks it. The deadline is a
+ * timer of this call, gone when it returns: event_base_loopexit's would stay
+ * pending after a break and end a later test's loop early. */
+static void run_for_ms(int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct event *deadline = evtimer_new(base, on_deadline, NULL);
+
+	evtimer_add(deadline, &tv);
+	event_base_dispatch(base);
+	event_free(deadline);
+}
+
 /* Runs the loop until the callback said done (or 10 s passed). */
 static bool done;
 
 static void run(void)
 {
-	struct timeval tv = {10, 0};
-
 	done = false;
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
+	run_for_ms(10000);
 	assert_true(done);
-}
-
-static void run_for_ms(int ms)
-{
-	struct timeval tv = {0, ms * 1000};
-
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
 }
 
 static struct destinations *got_d;
