@@ -173,8 +173,9 @@ write_conf() { # ENABLED(yes|no) FIRST_RETRY
 [dns]
 nameserver = $DNS_RESOLVER
 trust_ad = yes
-# records change mid-scenario (dns_peers_reload): answers kept 1 s at most
-cache_max_ttl = 1s
+# records change mid-scenario (dns_peers_reload), and the kill in the middle of
+# a report run needs the run's lookups to go to the resolver: nothing kept
+cache_max_ttl = 0
 [delivery]
 port = $DP_PORT
 first_retry = $2
