@@ -14,6 +14,7 @@
 #include "dns/destinations.h"
 #include "dns/dns.h"
 #include "dns/tlsa.h"
+#include "run_loop.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -297,22 +298,9 @@ static struct dns_resolver *resolver(void)
 	return resolver_for(ns, TRUST_AD_AUTO);
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	event_base_loopbreak(base);
-}
-
-/* Runs the loop for ms, or until a callback breaks it. The deadline is a
- * timer of this call, gone when it returns: event_base_loopexit's would stay
- * pending after a break and end a later test's loop early. */
 static void run_for_ms(int ms)
 {
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	struct event *deadline = evtimer_new(base, on_deadline, NULL);
-
-	evtimer_add(deadline, &tv);
-	event_base_dispatch(base);
-	event_free(deadline);
+	run_loop_for_ms(base, ms);
 }
 
 /* Runs the loop until the callback said done (or 10 s passed). */

@@ -12,6 +12,7 @@
 
 #include "util/https.h"
 #include "util/timeutil.h"
+#include "run_loop.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -272,10 +273,7 @@ static struct https_request *start(struct capture *cap, const char *url, const c
 
 static void run_for_ms(int ms)
 {
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
+	run_loop_for_ms(base, ms);
 }
 
 static void url_for(char *buf, size_t n, int port)

@@ -15,6 +15,7 @@
 #include "mtasts/fetch.h"
 #include "util/https.h"
 #include "util/timeutil.h"
+#include "run_loop.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -313,10 +314,7 @@ static struct mtasts_fetch *start(struct outcome *o, const char *domain, int64_t
 
 static void run_for_ms(int ms)
 {
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
+	run_loop_for_ms(base, ms);
 }
 
 static struct outcome fetch(const char *domain, int64_t timeout_ms)
