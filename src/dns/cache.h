@@ -41,7 +41,7 @@ const uint8_t *dns_cache_get(struct dns_cache *c, const char *key, enum dns_type
 void dns_cache_put(struct dns_cache *c, const char *key, enum dns_type type, const uint8_t *wire,
                    size_t len, uint32_t ttl, int64_t now_ms);
 
-/* Answers kept now (for tests and the metric). */
+/* Answers kept now (for tests). */
 size_t dns_cache_entries(const struct dns_cache *c);
 
 #endif
