@@ -80,6 +80,12 @@ struct attempt {
 	bool dualstack_seen;
 	bool looped; /* a host was ourselves: RFC 5321 §5.1 ended the list */
 
+	/* The scheduler commits the attempt's begin while the attempt looks up
+	 * and connects: the transaction and the outcome wait for it
+	 * (docs/queue.md, "Attempt bookkeeping"). */
+	bool begun;
+	void (*parked)(struct attempt *a); /* the step waiting for it */
+
 	/* the outcome on its way to the spool */
 	struct outcome_job *outcome;
 	bool writing; /* the outcome is with the writer */
@@ -692,6 +698,10 @@ static void on_txn(void *arg, struct smtp_client *c, const struct smtp_rcpt_resu
 
 static void send_txn(struct attempt *a)
 {
+	if (!a->begun) {
+		a->parked = send_txn;
+		return;
+	}
 	size_t n = undecided(a);
 	a->txn_rcpts = calloc(n, sizeof *a->txn_rcpts);
 	a->txn_index = calloc(n, sizeof *a->txn_index);
@@ -933,6 +943,10 @@ static void outcome_done(void *arg, int status, const char *why)
 
 static void outcome(struct attempt *a)
 {
+	if (!a->begun) {
+		a->parked = outcome;
+		return;
+	}
 	decide_rest(a);
 	log_outcome(a);
 	a->outcome = calloc(1, sizeof *a->outcome);
@@ -1020,6 +1034,15 @@ static void start_tls_policy(struct attempt *a)
 	if (sts_cache_lookup_now(a->ctx->sts, a->job->domain, &r))
 		return sts_known(a, &r);
 	a->sts_req = sts_cache_get(a->ctx->sts, a->job->domain, on_sts, a);
+}
+
+void attempt_begun(struct attempt *a)
+{
+	a->begun = true;
+	void (*step)(struct attempt *) = a->parked;
+	a->parked = NULL;
+	if (step)
+		step(a);
 }
 
 bool attempt_abort(struct attempt *a)

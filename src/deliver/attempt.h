@@ -79,17 +79,25 @@ typedef void (*attempt_done_fn)(void *arg, struct delivery_job *job);
 
 struct attempt;
 
-/* Runs the attempt. released is called once the attempt holds no
+/* Runs the attempt: its lookups and connection set-up start at once, while
+ * the caller commits the attempt's begin; the transaction and the outcome
+ * wait for attempt_begun. released is called once the attempt holds no
  * connection any more and every recipient's outcome is decided (in
  * job->rcpts), while the outcome is still being committed: the destination's
  * connection slot is free from then on. done is called once the outcome is
- * committed (the job stays owned by the caller). Returns a handle for
- * attempt_abort. */
+ * committed (the job stays owned by the caller). Neither is called before
+ * attempt_begun. Returns a handle for attempt_begun and attempt_abort. */
 struct attempt *attempt_run(struct deliver_ctx *ctx, struct delivery_job *job,
                             attempt_done_fn released, attempt_done_fn done, void *arg);
 
-/* Shutdown: drops an attempt still talking to the network, or waiting to
- * retry its outcome's commit, without calling done (it was counted and its
+/* The attempt's begin is committed, and job->rcpts holds the recipients it
+ * kept (those held or dropped meanwhile are gone): the attempt goes on to
+ * the transaction or the outcome it has reached. */
+void attempt_begun(struct attempt *a);
+
+/* Shutdown, or a begin that failed or kept no recipient: drops an attempt
+ * still talking to the network, or waiting to retry its outcome's commit,
+ * without calling done (it was counted and its
  * recipients are still in flight in the spool: the restart retries them).
  * Returns false when its outcome is with the writer now: then done will
  * still be called once the writer has finished. */

@@ -53,8 +53,10 @@ struct running {
 	struct delivery_job job;
 	int64_t *backoffs; /* per recipient, jittered */
 	int64_t *picked;   /* the ids picked, until the begin is committed */
+	bool *skipped;     /* per picked id, set by the writer: held or dropped */
 	size_t npicked;
-	struct attempt *attempt; /* NULL until its begin is committed */
+	struct attempt *attempt; /* runs while its begin is committed */
+	bool begun;              /* the begin is committed (or failed) */
 	bool released;           /* its destination slot is given back */
 	struct running *prev, *next;
 };
@@ -235,7 +237,9 @@ static void unpick(struct scheduler *s, struct running *r)
 	for (size_t i = 0; i < r->npicked; i++)
 		idset_remove(&s->flying, r->picked[i]);
 	free(r->picked);
+	free(r->skipped);
 	r->picked = NULL;
+	r->skipped = NULL;
 	r->npicked = 0;
 }
 
@@ -270,27 +274,39 @@ static void write_failed(struct scheduler *s)
 	s->blocked_until_ms = time_mono_us() / 1000 + s->write_backoff_ms;
 }
 
+/* On the writer thread, while the attempt sets up its connection on the
+ * loop thread: it reads the picked ids and writes only skipped[], which the
+ * loop reads in begin_done. */
 static int begin_job(struct spool *sp, void *arg, char *why, size_t whylen)
 {
 	struct running *r = arg;
 	int64_t now = time_now_ms();
-	size_t kept = 0;
-	for (size_t i = 0; i < r->job.n; i++) {
-		int n =
-		    spool_attempt_begin(sp, r->job.rcpts[i].id, now, r->backoffs[i], why, whylen);
+	for (size_t i = 0; i < r->npicked; i++) {
+		int n = spool_attempt_begin(sp, r->picked[i], now, r->backoffs[i], why, whylen);
 		if (n < 0)
 			return -1;
-		if (n > 0) /* held or dropped meanwhile: not part of the attempt */
-			r->job.rcpts[kept++] = r->job.rcpts[i];
+		r->skipped[i] = n == 0; /* held or dropped meanwhile */
 	}
-	r->job.n = kept;
 	return 0;
+}
+
+/* Recipients held or dropped since they were picked leave the job. */
+static void drop_skipped(struct running *r)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < r->job.n; i++)
+		if (!r->skipped[i])
+			r->job.rcpts[kept++] = r->job.rcpts[i];
+	r->job.n = kept;
 }
 
 static void begin_done(void *arg, int status, const char *why)
 {
 	struct running *r = arg;
 	struct scheduler *s = r->sched;
+	r->begun = true;
+	if (status == 0)
+		drop_skipped(r);
 	unpick(s, r);
 	if (status != 0) {
 		log_event(LOG_DEBUG, "attempt_not_started", "reason=%s", log_quote(why));
@@ -298,21 +314,29 @@ static void begin_done(void *arg, int status, const char *why)
 	} else {
 		s->write_backoff_ms = 0;
 	}
-	if (status != 0 || r->job.n == 0 || s->stopped)
+	if (status != 0 || r->job.n == 0 || s->stopped || r->attempt == NULL) {
+		/* before its begin, an attempt has sent no message and
+		 * written nothing: it can always be dropped */
+		if (r->attempt && !attempt_abort(r->attempt))
+			abort();
+		r->attempt = NULL;
 		return job_finished(r, &r->job);
+	}
 	metric_add(m_attempts, "started", 1);
-	r->attempt = attempt_run(&s->ctx, &r->job, job_released, job_finished, r);
+	attempt_begun(r->attempt);
 }
 
-/* The attempt is counted and the next one scheduled before any network
- * activity, so a crash mid-attempt leaves it counted (deferred), never lost
- * (docs/queue.md, "Attempt bookkeeping"). */
+/* The attempt is counted and the next one scheduled before it sends the
+ * message, so a crash mid-attempt leaves it counted (deferred), never lost;
+ * its DNS lookups and connection set-up run meanwhile (docs/queue.md,
+ * "Attempt bookkeeping"). */
 static void job_start(struct scheduler *s, struct running *r)
 {
 	r->sched = s;
 	r->backoffs = calloc(r->job.n, sizeof *r->backoffs);
 	r->picked = calloc(r->job.n, sizeof *r->picked);
-	if (r->backoffs == NULL || r->picked == NULL)
+	r->skipped = calloc(r->job.n, sizeof *r->skipped);
+	if (r->backoffs == NULL || r->picked == NULL || r->skipped == NULL)
 		abort();
 	for (size_t i = 0; i < r->job.n; i++) {
 		struct job_rcpt *jr = &r->job.rcpts[i];
@@ -332,6 +356,7 @@ static void job_start(struct scheduler *s, struct running *r)
 	s->jobs = r;
 	s->in_flight++;
 	spool_writer_submit(s->ctx.writer, begin_job, begin_done, r);
+	r->attempt = attempt_run(&s->ctx, &r->job, job_released, job_finished, r);
 }
 
 static bool same_job(const struct spool_due *d, const struct running *r)
@@ -675,8 +700,13 @@ void scheduler_stop(struct scheduler *s)
 	s->stopped = true;
 	for (struct running *r = s->jobs, *next; r; r = next) {
 		next = r->next;
-		if (r->attempt && attempt_abort(r->attempt))
+		if (!r->begun) { /* begin_done finishes it */
+			if (r->attempt && !attempt_abort(r->attempt))
+				abort();
+			r->attempt = NULL;
+		} else if (r->attempt && attempt_abort(r->attempt)) {
 			job_finished(r, &r->job);
+		}
 	}
 	if (s->timer)
 		event_free(s->timer);

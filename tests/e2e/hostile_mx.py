@@ -21,7 +21,8 @@ Modes:
   no-smtputf8    a plain, well-behaved server offering 8BITMIME but not
                  SMTPUTF8 (accepts any mail)
   accept         the same, offering SMTPUTF8 too
-  gate           accepts a message, notes "conn N waiting" once its data is in,
+  gate           notes "conn N ehlo" and "conn N mail" as those commands come;
+                 accepts a message, notes "conn N waiting" once its data is in,
                  and answers only when DIR/go appears (written whole, then
                  renamed there): with the reply written in it (a 250 when
                  empty); notes "conn N replied CODE"; each go answers one
@@ -103,6 +104,8 @@ class Handler(socketserver.StreamRequestHandler):
                     note("conn %d long-line" % n)
                     self.send(b"250-" + b"x" * (1 << 20) + b"\r\n250 OK\r\n")
                     continue
+                if MODE == "gate":
+                    note("conn %d ehlo" % n)
                 caps = [b"250-%s.test" % MODE.encode(), b"250-8BITMIME", b"250-ENHANCEDSTATUSCODES"]
                 if MODE in ("accept", "gate"):
                     caps.append(b"250-SMTPUTF8")
@@ -119,6 +122,8 @@ class Handler(socketserver.StreamRequestHandler):
                 time.sleep(0.5)
                 return
             elif verb == b"MAIL":
+                if MODE == "gate":
+                    note("conn %d mail" % n)
                 if not starttls and not plain_noted:
                     plain_noted = True
                     note("conn %d starttls=no" % n)
