@@ -46,6 +46,11 @@ struct destination {
  * hundreds of rows to start one job was most of the CPU of a connection
  * per message (bench W7). */
 #define DUE_READ_MAX 256
+/* The first read of a wake-up is smaller still: most wake-ups are one
+ * attempt ending, with one slot to fill, and the due list's head holds the
+ * recipients whose begin is still on its way. A first read that comes back
+ * full is followed by reads of the full size. */
+#define DUE_FIRST_READ_MAX 32
 #define DEST_FORGET_MS 10000
 
 struct running {
@@ -426,11 +431,12 @@ static void start_due(struct scheduler *s, struct spool_due *due, int n)
 
 /* Reads the due list (leaving out destinations at their limit) and starts
  * what it can. Returns false when everything due was seen. */
-static bool schedule_round(struct scheduler *s, size_t max)
+static bool schedule_round(struct scheduler *s, size_t max, int round)
 {
 	size_t want = (max - s->in_flight) * 2 + 16;
-	if (want > DUE_READ_MAX)
-		want = DUE_READ_MAX;
+	size_t cap = round == 0 ? DUE_FIRST_READ_MAX : DUE_READ_MAX;
+	if (want > cap)
+		want = cap;
 	if (want > s->due_cap) { /* kept between calls: no zeroing per wake-up */
 		free(s->due);
 		s->due = malloc(want * sizeof *s->due);
@@ -481,7 +487,7 @@ static void schedule(struct scheduler *s)
 				break;
 			s->deep_read_ms = mono;
 		}
-		if (!schedule_round(s, max))
+		if (!schedule_round(s, max, round))
 			break;
 	}
 	int64_t next = spool_next_due(s->ctx.reader);
