@@ -10,12 +10,12 @@
 #include <unistd.h>
 
 /* Set on the loop thread (at start, at a reload), read on every thread. */
-static _Atomic int min_level = LOG_INFO;
+_Atomic int log_min_level = LOG_INFO;
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
 void log_set_level(enum log_level min)
 {
-	min_level = min;
+	log_min_level = min;
 }
 
 int log_level_parse(const char *s)
@@ -26,10 +26,8 @@ int log_level_parse(const char *s)
 	return -1;
 }
 
-void log_event(enum log_level level, const char *event, const char *fmt, ...)
+void log_emit(enum log_level level, const char *event, const char *fmt, ...)
 {
-	if ((int)level < min_level)
-		return;
 	char line[4096];
 	struct timeval tv;
 	struct tm tm;

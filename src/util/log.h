@@ -15,8 +15,19 @@ void log_set_level(enum log_level min);
 /* Parses "debug", "info", "warn", "error"; returns -1 otherwise. */
 int log_level_parse(const char *s);
 
-/* Logs event with printf-style key=value pairs in fmt (may be ""). */
-void log_event(enum log_level level, const char *event, const char *fmt, ...)
+extern _Atomic int log_min_level; /* set by log_set_level */
+
+/* Logs event with printf-style key=value pairs in fmt (may be ""). A macro,
+ * so that the arguments of a line below the level (log_quote's copies of
+ * every command and reply the delivery client logs at debug) are not even
+ * computed. */
+#define log_event(level, ...)                                                          \
+	do {                                                                           \
+		if ((int)(level) >= log_min_level)                                     \
+			log_emit((level), __VA_ARGS__);                                \
+	} while (0)
+
+void log_emit(enum log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Quotes s for a value: returned as is when it has no space, quote, '=' or
