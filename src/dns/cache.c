@@ -12,8 +12,8 @@ struct entry {
 	struct entry *older, *newer;    /* insertion order, for eviction */
 	enum dns_type type;
 	int64_t expires_ms;
-	size_t len;
-	uint8_t *wire;
+	size_t size; /* dns_cache_answer_size */
+	struct dns_answer answer;
 	char key[DNS_NAME_MAX + 1];
 };
 
@@ -63,8 +63,8 @@ static void entry_remove(struct dns_cache *c, struct entry **slot)
 	else
 		c->newest = e->older;
 	c->entries--;
-	c->bytes -= e->len;
-	free(e->wire);
+	c->bytes -= e->size;
+	dns_answer_free(&e->answer);
 	free(e);
 }
 
@@ -84,8 +84,8 @@ void dns_cache_free(struct dns_cache *c)
 	free(c);
 }
 
-const uint8_t *dns_cache_get(struct dns_cache *c, const char *key, enum dns_type type,
-                             int64_t now_ms, size_t *len, uint32_t *ttl_left)
+const struct dns_answer *dns_cache_get(struct dns_cache *c, const char *key, enum dns_type type,
+                                       int64_t now_ms, uint32_t *ttl_left)
 {
 	struct entry **slot = slot_of(c, key, type);
 	if (*slot == NULL)
@@ -94,30 +94,43 @@ const uint8_t *dns_cache_get(struct dns_cache *c, const char *key, enum dns_type
 		entry_remove(c, slot);
 		return NULL;
 	}
-	*len = (*slot)->len;
 	*ttl_left = (uint32_t)(((*slot)->expires_ms - now_ms + 999) / 1000);
-	return (*slot)->wire;
+	return &(*slot)->answer;
 }
 
-void dns_cache_put(struct dns_cache *c, const char *key, enum dns_type type, const uint8_t *wire,
-                   size_t len, uint32_t ttl, int64_t now_ms)
+size_t dns_cache_answer_size(const struct dns_answer *a)
+{
+	size_t size = sizeof(struct entry);
+	if (a->mx)
+		size += a->n * sizeof *a->mx;
+	if (a->addrs)
+		size += a->n * sizeof *a->addrs;
+	for (size_t i = 0; a->tlsa && i < a->n; i++)
+		size += sizeof *a->tlsa + a->tlsa[i].len;
+	for (size_t i = 0; a->txt && i < a->n; i++)
+		size += sizeof *a->txt + strlen(a->txt[i]) + 1;
+	return size;
+}
+
+void dns_cache_put(struct dns_cache *c, const char *key, enum dns_type type,
+                   const struct dns_answer *a, uint32_t ttl, int64_t now_ms)
 {
 	if (ttl > c->max_ttl_s)
 		ttl = c->max_ttl_s;
-	if (ttl == 0 || len == 0 || len > DNS_CACHE_ANSWER_MAX || strlen(key) > DNS_NAME_MAX)
+	size_t size = dns_cache_answer_size(a);
+	if (ttl == 0 || size > DNS_CACHE_ANSWER_MAX || strlen(key) > DNS_NAME_MAX)
 		return;
 	struct entry **slot = slot_of(c, key, type);
 	if (*slot)
 		entry_remove(c, slot);
 	while (c->oldest &&
-	       (c->entries + 1 > DNS_CACHE_ENTRIES || c->bytes + len > DNS_CACHE_BYTES))
+	       (c->entries + 1 > DNS_CACHE_ENTRIES || c->bytes + size > DNS_CACHE_BYTES))
 		entry_remove(c, slot_of(c, c->oldest->key, c->oldest->type));
 	struct entry *e = cache_alloc(sizeof *e);
 	e->type = type;
 	e->expires_ms = now_ms + (int64_t)ttl * 1000;
-	e->len = len;
-	e->wire = cache_alloc(len);
-	memcpy(e->wire, wire, len);
+	e->size = size;
+	dns_answer_copy(&e->answer, a);
 	strcpy(e->key, key);
 	slot = slot_of(c, key, type); /* eviction may have moved the chain's end */
 	*slot = e;
@@ -128,7 +141,7 @@ void dns_cache_put(struct dns_cache *c, const char *key, enum dns_type type, con
 		c->oldest = e;
 	c->newest = e;
 	c->entries++;
-	c->bytes += len;
+	c->bytes += size;
 }
 
 size_t dns_cache_entries(const struct dns_cache *c)

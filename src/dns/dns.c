@@ -593,6 +593,35 @@ void dns_answer_free(struct dns_answer *a)
 	a->n = 0;
 }
 
+static void *copy_of(const void *from, size_t n)
+{
+	void *to = malloc(n ? n : 1);
+	if (to == NULL)
+		abort();
+	memcpy(to, from, n);
+	return to;
+}
+
+void dns_answer_copy(struct dns_answer *to, const struct dns_answer *from)
+{
+	*to = *from;
+	size_t n = from->n;
+	if (from->mx)
+		to->mx = copy_of(from->mx, n * sizeof *from->mx);
+	if (from->addrs)
+		to->addrs = copy_of(from->addrs, n * sizeof *from->addrs);
+	if (from->tlsa) {
+		to->tlsa = copy_of(from->tlsa, n * sizeof *from->tlsa);
+		for (size_t i = 0; i < n; i++)
+			to->tlsa[i].data = copy_of(from->tlsa[i].data, from->tlsa[i].len);
+	}
+	if (from->txt) {
+		to->txt = copy_of(from->txt, n * sizeof *from->txt);
+		for (size_t i = 0; i < n; i++)
+			to->txt[i] = copy_of(from->txt[i], strlen(from->txt[i]) + 1);
+	}
+}
+
 /* ---------------------------------------------------------------------------
  * The resolver: c-ares on the libevent loop.
  */
@@ -1057,8 +1086,7 @@ static void query_on_answer(void *arg, int status, int timeouts, unsigned char *
 	if (status == ARES_SUCCESS && abuf != NULL && alen > 0) {
 		dns_answer_parse(abuf, (size_t)alen, w->name, w->type, w->r->trust_ad, &a);
 		if (a.status == DNS_OK || a.status == DNS_NOTFOUND)
-			dns_cache_put(w->r->cache, w->key, w->type, abuf, (size_t)alen, a.ttl,
-			              time_mono_us() / 1000);
+			dns_cache_put(w->r->cache, w->key, w->type, &a, a.ttl, time_mono_us() / 1000);
 	} else {
 		answer_init(&a);
 		answer_fail(&a, DNS_TEMPFAIL, "%s %s: %s", w->name, dns_type_name(w->type),
@@ -1169,16 +1197,15 @@ static void query_defer(struct dns_resolver *r, struct dns_query *q)
 	event_active(q->defer, EV_TIMEOUT, 1);
 }
 
-/* The cached answer to q's question, parsed into q->answer; false when none. */
+/* The cached answer to q's question, copied into q->answer; false when none. */
 static bool query_from_cache(struct dns_resolver *r, struct dns_query *q, const char *key)
 {
-	size_t len;
 	uint32_t ttl_left;
-	const uint8_t *wire =
-	    dns_cache_get(r->cache, key, q->type, q->started_us / 1000, &len, &ttl_left);
-	if (wire == NULL)
+	const struct dns_answer *kept =
+	    dns_cache_get(r->cache, key, q->type, q->started_us / 1000, &ttl_left);
+	if (kept == NULL)
 		return false;
-	dns_answer_parse(wire, len, q->name, q->type, r->trust_ad, &q->answer);
+	dns_answer_copy(&q->answer, kept);
 	q->answer.ttl = ttl_left;
 	metric_add(m_cached, NULL, 1);
 	return true;

@@ -87,6 +87,9 @@ enum dns_status dns_answer_parse(const uint8_t *wire, size_t len, const char *qn
 
 void dns_answer_free(struct dns_answer *a);
 
+/* Makes *to a deep copy of *from (free with dns_answer_free). */
+void dns_answer_copy(struct dns_answer *to, const struct dns_answer *from);
+
 /* "mx", "a", "aaaa", "tlsa", "txt", "cname". */
 const char *dns_type_name(enum dns_type t);
 
