@@ -896,7 +896,7 @@ static void outcome_done(void *arg, int status, const char *why);
 static void outcome_submit(struct attempt *a)
 {
 	a->writing = true;
-	spool_writer_submit(a->ctx->writer, outcome_write, outcome_done, a->outcome);
+	spool_writer_submit_bookkeeping(a->ctx->writer, outcome_write, outcome_done, a->outcome);
 }
 
 static void on_outcome_retry(evutil_socket_t fd, short what, void *arg)

@@ -360,7 +360,7 @@ static void job_start(struct scheduler *s, struct running *r)
 		s->jobs->prev = r;
 	s->jobs = r;
 	s->in_flight++;
-	spool_writer_submit(s->ctx.writer, begin_job, begin_done, r);
+	spool_writer_submit_bookkeeping(s->ctx.writer, begin_job, begin_done, r);
 	r->attempt = attempt_run(&s->ctx, &r->job, job_released, job_finished, r);
 }
 

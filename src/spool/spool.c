@@ -247,6 +247,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 struct spool {
 	sqlite3 *db;
+	bool synced; /* PRAGMA synchronous: FULL (true) or NORMAL */
 	sqlite3_stmt *stmt[ST_COUNT];
 	sqlite3_stmt *more[SPOOL_MORE_COUNT]; /* of the other table modules (internal.h) */
 };
@@ -332,6 +333,18 @@ static int configure(struct spool *s, char *why, size_t whylen)
 	    exec(s, "PRAGMA foreign_keys = OFF", why, whylen) < 0 ||
 	    exec(s, "PRAGMA temp_store = MEMORY", why, whylen) < 0)
 		return -1;
+	s->synced = true;
+	return 0;
+}
+
+int spool_set_synced(struct spool *s, bool synced, char *why, size_t whylen)
+{
+	if (synced == s->synced)
+		return 0;
+	if (exec(s, synced ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", why,
+	         whylen) < 0)
+		return -1;
+	s->synced = synced;
 	return 0;
 }
 

@@ -85,6 +85,9 @@ struct spool *spool_open(const char *data_dir, char *why, size_t whylen);
 struct spool *spool_open_readonly(const char *data_dir, char *why, size_t whylen);
 void spool_close(struct spool *s);
 
+/* The commits that follow fsync the WAL (synced, as opened) or leave it
+ * to a later synced commit or checkpoint (PRAGMA synchronous = NORMAL). */
+int spool_set_synced(struct spool *s, bool synced, char *why, size_t whylen);
 int spool_begin(struct spool *s, char *why, size_t whylen);
 int spool_commit(struct spool *s, char *why, size_t whylen);
 void spool_rollback(struct spool *s);

@@ -25,6 +25,7 @@ struct job {
 	spool_done_fn done;
 	void *arg;
 	bool alone;
+	bool bookkeeping; /* spool_writer_submit_bookkeeping */
 	int status;
 	char why[256];
 	struct job *next;
@@ -53,6 +54,7 @@ struct spool_writer {
 };
 
 static struct metric *batch_size_metric, *commit_seconds_metric, *write_errors_metric;
+static struct metric *commits_metric;
 
 static void metrics_init(void)
 {
@@ -69,6 +71,12 @@ static void metrics_init(void)
 	    metric_counter("outpost_spool_write_errors_total",
 	                   "spool transactions that could not be committed", NULL);
 	metric_add(write_errors_metric, NULL, 0);
+	commits_metric = metric_counter(
+	    "outpost_spool_commits_total",
+	    "group commits; synced=\"no\": delivery bookkeeping only, without an fsync of its own",
+	    "synced");
+	metric_add(commits_metric, "yes", 0);
+	metric_add(commits_metric, "no", 0);
 }
 
 static void list_append(struct job_list *l, struct job *j)
@@ -178,15 +186,26 @@ static void apply_delta(struct spool_writer *w, const int64_t delta[RCPT_NSTATES
 }
 
 /* One transaction, one fsync, however many jobs. */
+/* Every job of the batch is delivery bookkeeping: nothing is acknowledged
+ * on its commit, so it needs no fsync of its own (writer.h). */
+static bool bookkeeping_only(const struct job_list *batch)
+{
+	for (const struct job *j = batch->head; j; j = j->next)
+		if (!j->bookkeeping)
+			return false;
+	return true;
+}
+
 static void run_batch(struct spool_writer *w, struct job_list *batch)
 {
 	char why[256];
 	int64_t t0 = time_mono_us(), delta[RCPT_NSTATES];
 	size_t n = 0;
-	bool intact = true;
+	bool intact = true, synced = !bookkeeping_only(batch);
 	for (struct job *j = batch->head; j; j = j->next)
 		n++;
-	if (spool_begin(w->spool, why, sizeof why) < 0) {
+	if (spool_set_synced(w->spool, synced, why, sizeof why) < 0 ||
+	    spool_begin(w->spool, why, sizeof why) < 0) {
 		fail_all(batch, why);
 		return note_failure(w, n, why);
 	}
@@ -200,6 +219,7 @@ static void run_batch(struct spool_writer *w, struct job_list *batch)
 	}
 	apply_delta(w, delta);
 	note_success(w);
+	metric_add(commits_metric, synced ? "yes" : "no", 1);
 	metric_observe(batch_size_metric, (double)n);
 	metric_observe(commit_seconds_metric, (double)(time_mono_us() - t0) / 1e6);
 }
@@ -323,7 +343,7 @@ struct spool_writer *spool_writer_start(struct event_base *base, const char *dat
 }
 
 static void submit(struct spool_writer *w, spool_job_fn fn, spool_done_fn done, void *arg,
-                   bool alone)
+                   bool alone, bool bookkeeping)
 {
 	struct job *j = calloc(1, sizeof *j);
 	if (j == NULL)
@@ -332,6 +352,7 @@ static void submit(struct spool_writer *w, spool_job_fn fn, spool_done_fn done, 
 	j->done = done;
 	j->arg = arg;
 	j->alone = alone;
+	j->bookkeeping = bookkeeping;
 	w->outstanding++;
 	pthread_mutex_lock(&w->lock);
 	list_append(&w->pending, j);
@@ -341,13 +362,19 @@ static void submit(struct spool_writer *w, spool_job_fn fn, spool_done_fn done, 
 
 void spool_writer_submit(struct spool_writer *w, spool_job_fn fn, spool_done_fn done, void *arg)
 {
-	submit(w, fn, done, arg, false);
+	submit(w, fn, done, arg, false, false);
+}
+
+void spool_writer_submit_bookkeeping(struct spool_writer *w, spool_job_fn fn,
+                                     spool_done_fn done, void *arg)
+{
+	submit(w, fn, done, arg, false, true);
 }
 
 void spool_writer_submit_alone(struct spool_writer *w, spool_job_fn fn, spool_done_fn done,
                                void *arg)
 {
-	submit(w, fn, done, arg, true);
+	submit(w, fn, done, arg, true, false);
 }
 
 size_t spool_writer_outstanding(struct spool_writer *w)

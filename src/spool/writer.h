@@ -13,6 +13,15 @@
  * Housekeeping jobs (spool_writer_submit_alone) run in a transaction of
  * their own, never in a batch that acknowledges mail.
  *
+ * A batch made only of delivery bookkeeping (an attempt's begin and its
+ * outcome: spool_writer_submit_bookkeeping) commits without an fsync of its
+ * own (PRAGMA synchronous = NORMAL; WAL frames are written in order, so it
+ * reaches the disk with the next synced commit or checkpoint). A crash of
+ * the process keeps it, a power cut may take it back: the attempt is then
+ * made again, and a recipient whose delivery was taken back is delivered a
+ * second time, never lost (docs/queue.md, "Attempt bookkeeping"). Postfix
+ * does not fsync its delivery status either. Every other batch is synced.
+ *
  * The writer keeps the count of recipients per state: read once from the
  * table at start, then moved by each committed batch's exact delta (see
  * spool_track_states), so /metrics and /status never scan the table.
@@ -49,6 +58,11 @@ struct spool_writer *spool_writer_start(struct event_base *base, const char *dat
 /* Queues a job; fn runs on the writer thread, done on the loop thread. arg
  * stays owned by the caller, who must keep it alive until done. */
 void spool_writer_submit(struct spool_writer *w, spool_job_fn fn, spool_done_fn done, void *arg);
+
+/* The same for delivery bookkeeping, which no acknowledgement rests on: a
+ * batch of nothing else is not fsynced (above). */
+void spool_writer_submit_bookkeeping(struct spool_writer *w, spool_job_fn fn,
+                                     spool_done_fn done, void *arg);
 
 /* The same, in a transaction of its own. */
 void spool_writer_submit_alone(struct spool_writer *w, spool_job_fn fn, spool_done_fn done,
