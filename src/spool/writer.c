@@ -185,7 +185,6 @@ static void apply_delta(struct spool_writer *w, const int64_t delta[RCPT_NSTATES
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* One transaction, one fsync, however many jobs. */
 /* Every job of the batch is delivery bookkeeping: nothing is acknowledged
  * on its commit, so it needs no fsync of its own (writer.h). */
 static bool bookkeeping_only(const struct job_list *batch)
@@ -196,6 +195,7 @@ static bool bookkeeping_only(const struct job_list *batch)
 	return true;
 }
 
+/* One transaction, at most one fsync, however many jobs. */
 static void run_batch(struct spool_writer *w, struct job_list *batch)
 {
 	char why[256];
