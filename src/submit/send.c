@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <pwd.h>
 #include <stdbool.h>
@@ -309,6 +310,10 @@ static int submit_via_daemon(const struct conf *conf, const struct outgoing *o, 
 	if (strlen(path) >= sizeof sa.sun_path)
 		return snprintf(why, whylen, "%.200s: path too long for a socket", path), -1;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
+	/* A daemon that dies between its 250 and our QUIT must not turn a
+	 * queued message into a death by SIGPIPE, which callers read as a
+	 * failure (test_durability.sh caught it: "send exit -13"). */
+	signal(SIGPIPE, SIG_IGN);
 	struct session s = {.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
 	if (s.fd < 0 || connect(s.fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
 		snprintf(why, whylen, "%s: %s", path, strerror(errno));

@@ -71,4 +71,40 @@ check "send works while the daemon is stopped" test $? -eq 0
 e2e_start
 check "the restarted daemon sees it" bash -c "'$OUTPOST' -c '$CONF' queue list --json | grep -q offline@example.com"
 e2e_stop
+
+# A daemon that goes away between its 250 and the QUIT: a stand-in on the
+# local socket stops reading before it answers the final dot, so the QUIT
+# that follows meets EPIPE. send got its 250: it must exit 0, not die of
+# SIGPIPE (test_durability.sh once saw "send exit -13" for a queued message).
+rm -f "$DATA/submit.sock"
+$PY - "$DATA/submit.sock" >"$E2E_DIR/fake_daemon.log" 2>&1 <<'EOF' &
+import socket, sys, time
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(sys.argv[1])
+srv.listen(1)
+c, _ = srv.accept()
+f = c.makefile("rb")
+c.sendall(b"220 stand-in\r\n")
+while True:
+    line = f.readline()
+    if not line:
+        break
+    verb = line[:4].upper()
+    if verb == b"DATA":
+        c.sendall(b"354 go on\r\n")
+        while f.readline() not in (b".\r\n", b""):
+            pass
+        c.shutdown(socket.SHUT_RD)
+        c.sendall(b"250 2.0.0 queued as STANDIN\r\n")
+        print("answered the dot", flush=True)
+        time.sleep(2)
+        break
+    c.sendall(b"250 ok\r\n")
+EOF
+FAKE=$!
+for _ in $(seq 50); do [ -S "$DATA/submit.sock" ] && break; sleep 0.1; done
+printf 'Subject: quit\n\nbody\n' | op send quit@example.com 2>"$E2E_DIR/send_quit.err"
+check "send exits 0 when the daemon is gone before its QUIT (got $?)" test $? -eq 0
+wait "$FAKE"
+check "the stand-in answered the final dot" grep -q "answered the dot" "$E2E_DIR/fake_daemon.log"
 e2e_finish
