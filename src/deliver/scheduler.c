@@ -305,6 +305,15 @@ static void drop_skipped(struct running *r)
 	r->job.n = kept;
 }
 
+/* Before its begin, an attempt has sent no message and written nothing: it
+ * can always be dropped (attempt_abort never finds it writing). */
+static void drop_unbegun_attempt(struct running *r)
+{
+	if (r->attempt && !attempt_abort(r->attempt))
+		abort();
+	r->attempt = NULL;
+}
+
 static void begin_done(void *arg, int status, const char *why)
 {
 	struct running *r = arg;
@@ -320,11 +329,7 @@ static void begin_done(void *arg, int status, const char *why)
 		s->write_backoff_ms = 0;
 	}
 	if (status != 0 || r->job.n == 0 || s->stopped || r->attempt == NULL) {
-		/* before its begin, an attempt has sent no message and
-		 * written nothing: it can always be dropped */
-		if (r->attempt && !attempt_abort(r->attempt))
-			abort();
-		r->attempt = NULL;
+		drop_unbegun_attempt(r);
 		return job_finished(r, &r->job);
 	}
 	metric_add(m_attempts, "started", 1);
@@ -706,13 +711,10 @@ void scheduler_stop(struct scheduler *s)
 	s->stopped = true;
 	for (struct running *r = s->jobs, *next; r; r = next) {
 		next = r->next;
-		if (!r->begun) { /* begin_done finishes it */
-			if (r->attempt && !attempt_abort(r->attempt))
-				abort();
-			r->attempt = NULL;
-		} else if (r->attempt && attempt_abort(r->attempt)) {
+		if (!r->begun) /* begin_done finishes it */
+			drop_unbegun_attempt(r);
+		else if (r->attempt && attempt_abort(r->attempt))
 			job_finished(r, &r->job);
-		}
 	}
 	if (s->timer)
 		event_free(s->timer);

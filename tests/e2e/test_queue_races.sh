@@ -35,8 +35,11 @@ e2e_start
 
 submit() { $PY "$HERE/smtp_submit.py" "$SMTP_PORT" "$@"; }
 GATE=$PEERS/gate
-gate_notes() { grep -c "$1" "$GATE/connections.log" 2>/dev/null || echo 0; }
-gate_open() { printf '%s' "${1:-}" >"$GATE/go.tmp" && mv "$GATE/go.tmp" "$GATE/go"; }
+GATE2=$PEERS/gate2
+# the scripted MX NAME (gate, gate2): its notes matching PATTERN, and a go
+gate_notes() { cat "$PEERS/$1/connections.log" 2>/dev/null | grep -c "$2"; }
+gate_count_is() { [ "$(gate_notes "$1" "$2")" = "$3" ]; }
+gate_open() { printf '%s' "${2:-}" >"$PEERS/$1/go.tmp" && mv "$PEERS/$1/go.tmp" "$PEERS/$1/go"; }
 # deliveries smtp-sink NAME took for RCPT (complete dumps naming it)
 sink_got() {
 	local n=0 f
@@ -52,10 +55,6 @@ import json, sys
 print([r for r in json.load(sys.stdin)['recipients'] if r['address'] == sys.argv[1]][0]['state'])" "$2"
 }
 state_is() { [ "$(rcpt_state "$1" "$2")" = "$3" ]; }
-gate_count_is() { [ "$(gate_notes "$1")" = "$2" ]; }
-GATE2=$PEERS/gate2
-gate2_count_is() { [ "$(cat "$GATE2/connections.log" 2>/dev/null | grep -c "$1")" = "$2" ]; }
-gate2_open() { printf '' >"$GATE2/go.tmp" && mv "$GATE2/go.tmp" "$GATE2/go"; }
 
 # ---- 1. a recipient held while its attempt's start waits in the writer ------
 # The scheduler picks it; the hold commits first; the begin then skips it.
@@ -73,16 +72,16 @@ check "the hold waits for the spool" wait_until 5 field_is commits_pending 1
 op queue resume >/dev/null
 check "the scheduler picked the recipient (its begin waits behind the hold)" \
 	wait_until 5 field_is picked 1
-check "the attempt connects while its begin waits" wait_until 10 gate2_count_is "conn 1 ehlo" 1
+check "the attempt connects while its begin waits" wait_until 10 gate_count_is gate2 "conn 1 ehlo" 1
 spool_unlock
 wait "$HOLD"
 check "the picked set empties once the begin is done" wait_until 5 field_is picked 0
 sleep 1
-check "the connection ended without a MAIL" gate2_count_is "conn 1 mail" 0
+check "the connection ended without a MAIL" gate_count_is gate2 "conn 1 mail" 0
 check "the recipient is held, not attempted" state_is "$A" "a@[127.0.0.5]" held
 op queue release "$A" >/dev/null
-check "released, it goes in an attempt of its own" wait_until 10 gate2_count_is waiting 1
-gate2_open
+check "released, it goes in an attempt of its own" wait_until 10 gate_count_is gate2 waiting 1
+gate_open gate2
 check "and is delivered (nothing stale kept it back)" \
 	wait_until 10 state_is "$A" "a@[127.0.0.5]" delivered
 
@@ -94,12 +93,12 @@ spool_lock
 op queue resume >/dev/null
 check "the scheduler picked the recipient (its begin waits for the spool)" \
 	wait_until 5 field_is picked 1
-check "the connection is set up meanwhile" wait_until 10 gate2_count_is "conn 3 ehlo" 1
+check "the connection is set up meanwhile" wait_until 10 gate_count_is gate2 "conn 3 ehlo" 1
 sleep 1
-check "no MAIL while the begin is not committed" gate2_count_is "conn 3 mail" 0
+check "no MAIL while the begin is not committed" gate_count_is gate2 "conn 3 mail" 0
 spool_unlock
-check "once it is, the message goes" wait_until 10 gate2_count_is "conn 3 waiting" 1
-gate2_open
+check "once it is, the message goes" wait_until 10 gate_count_is gate2 "conn 3 waiting" 1
+gate_open gate2
 check "and is delivered" wait_until 10 state_is "$D" "d@[127.0.0.5]" delivered
 check "its attempt is counted once" \
 	test "$(op queue show "$D" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["recipients"][0]["attempts"])')" = 1
@@ -107,24 +106,24 @@ check "gate2 took two messages in all" test "$(ls "$GATE2"/msg.* | wc -l)" = 2
 
 # ---- 2. a hold during the attempt: the delivery is kept, not sent again ----
 B=$(submit s@[127.0.0.4] b@[127.0.0.2])
-check "the attempt reached the end of the data" wait_until 10 gate_count_is waiting 1
+check "the attempt reached the end of the data" wait_until 10 gate_count_is gate waiting 1
 op queue hold "$B" >/dev/null
-gate_open
+gate_open gate
 check "the delivery is recorded although the recipient was held meanwhile" \
 	wait_until 10 state_is "$B" "b@[127.0.0.2]" delivered
 op queue release "$B" >/dev/null
 sleep 3 # first_retry is 2 s: a recipient released as deferred would be retried now
 check "it is delivered exactly once" test "$(ls "$GATE"/msg.* 2>/dev/null | wc -l)" = 1
-check "no further attempt reached the gate" gate_count_is waiting 1
+check "no further attempt reached the gate" gate_count_is gate waiting 1
 
 # ---- 3. a drop during the attempt: the outcome is its, nothing else -------
 C=$(submit s-drop@[127.0.0.4] c@[127.0.0.2])
-check "the second attempt reached the end of the data" wait_until 10 gate_count_is waiting 2
+check "the second attempt reached the end of the data" wait_until 10 gate_count_is gate waiting 2
 op queue drop "$C" >/dev/null
 check "a dropped recipient in flight is no longer listed" \
 	bash -c "! '$OUTPOST' -c '$CONF' queue list --json | grep -q 'c@\[127.0.0.2\]'"
-gate_open "550 5.1.1 no such user"
-check "the attempt ended with the 550" wait_until 10 gate_count_is "replied 550" 1
+gate_open gate "550 5.1.1 no such user"
+check "the attempt ended with the 550" wait_until 10 gate_count_is gate "replied 550" 1
 sleep 2
 check "no DSN for a dropped recipient" bash -c "! grep -rqs 's-drop@' '$PEERS/dsn/dump/'"
 check "the message is gone" bash -c "! '$OUTPOST' -c '$CONF' queue show $C >/dev/null 2>&1"
@@ -136,17 +135,17 @@ check "spool check finds no orphan (delivery log included)" op spool check
 # earliest "due" recipients, more than one read of the due list holds.
 RCPTS=$(for i in $(seq 1 40); do printf 'k%d@[127.0.0.2],' "$i"; done)
 K=$(submit s@[127.0.0.4] "${RCPTS%,}")
-check "40 recipients in two attempts wait at the gate" wait_until 10 gate_count_is waiting 4
+check "40 recipients in two attempts wait at the gate" wait_until 10 gate_count_is gate waiting 4
 op queue kick --all >/dev/null
 M=$(submit s@[127.0.0.4] m@[127.0.0.3])
 check "another domain is still delivered (kicked recipients in flight are not due)" \
 	wait_until 10 sink_got_is ok "m@[127.0.0.3]" 1
-gate_open
-wait_until 10 gate_count_is replied 3
-gate_open
+gate_open gate
+wait_until 10 gate_count_is gate replied 3
+gate_open gate
 # either waiting attempt may take either go: wait for both replies, then for
 # a recipient of each attempt (k1 is read first, k40 last)
-check "both attempts were answered" wait_until 10 gate_count_is replied 4
+check "both attempts were answered" wait_until 10 gate_count_is gate replied 4
 ends_delivered() { state_is "$K" "k1@[127.0.0.2]" delivered && state_is "$K" "k40@[127.0.0.2]" delivered; }
 check "the 40 are delivered" wait_until 10 ends_delivered
 check "each of them once" test "$(grep -c "^RCPT TO:<k" "$GATE"/msg.* | awk -F: '{s += $2} END {print s}')" = 40
